@@ -1,0 +1,30 @@
+//! `bihu-renew login`: logs in with the configured credentials and prints the Token on
+//! stdout, for scripts that pass it on as BIHU_TOKEN.
+
+use std::time::Duration;
+
+use crate::cli::LoginArgs;
+use crate::client::{self, Client};
+use crate::cmd::resolve_credentials;
+use crate::error::{Error, exit};
+
+pub async fn run(args: LoginArgs) -> Result<i32, Error> {
+    let credentials = resolve_credentials(&args.credentials, true)?;
+    let user_name = credentials
+        .user_name
+        .clone()
+        .expect("resolve_credentials requires it");
+    let client = Client::new(
+        credentials.base_url,
+        credentials.agent,
+        Duration::from_secs(30),
+        1,
+    )
+    .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    let token = client
+        .login(&user_name, client::unix_now())
+        .await
+        .map_err(|error| Error::Credentials(format!("cannot log in as {user_name}: {error}")))?;
+    println!("{token}");
+    Ok(exit::OK)
+}

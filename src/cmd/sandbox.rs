@@ -1,0 +1,118 @@
+//! `bihu-renew sandbox`: serves the local imitation of the Bihu API (`sandbox.rs`) until
+//! Ctrl-C, printing its address and credentials on start and its counts at the end.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::error::{Error, exit};
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::secret::Secret;
+
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Agent id the sandbox accepts.
+    #[arg(long, default_value = "102")]
+    pub agent_id: String,
+
+    /// Token the sandbox accepts (login issues more).
+    #[arg(long, default_value = "4773EEC3EE9B572851C11DF730DCE827")]
+    pub token: String,
+
+    /// Secret key requests must be signed with.
+    #[arg(long, default_value = "sandbox-secret")]
+    pub secret_key: String,
+
+    /// How the secret's key is spelled in the signed string.
+    #[arg(long, default_value = crate::sign::DEFAULT_SECRET_KEY_LABEL)]
+    pub secret_key_label: String,
+
+    /// User name the login API accepts (default: any).
+    #[arg(long)]
+    pub user_name: Option<String>,
+
+    /// Share of renewal requests answered 500 at random (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub fail_rate: f64,
+
+    /// Apply --fail-rate only to each vehicle's first request.
+    #[arg(long)]
+    pub fail_first_attempts_only: bool,
+
+    /// Send `Retry-After: N` with every 500.
+    #[arg(long)]
+    pub retry_after: Option<u64>,
+
+    /// Milliseconds added before each renewal answer.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+
+    /// Share of renewal requests whose connection is dropped without an answer (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_rate: f64,
+
+    /// Seconds after which Tokens expire (the configured one counted from start).
+    #[arg(long)]
+    pub token_ttl: Option<u64>,
+
+    /// Percentage of vehicles (chosen by a hash, so always the same ones) answered 206.
+    #[arg(long, default_value_t = 20)]
+    pub not_renewable_percent: u8,
+}
+
+pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
+    for (name, share) in [("--fail-rate", args.fail_rate), ("--drop-rate", args.drop_rate)] {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(Error::Usage(format!(
+                "{name} must be between 0.0 and 1.0, got {share}"
+            )));
+        }
+    }
+    if args.not_renewable_percent > 100 {
+        return Err(Error::Usage(
+            "--not-renewable-percent must be between 0 and 100".into(),
+        ));
+    }
+    let config = SandboxConfig {
+        agent_id: args.agent_id,
+        token: args.token,
+        secret: Secret::new(args.secret_key),
+        secret_label: args.secret_key_label,
+        user_name: args.user_name,
+        fail_rate: args.fail_rate,
+        fail_first_attempts_only: args.fail_first_attempts_only,
+        retry_after_secs: args.retry_after,
+        latency: Duration::from_millis(args.latency_ms),
+        drop_rate: args.drop_rate,
+        token_ttl: args.token_ttl.map(Duration::from_secs),
+        not_renewable_percent: args.not_renewable_percent,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(args.listen, config)
+        .await
+        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+    let config = sandbox.config();
+    // These are the sandbox's own made-up credentials; printing them is the point.
+    eprintln!("bihu-renew sandbox listening on {}", sandbox.base_url());
+    eprintln!("  agent id    {}", config.agent_id);
+    eprintln!("  token       {}", config.token);
+    eprintln!("  secret key  {}", config.secret.expose());
+    eprintln!("  user name   {}", config.user_name.as_deref().unwrap_or("(any)"));
+    eprintln!(
+        "  try: BIHU_BASE_URL={} BIHU_AGENT_ID={} BIHU_TOKEN={} BIHU_SECRET_KEY={} bihu-renew run samples/leads.csv",
+        sandbox.base_url(),
+        config.agent_id,
+        config.token,
+        config.secret.expose()
+    );
+    eprintln!("  Ctrl-C stops it.");
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("bihu-renew sandbox: {}", sandbox.stats());
+    sandbox.shutdown().await;
+    Ok(exit::OK)
+}

@@ -1,0 +1,151 @@
+//! What became of one row: its [`Status`] and the [`RowOutcome`] written beside it.
+//!
+//! The statuses are the output contract (`status` column, summary keys, exit codes); this
+//! module is the one place that spells them and says which are final.
+
+use std::fmt;
+
+use reqwest::Url;
+use serde::Serialize;
+
+use crate::client::TransportError;
+use crate::protocol::{self, Answer};
+
+/// A row's outcome class, as the `status` column spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Renewed,
+    NotRenewable,
+    InvalidParams,
+    InvalidInput,
+    Unauthorized,
+    VerificationFailed,
+    ServerError,
+    TransportError,
+    ProtocolError,
+}
+
+impl Status {
+    pub const ALL: [Status; 9] = [
+        Status::Renewed,
+        Status::NotRenewable,
+        Status::InvalidParams,
+        Status::InvalidInput,
+        Status::Unauthorized,
+        Status::VerificationFailed,
+        Status::ServerError,
+        Status::TransportError,
+        Status::ProtocolError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Renewed => "renewed",
+            Status::NotRenewable => "not_renewable",
+            Status::InvalidParams => "invalid_params",
+            Status::InvalidInput => "invalid_input",
+            Status::Unauthorized => "unauthorized",
+            Status::VerificationFailed => "verification_failed",
+            Status::ServerError => "server_error",
+            Status::TransportError => "transport_error",
+            Status::ProtocolError => "protocol_error",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text.trim())
+    }
+
+    /// Final outcomes are kept by `--resume`; the others are worth another run.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Status::Renewed | Status::NotRenewable | Status::InvalidParams | Status::InvalidInput
+        )
+    }
+
+    pub fn is_credential_failure(self) -> bool {
+        matches!(self, Status::Unauthorized | Status::VerificationFailed)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result columns of one output row (the input's own columns are written beside them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowOutcome {
+    pub status: Status,
+    pub http_status: Option<u16>,
+    pub message: String,
+    pub renewal_token: String,
+    pub quote_url: String,
+    /// Requests sent for this row (0 for rows rejected locally and for copies of a duplicate).
+    pub attempts: u32,
+    pub warnings: Vec<String>,
+}
+
+impl RowOutcome {
+    /// A row rejected before any request.
+    pub fn invalid_input(message: String, warnings: Vec<String>) -> RowOutcome {
+        RowOutcome {
+            status: Status::InvalidInput,
+            http_status: None,
+            message,
+            renewal_token: String::new(),
+            quote_url: String::new(),
+            attempts: 0,
+            warnings,
+        }
+    }
+
+    /// The outcome of the last attempt's answer; `token` is the Token it was sent with.
+    pub fn from_answer(answer: Answer, attempts: u32, base: &Url, token: &str) -> RowOutcome {
+        let http_status = Some(answer.http_status());
+        let (status, message, renewal_token) = match answer {
+            Answer::Renewed { renewal_token, msg } => (Status::Renewed, msg, renewal_token),
+            Answer::NotRenewable { msg } => (Status::NotRenewable, msg, String::new()),
+            Answer::InvalidParams { msg } => (Status::InvalidParams, msg, String::new()),
+            Answer::Unauthorized { msg } => (Status::Unauthorized, msg, String::new()),
+            Answer::VerificationFailed { msg } => (Status::VerificationFailed, msg, String::new()),
+            Answer::Transient { status, msg, .. } => (
+                Status::ServerError,
+                format!("HTTP {status}: {msg}"),
+                String::new(),
+            ),
+            Answer::Protocol { problem, .. } => (Status::ProtocolError, problem.to_string(), String::new()),
+        };
+        let quote_url = if renewal_token.is_empty() {
+            String::new()
+        } else {
+            protocol::quote_url(base, token, &renewal_token)
+        };
+        RowOutcome {
+            status,
+            http_status,
+            message,
+            renewal_token,
+            quote_url,
+            attempts,
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn transport(error: &TransportError, attempts: u32) -> RowOutcome {
+        RowOutcome {
+            status: Status::TransportError,
+            http_status: None,
+            message: error.to_string(),
+            renewal_token: String::new(),
+            quote_url: String::new(),
+            attempts,
+            warnings: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,845 @@
+//! The batch run, in one place: read → validate → dedupe → pace → sign → send → retry →
+//! order → write.
+//!
+//! - A blocking thread reads and validates the input (`input.rs`) into a bounded channel,
+//!   beside the earlier OUTPUT when resuming (`resume.rs`).
+//! - The main loop takes rows in order into a bounded window ([`FuturesOrdered`]): rejected,
+//!   kept and duplicate rows are ready at once; each vehicle to renew is a spawned task.
+//! - A task holds one of `concurrency` slots only while its request is in flight, passes the
+//!   shared rate limiter before every attempt, and waits out its backoff without a slot.
+//! - The window hands rows back in input order to the writer (`output.rs`), which flushes
+//!   after every batch, so what is on disk is always a clean, resumable prefix.
+//! - One stop token ends intake: cancelled from outside (Ctrl-C) or by the credential
+//!   breaker when 403/406 answers keep coming.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder;
+use csv::StringRecord;
+use futures::future::{self, BoxFuture};
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{self, Client};
+use crate::config::{Existing, RunConfig};
+use crate::error::Error;
+use crate::events::{Event, Observer};
+use crate::input::{self, InputError, InputRow, LeadReader};
+use crate::lead::Lead;
+use crate::outcome::{RowOutcome, Status};
+use crate::output::{self, LIST_SEPARATOR, OutputTarget, ResultWriter};
+use crate::protocol::Answer;
+use crate::resume::{self, PreviousRows};
+use crate::summary::{RunEnd, Summary};
+
+/// Runs a whole list. `cancel` stops intake (Ctrl-C); the result says how the run ended.
+pub async fn run(
+    config: RunConfig,
+    observer: Arc<dyn Observer>,
+    cancel: CancellationToken,
+) -> Result<Summary, Error> {
+    let started = Instant::now();
+    let reader = LeadReader::open(&config.input, config.default_city)?;
+    let headers = reader.headers().clone();
+    let prepared = prepare_output(&config)?;
+    if let Some(summary) = prepared.nothing_to_do(&config, started) {
+        return Ok(summary);
+    }
+
+    let client = Client::new(
+        config.base_url.clone(),
+        config.agent.clone(),
+        config.timeout,
+        config.concurrency.get(),
+    )
+    .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    let shared = Arc::new(Shared::new(
+        &config,
+        client,
+        observer.clone(),
+        cancel.child_token(),
+    ));
+    let token = match &config.token {
+        Some(token) => token.clone(),
+        None => shared.first_login().await?,
+    };
+    shared.tokens.set(token);
+
+    let mut writer = prepared.open_writer(&config)?;
+    writer
+        .write_header(&headers)
+        .map_err(Error::file("cannot write", config.output.display()))?;
+
+    let n_total = Arc::new(AtomicU64::new(0));
+    spawn_row_count(&config, observer.clone(), n_total.clone());
+    let (rows_rx, reader_thread) = spawn_reader(reader, prepared.previous_rows, config.window());
+
+    let mut run = Run {
+        config: &config,
+        shared: shared.clone(),
+        writer,
+        seen: HashMap::new(),
+        counts: BTreeMap::new(),
+        n_written: 0,
+        n_read: 0,
+        n_kept: 0,
+        n_duplicates: 0,
+        halted: false,
+    };
+    let input_done = run.drive(rows_rx).await?;
+    let _ = reader_thread.join();
+    run.writer
+        .flush()
+        .map_err(Error::file("cannot write", config.output.display()))?;
+
+    let complete = input_done && !run.halted && run.n_written == run.n_read;
+    if let OutputTarget::File(path) = &config.output {
+        let partial = output::partial_path(path);
+        if complete {
+            fs::rename(&partial, path).map_err(Error::file("cannot rename", &partial))?;
+        } else {
+            resume::consolidate(path)?;
+        }
+    }
+
+    let end = if complete {
+        RunEnd::Completed
+    } else if shared.breaker.tripped().is_some() {
+        RunEnd::Aborted
+    } else {
+        RunEnd::Interrupted
+    };
+    // OUTPUT after consolidation also holds earlier rows beyond this run's prefix.
+    let rows_total = n_total.load(Ordering::Relaxed).max(run.n_read);
+    let mut summary = run.summary(&config, started, rows_total, end);
+    summary.stop_reason = shared.breaker.tripped().map(str::to_string);
+    if end != RunEnd::Completed {
+        if let OutputTarget::File(path) = &config.output {
+            summary.absorb_file(path);
+        }
+        summary.not_reached = rows_total.saturating_sub(summary.rows_written);
+    }
+    Ok(summary)
+}
+
+/// What the output side looks like before the first row: a fresh file, or an earlier run
+/// to continue.
+struct Prepared {
+    previous: Option<resume::Previous>,
+    previous_rows: Option<PreviousRows>,
+    input_exhausted_by_previous: bool,
+}
+
+fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
+    let mut prepared = Prepared {
+        previous: None,
+        previous_rows: None,
+        input_exhausted_by_previous: false,
+    };
+    let OutputTarget::File(path) = &config.output else {
+        return Ok(prepared);
+    };
+    let partial = output::partial_path(path);
+    let exists = path.exists() || partial.exists();
+    match config.existing {
+        Existing::Refuse if exists => {
+            let which = if path.exists() {
+                path.clone()
+            } else {
+                partial.clone()
+            };
+            return Err(Error::Usage(format!(
+                "{} already exists; nothing was sent. Pass --resume to continue it (rows already renewed are kept), or --force to start over, or -o to write elsewhere",
+                which.display()
+            )));
+        }
+        Existing::Refuse => {}
+        Existing::Overwrite => {
+            for file in [path, &partial] {
+                if file.exists() {
+                    fs::remove_file(file).map_err(Error::file("cannot remove", file))?;
+                }
+            }
+        }
+        Existing::Resume => {
+            resume::consolidate(path)?;
+            if path.exists() {
+                let mut input = LeadReader::open(&config.input, config.default_city)?;
+                let previous = resume::verify(path, &mut input)?;
+                prepared.input_exhausted_by_previous = input.next_row().is_none();
+                prepared.previous = Some(previous);
+                prepared.previous_rows = Some(PreviousRows::open(path)?);
+            }
+        }
+    }
+    Ok(prepared)
+}
+
+impl Prepared {
+    /// A resumed run whose OUTPUT is complete and final: nothing to send, nothing to write.
+    fn nothing_to_do(&self, config: &RunConfig, started: Instant) -> Option<Summary> {
+        let previous = self.previous?;
+        if !self.input_exhausted_by_previous || previous.n_final != previous.n_rows {
+            return None;
+        }
+        let OutputTarget::File(path) = &config.output else {
+            return None;
+        };
+        let mut summary = empty_summary(config, started, previous.n_rows, RunEnd::Completed);
+        summary.kept_from_before = previous.n_rows;
+        summary.stop_reason = Some(format!(
+            "nothing to do: all {} rows of {} already have a final outcome; no request sent",
+            previous.n_rows,
+            path.display()
+        ));
+        summary.absorb_file(path);
+        Some(summary)
+    }
+
+    fn open_writer(&self, config: &RunConfig) -> Result<ResultWriter, Error> {
+        match &config.output {
+            OutputTarget::Stdout => Ok(ResultWriter::stdout()),
+            OutputTarget::File(path) => {
+                let partial = output::partial_path(path);
+                ResultWriter::create(&partial).map_err(Error::file("cannot create", &partial))
+            }
+        }
+    }
+}
+
+fn empty_summary(config: &RunConfig, started: Instant, rows_total: u64, end: RunEnd) -> Summary {
+    Summary {
+        input: config.input.display().to_string(),
+        output: config.output.display(),
+        end,
+        stop_reason: None,
+        rows_total,
+        rows_written: 0,
+        by_status: Status::ALL.into_iter().map(|s| (s, 0)).collect(),
+        requests: 0,
+        retries: 0,
+        logins: 0,
+        duplicates: 0,
+        kept_from_before: 0,
+        processed: 0,
+        remaining_transient: 0,
+        not_reached: 0,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+        requests_per_sec: 0.0,
+        rows_per_sec: 0.0,
+    }
+}
+
+impl Summary {
+    /// Recounts rows by status from OUTPUT as it is on disk (after an early stop it holds
+    /// earlier runs' rows beyond this run's prefix).
+    fn absorb_file(&mut self, path: &std::path::Path) {
+        let Ok(mut reader) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
+            return;
+        };
+        let mut by_status: BTreeMap<Status, u64> = Status::ALL.into_iter().map(|s| (s, 0)).collect();
+        let mut record = StringRecord::new();
+        let mut n_rows = 0;
+        while let Ok(true) = reader.read_record(&mut record) {
+            if let Some((_, outcome)) = output::parse_result(&record) {
+                *by_status.entry(outcome.status).or_default() += 1;
+                n_rows += 1;
+            }
+        }
+        self.rows_written = n_rows;
+        self.remaining_transient = by_status
+            .iter()
+            .filter(|(s, _)| !s.is_final())
+            .map(|(_, n)| n)
+            .sum();
+        self.by_status = by_status;
+    }
+}
+
+/// Counts the input's rows in the background, for the progress bar's total.
+fn spawn_row_count(config: &RunConfig, observer: Arc<dyn Observer>, n_total: Arc<AtomicU64>) {
+    let path = config.input.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Ok(rows) = input::count_rows(&path) {
+            n_total.store(rows, Ordering::Relaxed);
+            observer.on_event(&Event::Total { rows });
+        }
+    });
+}
+
+/// One input row, with the earlier run's output row for it when resuming.
+type Intake = Result<(InputRow, Option<StringRecord>), InputError>;
+
+fn spawn_reader(
+    mut reader: LeadReader,
+    mut previous: Option<PreviousRows>,
+    capacity: usize,
+) -> (mpsc::Receiver<Intake>, std::thread::JoinHandle<()>) {
+    let (rows_tx, rows_rx) = mpsc::channel(capacity.min(1024));
+    let thread = std::thread::spawn(move || {
+        while let Some(row) = reader.next_row() {
+            let previous_row = previous.as_mut().and_then(PreviousRows::next_record);
+            let failed = row.is_err();
+            if rows_tx.blocking_send(row.map(|row| (row, previous_row))).is_err() || failed {
+                break;
+            }
+        }
+    });
+    (rows_rx, thread)
+}
+
+/// What became of a row, as the writer receives it.
+struct Finished {
+    row: u64,
+    fields: StringRecord,
+    fingerprint: Option<u128>,
+    warnings: Vec<String>,
+    result: RowResult,
+}
+
+enum RowResult {
+    Decided(RowOutcome),
+    /// An earlier run's final row, copied as it was.
+    Kept(StringRecord),
+    /// Same vehicle as this earlier row: copy its outcome.
+    CopyOf(u64),
+    /// Never sent, because the run stopped first.
+    Abandoned,
+}
+
+/// The outcome of a vehicle's first row, for its duplicates.
+struct Seen {
+    first_row: u64,
+    outcome: Option<Arc<RowOutcome>>,
+}
+
+struct Run<'a> {
+    config: &'a RunConfig,
+    shared: Arc<Shared>,
+    writer: ResultWriter,
+    seen: HashMap<u128, Seen>,
+    counts: BTreeMap<Status, u64>,
+    n_written: u64,
+    n_read: u64,
+    n_kept: u64,
+    n_duplicates: u64,
+    /// A row was abandoned: nothing after it may be written, or OUTPUT would have a gap.
+    halted: bool,
+}
+
+impl Run<'_> {
+    /// The main loop; returns whether the whole input was read.
+    async fn drive(&mut self, mut rows_rx: mpsc::Receiver<Intake>) -> Result<bool, Error> {
+        let capacity = self.config.window();
+        let stop = self.shared.stop.clone();
+        let mut window: FuturesOrdered<BoxFuture<'static, Finished>> = FuturesOrdered::new();
+        let mut input_done = false;
+        let mut stopping = false;
+        loop {
+            if window.is_empty() && (input_done || stopping) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = stop.cancelled(), if !stopping => {
+                    stopping = true;
+                    let reason = self.shared.breaker.tripped().unwrap_or("interrupted").to_string();
+                    self.shared.observer.on_event(&Event::Stopping { reason });
+                }
+                Some(finished) = window.next(), if !window.is_empty() => {
+                    self.write(finished)?;
+                    // Everything already finished goes out with this one, then one flush.
+                    while let Some(Some(finished)) = window.next().now_or_never() {
+                        self.write(finished)?;
+                    }
+                    self.writer.flush().map_err(Error::file("cannot write", self.config.output.display()))?;
+                }
+                received = rows_rx.recv(), if !stopping && !input_done && window.len() < capacity => {
+                    match received {
+                        Some(Ok((row, previous))) => {
+                            self.n_read += 1;
+                            window.push_back(self.intake(row, previous));
+                        }
+                        Some(Err(error)) => return Err(error.into()),
+                        None => input_done = true,
+                    }
+                }
+                else => break,
+            }
+        }
+        Ok(input_done)
+    }
+
+    /// Decides, in input order, what a row needs: nothing (rejected, kept), a copy of an
+    /// earlier row, or a request.
+    fn intake(&mut self, input: InputRow, previous: Option<StringRecord>) -> BoxFuture<'static, Finished> {
+        let InputRow { row, fields, lead } = input;
+        let kept = previous
+            .and_then(|record| output::parse_result(&record).map(|(_, outcome)| (record, outcome)))
+            .filter(|(_, outcome)| outcome.status.is_final());
+        let lead = match lead {
+            Err(rejection) => {
+                let message = rejection.reasons.join(LIST_SEPARATOR);
+                let result = match kept {
+                    Some((record, _)) => RowResult::Kept(record),
+                    None => RowResult::Decided(RowOutcome::invalid_input(message, Vec::new())),
+                };
+                let finished = Finished {
+                    row,
+                    fields,
+                    fingerprint: None,
+                    warnings: rejection.warnings,
+                    result,
+                };
+                return future::ready(finished).boxed();
+            }
+            Ok(lead) => lead,
+        };
+        let fingerprint = lead.key().fingerprint();
+        let mut finished = Finished {
+            row,
+            fields,
+            fingerprint: Some(fingerprint),
+            warnings: lead.warnings.clone(),
+            result: RowResult::Abandoned,
+        };
+        if let Some((record, outcome)) = kept {
+            self.seen.entry(fingerprint).or_insert_with(|| Seen {
+                first_row: row,
+                outcome: Some(Arc::new(outcome)),
+            });
+            finished.result = RowResult::Kept(record);
+            return future::ready(finished).boxed();
+        }
+        if let Some(seen) = self.seen.get(&fingerprint) {
+            finished.result = RowResult::CopyOf(seen.first_row);
+            return future::ready(finished).boxed();
+        }
+        self.seen.insert(
+            fingerprint,
+            Seen {
+                first_row: row,
+                outcome: None,
+            },
+        );
+        let task = tokio::spawn(renew_row(self.shared.clone(), row, lead));
+        async move {
+            finished.result = match task.await {
+                Ok(Some(outcome)) => RowResult::Decided(outcome),
+                Ok(None) => RowResult::Abandoned,
+                Err(error) => RowResult::Decided(RowOutcome {
+                    status: Status::ProtocolError,
+                    http_status: None,
+                    message: format!("internal error while renewing this row: {error}"),
+                    renewal_token: String::new(),
+                    quote_url: String::new(),
+                    attempts: 0,
+                    warnings: Vec::new(),
+                }),
+            };
+            finished
+        }
+        .boxed()
+    }
+
+    /// Writes one row in order and remembers first outcomes for duplicates.
+    fn write(&mut self, finished: Finished) -> Result<(), Error> {
+        if self.halted {
+            return Ok(());
+        }
+        let Finished {
+            row,
+            fields,
+            fingerprint,
+            warnings,
+            result,
+        } = finished;
+        let write_error = Error::file("cannot write", self.config.output.display());
+        let (status, kept, copied) = match result {
+            RowResult::Abandoned => {
+                self.halted = true;
+                return Ok(());
+            }
+            RowResult::Kept(record) => {
+                self.writer.write_raw(&record).map_err(write_error)?;
+                self.n_kept += 1;
+                let status = output::parse_result(&record)
+                    .map(|(_, o)| o.status)
+                    .unwrap_or(Status::InvalidInput);
+                (status, true, false)
+            }
+            RowResult::Decided(mut outcome) => {
+                outcome.warnings = warnings;
+                self.writer
+                    .write_row(&fields, row, &outcome)
+                    .map_err(write_error)?;
+                let status = outcome.status;
+                if let Some(seen) = fingerprint.and_then(|f| self.seen.get_mut(&f))
+                    && seen.first_row == row
+                {
+                    // Copies need the answer, not this row's own warnings.
+                    outcome.warnings = Vec::new();
+                    seen.outcome = Some(Arc::new(outcome));
+                }
+                (status, false, false)
+            }
+            RowResult::CopyOf(first_row) => {
+                let first = fingerprint
+                    .and_then(|f| self.seen.get(&f))
+                    .and_then(|seen| seen.outcome.clone())
+                    .expect("a first occurrence is written before its copies");
+                let outcome = RowOutcome {
+                    message: format!("same vehicle as row {first_row}: {}", first.message),
+                    attempts: 0,
+                    warnings,
+                    ..(*first).clone()
+                };
+                self.writer
+                    .write_row(&fields, row, &outcome)
+                    .map_err(write_error)?;
+                self.n_duplicates += 1;
+                (outcome.status, false, true)
+            }
+        };
+        self.n_written += 1;
+        *self.counts.entry(status).or_default() += 1;
+        self.shared.observer.on_event(&Event::RowWritten {
+            row,
+            status,
+            kept,
+            copied,
+        });
+        Ok(())
+    }
+
+    fn summary(&self, config: &RunConfig, started: Instant, rows_total: u64, end: RunEnd) -> Summary {
+        let mut summary = empty_summary(config, started, rows_total, end);
+        for (status, n) in &self.counts {
+            summary.by_status.insert(*status, *n);
+        }
+        let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+        summary.rows_written = self.n_written;
+        summary.requests = self.shared.n_requests.load(Ordering::Relaxed);
+        summary.retries = self.shared.n_retries.load(Ordering::Relaxed);
+        summary.logins = self.shared.n_logins.load(Ordering::Relaxed);
+        summary.duplicates = self.n_duplicates;
+        summary.kept_from_before = self.n_kept;
+        summary.processed = self.n_written - self.n_kept;
+        summary.remaining_transient = self
+            .counts
+            .iter()
+            .filter(|(s, _)| !s.is_final())
+            .map(|(_, n)| n)
+            .sum();
+        summary.not_reached = rows_total.saturating_sub(self.n_written);
+        summary.requests_per_sec = summary.requests as f64 / elapsed;
+        summary.rows_per_sec = self.n_written as f64 / elapsed;
+        summary
+    }
+}
+
+/// What the row tasks share.
+struct Shared {
+    client: Client,
+    limiter: DefaultDirectRateLimiter,
+    slots: Semaphore,
+    tokens: Tokens,
+    retries: u32,
+    backoff: crate::config::Backoff,
+    stop: CancellationToken,
+    breaker: Breaker,
+    observer: Arc<dyn Observer>,
+    n_requests: AtomicU64,
+    n_retries: AtomicU64,
+    n_logins: AtomicU64,
+}
+
+impl Shared {
+    fn new(
+        config: &RunConfig,
+        client: Client,
+        observer: Arc<dyn Observer>,
+        stop: CancellationToken,
+    ) -> Shared {
+        Shared {
+            client,
+            limiter: RateLimiter::direct(Quota::per_second(config.rate).allow_burst(config.burst)),
+            slots: Semaphore::new(config.concurrency.get()),
+            tokens: Tokens::new(config.user_name.clone()),
+            retries: config.retries,
+            backoff: config.backoff,
+            breaker: Breaker::new(config, stop.clone()),
+            stop,
+            observer,
+            n_requests: AtomicU64::new(0),
+            n_retries: AtomicU64::new(0),
+            n_logins: AtomicU64::new(0),
+        }
+    }
+
+    async fn first_login(&self) -> Result<String, Error> {
+        let user_name = self
+            .tokens
+            .user_name
+            .as_deref()
+            .expect("config requires a token or a user name");
+        self.limiter.until_ready().await;
+        self.n_logins.fetch_add(1, Ordering::Relaxed);
+        self.client
+            .login(user_name, client::unix_now())
+            .await
+            .map_err(|error| {
+                Error::Credentials(format!(
+                    "cannot log in as {user_name} to get a Token: {error}; nothing was renewed"
+                ))
+            })
+    }
+}
+
+/// Renews one vehicle: attempts until a final answer, the retries run out, or the run stops.
+/// `None` if the run stopped before the first attempt.
+async fn renew_row(shared: Arc<Shared>, row: u64, lead: Lead) -> Option<RowOutcome> {
+    let mut delays = backon::ExponentialBuilder::default()
+        .with_min_delay(shared.backoff.min)
+        .with_max_delay(shared.backoff.max)
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let mut attempts: u32 = 0;
+    let mut transient_failures: u32 = 0;
+    let mut logged_in_for_this_row = false;
+    let mut last: Option<RowOutcome> = None;
+    loop {
+        let slot = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return last,
+            slot = shared.slots.acquire() => slot.expect("the semaphore is never closed"),
+        };
+        tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return last,
+            _ = shared.limiter.until_ready() => {}
+        }
+        let token = shared.tokens.current();
+        attempts += 1;
+        shared.n_requests.fetch_add(1, Ordering::Relaxed);
+        if attempts > 1 {
+            shared.n_retries.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.observer.on_event(&Event::Attempt {
+            row,
+            retry: attempts > 1,
+        });
+        // Signed here, just before sending, with a fresh TimeStamp.
+        let result = shared.client.renew(&lead, &token.value, client::unix_now()).await;
+        drop(slot);
+
+        let retry_after = match &result {
+            Ok(Answer::Unauthorized { .. }) if shared.tokens.can_login() && !logged_in_for_this_row => {
+                logged_in_for_this_row = true;
+                match shared.tokens.refresh(&shared, token.generation).await {
+                    Ok(()) => continue,
+                    Err(login_error) => {
+                        let mut outcome = RowOutcome::from_answer(
+                            result.expect("matched Ok"),
+                            attempts,
+                            shared.client.base(),
+                            &token.value,
+                        );
+                        outcome.message =
+                            format!("{}; logging in again failed: {login_error}", outcome.message);
+                        shared.breaker.record(outcome.status);
+                        return Some(outcome);
+                    }
+                }
+            }
+            Ok(Answer::Transient { retry_after_secs, .. }) => Some(retry_after_secs.unwrap_or(0)),
+            Err(_) => Some(0),
+            Ok(_) => None,
+        };
+        let outcome = match result {
+            Ok(answer) => RowOutcome::from_answer(answer, attempts, shared.client.base(), &token.value),
+            Err(error) => RowOutcome::transport(&error, attempts),
+        };
+        shared.breaker.record(outcome.status);
+        let Some(retry_after_secs) = retry_after else {
+            return Some(outcome);
+        };
+        transient_failures += 1;
+        if transient_failures > shared.retries {
+            return Some(outcome);
+        }
+        let backoff = delays.next().unwrap_or(shared.backoff.max);
+        let asked = Duration::from_secs(retry_after_secs).min(shared.backoff.max_retry_after);
+        let delay = backoff.max(asked);
+        tracing::debug!(row, attempts, ?delay, status = %outcome.status, "retrying after backoff");
+        last = Some(outcome);
+        tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return last,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// The Token in use, and the one login at a time that replaces it.
+struct Tokens {
+    current: RwLock<CurrentToken>,
+    user_name: Option<String>,
+    /// Held while logging in; remembers a failed login so that others do not retry it.
+    login: tokio::sync::Mutex<Option<String>>,
+}
+
+#[derive(Clone)]
+struct CurrentToken {
+    generation: u64,
+    value: Arc<str>,
+}
+
+impl Tokens {
+    fn new(user_name: Option<String>) -> Tokens {
+        Tokens {
+            current: RwLock::new(CurrentToken {
+                generation: 0,
+                value: Arc::from(""),
+            }),
+            user_name,
+            login: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn set(&self, token: String) {
+        let mut current = self.current.write().expect("token lock");
+        current.generation += 1;
+        current.value = Arc::from(token);
+    }
+
+    fn current(&self) -> CurrentToken {
+        self.current.read().expect("token lock").clone()
+    }
+
+    fn can_login(&self) -> bool {
+        self.user_name.is_some()
+    }
+
+    /// Makes sure the Token is newer than `seen_generation`: logs in unless another row
+    /// already did while this one waited.
+    async fn refresh(&self, shared: &Shared, seen_generation: u64) -> Result<(), String> {
+        let user_name = self.user_name.as_deref().ok_or("no --user-name to log in with")?;
+        let mut failed = self.login.lock().await;
+        if self.current().generation != seen_generation {
+            return Ok(());
+        }
+        if let Some(error) = failed.as_ref() {
+            return Err(error.clone());
+        }
+        shared.limiter.until_ready().await;
+        shared.n_logins.fetch_add(1, Ordering::Relaxed);
+        match shared.client.login(user_name, client::unix_now()).await {
+            Ok(token) => {
+                tracing::info!(user_name, "logged in again for a fresh Token");
+                self.set(token);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(user_name, %error, "login failed");
+                *failed = Some(error.to_string());
+                Err(error.to_string())
+            }
+        }
+    }
+}
+
+/// Stops a run whose credentials keep being refused, instead of burning through the list.
+struct Breaker {
+    limit: u32,
+    consecutive: AtomicU32,
+    n_unauthorized: AtomicU32,
+    n_verification: AtomicU32,
+    agent_id: String,
+    user_name: Option<String>,
+    stop: CancellationToken,
+    diagnosis: OnceLock<String>,
+    lock: Mutex<()>,
+}
+
+impl Breaker {
+    fn new(config: &RunConfig, stop: CancellationToken) -> Breaker {
+        Breaker {
+            limit: config.credential_failure_limit.max(1),
+            consecutive: AtomicU32::new(0),
+            n_unauthorized: AtomicU32::new(0),
+            n_verification: AtomicU32::new(0),
+            agent_id: config.agent.agent_id.clone(),
+            user_name: config.user_name.clone(),
+            stop,
+            diagnosis: OnceLock::new(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    fn record(&self, status: Status) {
+        let _guard = self.lock.lock().expect("breaker lock");
+        match status {
+            Status::Unauthorized | Status::VerificationFailed => {
+                let counter = if status == Status::Unauthorized {
+                    &self.n_unauthorized
+                } else {
+                    &self.n_verification
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let consecutive = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+                if consecutive >= self.limit && self.diagnosis.get().is_none() {
+                    let _ = self.diagnosis.set(self.diagnose(consecutive));
+                    self.stop.cancel();
+                }
+            }
+            // These answers passed the credential checks.
+            Status::Renewed | Status::NotRenewable | Status::InvalidParams => {
+                self.consecutive.store(0, Ordering::Relaxed);
+                self.n_unauthorized.store(0, Ordering::Relaxed);
+                self.n_verification.store(0, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    fn diagnose(&self, consecutive: u32) -> String {
+        let n_403 = self.n_unauthorized.load(Ordering::Relaxed);
+        let n_406 = self.n_verification.load(Ordering::Relaxed);
+        let head = format!(
+            "stopped after {consecutive} consecutive credential failures ({n_403}×403, {n_406}×406)."
+        );
+        let mut advice = Vec::new();
+        if n_403 > 0 {
+            let login = match &self.user_name {
+                Some(user) => format!(
+                    "logging in again as {user} did not help: check --user-name (BIHU_USER_NAME) and --agent-id (BIHU_AGENT_ID)"
+                ),
+                None => "get a fresh Token (bihu-renew login) or pass --user-name (BIHU_USER_NAME) so the tool logs in by itself".to_string(),
+            };
+            advice.push(format!(
+                "HTTP 403: the Token is unknown or expired, or agent {} is not allowed; {login}",
+                self.agent_id
+            ));
+        }
+        if n_406 > 0 {
+            advice.push(format!(
+                "HTTP 406: the signature or timestamp was refused; check --secret-key (BIHU_SECRET_KEY), --secret-key-label if your contract spells it SecretKey, and this machine's clock (unix time here: {})",
+                client::unix_now()
+            ));
+        }
+        format!("{head} {}", advice.join(". "))
+    }
+
+    fn tripped(&self) -> Option<&str> {
+        self.diagnosis.get().map(String::as_str)
+    }
+}

@@ -1,0 +1,262 @@
+//! Making an OUTPUT safe to continue: cutting a half-written last line, folding an
+//! interrupted run's `.partial` file back into OUTPUT, and checking that OUTPUT was made from
+//! the input at hand.
+//!
+//! The invariant it keeps: OUTPUT (when it exists) is a valid results CSV whose rows are a
+//! prefix of the input, in order; a `.partial` beside it is a newer prefix of the same rows.
+//! Every step streams and replaces files by rename, so a kill at any point leaves the pair
+//! in a state that this module can still read.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+
+use csv::StringRecord;
+
+use crate::error::Error;
+use crate::input::LeadReader;
+use crate::output::{self, RESULT_COLUMNS, partial_path};
+
+/// Cuts `path` after its last complete record (one ending in a newline, with the header's
+/// number of fields) and returns the number of data rows it keeps. A file without a whole
+/// header is emptied.
+pub fn truncate_to_complete(path: &Path) -> io::Result<u64> {
+    let bytes_end_with_newline = |end: u64, file: &File| -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        if end == 0 {
+            return Ok(false);
+        }
+        let mut last = [0u8; 1];
+        file.read_exact_at(&mut last, end - 1)?;
+        Ok(last[0] == b'\n')
+    };
+    let file = File::open(path)?;
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::new(file.try_clone()?));
+    let mut record = csv::ByteRecord::new();
+    let mut n_fields = None;
+    let mut good_end = 0;
+    let mut n_rows: u64 = 0;
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(error) if error.is_io_error() => return Err(io::Error::other(error)),
+            Err(_) => break,
+        }
+        let end = csv.position().byte();
+        let expected = *n_fields.get_or_insert(record.len());
+        if record.len() != expected || !bytes_end_with_newline(end, &file)? {
+            break;
+        }
+        if good_end > 0 {
+            n_rows += 1;
+        }
+        good_end = end;
+    }
+    if good_end < file.metadata()?.len() {
+        OpenOptions::new().write(true).open(path)?.set_len(good_end)?;
+    }
+    Ok(n_rows)
+}
+
+fn reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, Error> {
+    let file = File::open(path).map_err(Error::file("cannot read", path))?;
+    Ok(csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 16, file)))
+}
+
+fn read_error(path: &Path) -> impl Fn(csv::Error) -> Error + '_ {
+    move |error| Error::File {
+        action: "cannot read",
+        path: path.to_path_buf(),
+        source: io::Error::other(error),
+    }
+}
+
+/// Folds an interrupted run's `.partial` into OUTPUT: its rows replace OUTPUT's first rows,
+/// OUTPUT's later rows stay. Afterwards only OUTPUT exists. Safe to repeat after a kill.
+pub fn consolidate(output: &Path) -> Result<(), Error> {
+    let partial = partial_path(output);
+    if !partial.exists() {
+        return Ok(());
+    }
+    truncate_to_complete(&partial).map_err(Error::file("cannot repair", &partial))?;
+    if fs::metadata(&partial)
+        .map_err(Error::file("cannot read", &partial))?
+        .len()
+        == 0
+    {
+        return fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial));
+    }
+    if !output.exists() {
+        return fs::rename(&partial, output).map_err(Error::file("cannot rename", &partial));
+    }
+    let merging = sibling(output, ".merging");
+    {
+        let mut newer = reader(&partial)?;
+        let mut older = reader(output)?;
+        let file = File::create(&merging).map_err(Error::file("cannot create", &merging))?;
+        let mut writer = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(BufWriter::new(file));
+        let write_error = |e: csv::Error| Error::File {
+            action: "cannot write",
+            path: merging.clone(),
+            source: io::Error::other(e),
+        };
+        writer
+            .write_record(newer.headers().map_err(read_error(&partial))?)
+            .map_err(write_error)?;
+        let mut record = StringRecord::new();
+        let mut n_newer = 0;
+        while newer.read_record(&mut record).map_err(read_error(&partial))? {
+            writer.write_record(&record).map_err(write_error)?;
+            n_newer += 1;
+        }
+        let mut n_older = 0;
+        while older.read_record(&mut record).map_err(read_error(output))? {
+            n_older += 1;
+            if n_older > n_newer {
+                writer.write_record(&record).map_err(write_error)?;
+            }
+        }
+        writer.flush().map_err(Error::file("cannot write", &merging))?;
+    }
+    fs::rename(&merging, output).map_err(Error::file("cannot rename", &merging))?;
+    fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial))
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// What an earlier run left in OUTPUT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Previous {
+    /// Rows OUTPUT holds (a prefix of the input).
+    pub n_rows: u64,
+    /// Of those, rows with a final outcome (kept as they are).
+    pub n_final: u64,
+}
+
+/// Checks, before any request, that OUTPUT is a results file made from `input` (same header,
+/// same input fields row by row) and counts what it holds.
+pub fn verify(output: &Path, input: &mut LeadReader) -> Result<Previous, Error> {
+    let mut previous = reader(output)?;
+    let header = previous.headers().map_err(read_error(output))?.clone();
+    let shown = output.display();
+    if !output::is_results_header(&header) {
+        return Err(Error::Resume(format!(
+            "{shown} is not a results file of bihu-renew (its header does not end with {}); use -o to write elsewhere, or --force to replace it",
+            RESULT_COLUMNS.join(",")
+        )));
+    }
+    let n_input_columns = header.len() - RESULT_COLUMNS.len();
+    let input_headers = input.headers().clone();
+    if header.iter().take(n_input_columns).ne(input_headers.iter()) {
+        return Err(Error::Resume(format!(
+            "{shown} was not made from this input: its input columns are [{}], the input's are [{}]. Resume with the input it was made from, or pass --force to start over",
+            header.iter().take(n_input_columns).collect::<Vec<_>>().join(", "),
+            input_headers.iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut counts = Previous::default();
+    let mut record = StringRecord::new();
+    while previous.read_record(&mut record).map_err(read_error(output))? {
+        counts.n_rows += 1;
+        let row = counts.n_rows;
+        let Some((written_row, outcome)) = output::parse_result(&record) else {
+            return Err(Error::Resume(format!(
+                "{shown}: data row {row} has no readable result columns; pass --force to start over"
+            )));
+        };
+        let Some(next) = input.next_row() else {
+            return Err(Error::Resume(format!(
+                "{shown} has more rows than the input ({row} and more against {}): it was not made from this input. Pass --force to start over",
+                row - 1
+            )));
+        };
+        let input_row = next?;
+        let differs = (0..n_input_columns).find(|&i| record.get(i) != input_row.fields.get(i));
+        if written_row != row || differs.is_some() {
+            let detail = differs
+                .map(|i| {
+                    format!(
+                        "column {}: {:?} in the results, {:?} in the input",
+                        &input_headers[i],
+                        record.get(i).unwrap_or(""),
+                        input_row.fields.get(i).unwrap_or("")
+                    )
+                })
+                .unwrap_or_else(|| format!("its row column says {written_row}"));
+            return Err(Error::Resume(format!(
+                "{shown} was not made from this input: data row {row} differs ({detail}). Resume with the input it was made from, or pass --force to start over"
+            )));
+        }
+        if outcome.status.is_final() {
+            counts.n_final += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// Reads OUTPUT's rows in order, beside the input.
+pub struct PreviousRows {
+    csv: csv::Reader<BufReader<File>>,
+}
+
+impl PreviousRows {
+    pub fn open(output: &Path) -> Result<PreviousRows, Error> {
+        Ok(PreviousRows { csv: reader(output)? })
+    }
+
+    pub fn next_record(&mut self) -> Option<StringRecord> {
+        let mut record = StringRecord::new();
+        match self.csv.read_record(&mut record) {
+            Ok(true) => Some(record),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_half_written_last_line_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        fs::write(&path, "a,b\n1,2\n3,\"x\ny\"\n5,").unwrap();
+        assert_eq!(truncate_to_complete(&path).unwrap(), 2);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a,b\n1,2\n3,\"x\ny\"\n");
+        fs::write(&path, "a,b\n1,2\n3").unwrap();
+        assert_eq!(truncate_to_complete(&path).unwrap(), 1);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a,b\n1,2\n");
+        fs::write(&path, "a,").unwrap();
+        assert_eq!(truncate_to_complete(&path).unwrap(), 0);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[test]
+    fn consolidate_lays_the_newer_prefix_over_the_older_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.csv");
+        fs::write(&output, "h\nold1\nold2\nold3\n").unwrap();
+        fs::write(partial_path(&output), "h\nnew1\nnew2\nnew").unwrap();
+        consolidate(&output).unwrap();
+        assert_eq!(fs::read_to_string(&output).unwrap(), "h\nnew1\nnew2\nold3\n");
+        assert!(!partial_path(&output).exists());
+        // Without an older OUTPUT the partial simply becomes it.
+        fs::write(partial_path(&output), "h\nx\n").unwrap();
+        fs::remove_file(&output).unwrap();
+        consolidate(&output).unwrap();
+        assert_eq!(fs::read_to_string(&output).unwrap(), "h\nx\n");
+    }
+}

@@ -1,0 +1,119 @@
+//! The account of a run: rows by status, requests, retries, duplicates, timing, and how it
+//! ended. Printed on stderr for people, written as JSON (`--summary-json`) for cron and
+//! reports, and the source of the exit code.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::error::exit;
+use crate::outcome::Status;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEnd {
+    /// Every input row has an output row.
+    Completed,
+    /// Stopped by SIGINT/SIGTERM; OUTPUT holds a prefix that `--resume` continues.
+    Interrupted,
+    /// Stopped because the credentials were rejected again and again.
+    Aborted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub input: String,
+    pub output: String,
+    pub end: RunEnd,
+    /// Why the run stopped early, and what to check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
+    /// Data rows in the input.
+    pub rows_total: u64,
+    /// Rows in OUTPUT now.
+    pub rows_written: u64,
+    /// Rows in OUTPUT by status (every status listed, zeros included).
+    pub by_status: BTreeMap<Status, u64>,
+    /// Renewal requests sent in this run, retries included.
+    pub requests: u64,
+    pub retries: u64,
+    pub logins: u64,
+    /// Rows that copied the outcome of an earlier row for the same vehicle.
+    pub duplicates: u64,
+    /// Rows with a final outcome kept from an earlier run (`--resume`).
+    pub kept_from_before: u64,
+    /// Rows decided in this run.
+    pub processed: u64,
+    /// Rows in OUTPUT whose outcome is not final (another `--resume` retries them).
+    pub remaining_transient: u64,
+    /// Rows of the input with no output row yet.
+    pub not_reached: u64,
+    pub elapsed_secs: f64,
+    /// Requests per second over the whole run.
+    pub requests_per_sec: f64,
+    pub rows_per_sec: f64,
+}
+
+impl Summary {
+    pub fn exit_code(&self) -> i32 {
+        match self.end {
+            RunEnd::Aborted => exit::CREDENTIALS,
+            RunEnd::Interrupted => exit::INTERRUPTED,
+            RunEnd::Completed if self.remaining_transient > 0 => exit::SOME_TRANSIENT,
+            RunEnd::Completed => exit::OK,
+        }
+    }
+
+    pub fn count(&self, status: Status) -> u64 {
+        self.by_status.get(&status).copied().unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let end = match self.end {
+            RunEnd::Completed => "completed",
+            RunEnd::Interrupted => "INTERRUPTED",
+            RunEnd::Aborted => "ABORTED",
+        };
+        writeln!(f, "bihu-renew: run {end}: {} -> {}", self.input, self.output)?;
+        if let Some(reason) = &self.stop_reason {
+            writeln!(f, "  {reason}")?;
+        }
+        writeln!(
+            f,
+            "  rows       {} of {} written",
+            self.rows_written, self.rows_total
+        )?;
+        for (status, n) in &self.by_status {
+            if *n > 0 {
+                writeln!(f, "    {:<20} {n}", status.as_str())?;
+            }
+        }
+        writeln!(
+            f,
+            "  this run   {} processed, {} kept from before, {} duplicates copied",
+            self.processed, self.kept_from_before, self.duplicates
+        )?;
+        writeln!(
+            f,
+            "  requests   {} sent ({} retries, {} logins)",
+            self.requests, self.retries, self.logins
+        )?;
+        writeln!(
+            f,
+            "  elapsed    {:.1} s, {:.1} requests/s, {:.1} rows/s",
+            self.elapsed_secs, self.requests_per_sec, self.rows_per_sec
+        )?;
+        if self.remaining_transient > 0 || self.not_reached > 0 {
+            writeln!(
+                f,
+                "  to do      {} rows with a transient outcome, {} rows not reached: run the same command with --resume",
+                self.remaining_transient, self.not_reached
+            )?;
+        }
+        Ok(())
+    }
+}

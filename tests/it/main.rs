@@ -1,0 +1,5 @@
+//! The integration tests, one binary: each module covers one part of the tool over real
+//! loopback HTTP.
+
+mod sandbox;
+mod support;

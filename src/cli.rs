@@ -32,14 +32,26 @@ pub enum Command {
     Sandbox(cmd::sandbox::SandboxArgs),
     /// Log in and print a fresh Token on stdout (for scripts).
     Login(LoginArgs),
+    /// Print a shell completion script on stdout.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
 }
 
-/// Who the tool is to Bihu. Every value can come from the environment instead.
+/// Who the tool is to Bihu. Every value can come from the environment or a config file
+/// instead; a flag wins over the environment, which wins over the file.
 #[derive(Debug, Clone, Args)]
 pub struct CredentialArgs {
-    /// Bihu's base URL.
-    #[arg(long, env = "BIHU_BASE_URL", default_value = DEFAULT_BASE_URL)]
-    pub base_url: String,
+    /// TOML file with credentials and settings (see README); keep it chmod 600.
+    #[arg(long, env = "BIHU_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Bihu's base URL [default: http://bao.91bihu.com/].
+    #[arg(long, env = "BIHU_BASE_URL")]
+    pub base_url: Option<String>,
 
     /// Top-level agent id issued by Bihu.
     #[arg(long, env = "BIHU_AGENT_ID")]
@@ -53,9 +65,13 @@ pub struct CredentialArgs {
     #[arg(long, env = "BIHU_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
 
-    /// How the secret's key is spelled in the signed string (some contracts say SecretKey).
-    #[arg(long, env = "BIHU_SECRET_KEY_LABEL", default_value = crate::sign::DEFAULT_SECRET_KEY_LABEL)]
-    pub secret_key_label: String,
+    /// Read the secret key from this file (first line) instead.
+    #[arg(long, env = "BIHU_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// How the secret's key is spelled in the signed string [default: secretKey].
+    #[arg(long, env = "BIHU_SECRET_KEY_LABEL")]
+    pub secret_key_label: Option<String>,
 
     /// User name for the login API: lets the tool get a Token, and a new one when it expires.
     #[arg(long, env = "BIHU_USER_NAME")]
@@ -64,10 +80,11 @@ pub struct CredentialArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The lead list (CSV with a header row).
+    /// The lead list: CSV (UTF-8 or GBK) with a header row, or an .xlsx workbook.
     pub input: PathBuf,
 
-    /// Results CSV; `-` for stdout. Default: <input stem>.results.csv beside the input.
+    /// Results CSV; `-` for stdout. Default: <input stem>.results.csv beside the input
+    /// (<input stem>.dry-run.csv with --dry-run).
     #[arg(short, long)]
     pub output: Option<String>,
 
@@ -78,25 +95,26 @@ pub struct RunArgs {
     #[arg(long)]
     pub city_code: Option<String>,
 
-    /// Requests per second, every attempt counted.
-    #[arg(long, default_value_t = 10)]
-    pub rate: u32,
+    /// Requests per second, every attempt counted [default: 10].
+    #[arg(long)]
+    pub rate: Option<u32>,
 
-    /// Requests that may go at once after a quiet spell.
-    #[arg(long, default_value_t = 1)]
-    pub burst: u32,
+    /// Requests that may go at once after a quiet spell [default: 1].
+    #[arg(long)]
+    pub burst: Option<u32>,
 
-    /// Requests in flight at most.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    /// Requests in flight at most [default: 8].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
 
-    /// Retries after the first attempt, for 500/502/503/504/429, timeouts and connection errors.
-    #[arg(long, default_value_t = 3)]
-    pub retries: u32,
+    /// Retries after the first attempt, for 500/502/503/504/429, timeouts and connection
+    /// errors [default: 3].
+    #[arg(long)]
+    pub retries: Option<u32>,
 
-    /// Seconds per request before it counts as timed out.
-    #[arg(long, default_value_t = 30.0)]
-    pub timeout: f64,
+    /// Seconds per request before it counts as timed out [default: 30].
+    #[arg(long)]
+    pub timeout: Option<f64>,
 
     /// Also write the end-of-run summary as JSON to this file.
     #[arg(long)]
@@ -117,6 +135,30 @@ pub struct RunArgs {
     /// Replace an existing OUTPUT and start over.
     #[arg(long)]
     pub force: bool,
+
+    /// Check the list only: read, normalise and validate every row, send nothing.
+    #[arg(long, conflicts_with_all = ["sandbox", "resume"])]
+    pub dry_run: bool,
+
+    /// Input text encoding: auto (UTF-8, else GBK), utf-8, gbk [default: auto].
+    #[arg(long, value_parser = parse_encoding, default_value = "auto")]
+    pub input_encoding: crate::input::InputEncoding,
+
+    /// Worksheet to read from an .xlsx input [default: the first].
+    #[arg(long)]
+    pub sheet: Option<String>,
+
+    /// No UTF-8 BOM at the start of the results file (for machine consumers).
+    #[arg(long)]
+    pub no_bom: bool,
+
+    /// Chinese names for the result columns (状态, 续保令牌, 报价链接, …), for people.
+    #[arg(long)]
+    pub zh_headers: bool,
+}
+
+fn parse_encoding(text: &str) -> Result<crate::input::InputEncoding, String> {
+    crate::input::InputEncoding::parse(text).ok_or_else(|| format!("unknown encoding {text:?}: use auto, utf-8 or gbk"))
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +190,8 @@ pub fn main() -> i32 {
             Command::Run(args) => cmd::run::run(*args).await,
             Command::Sandbox(args) => cmd::sandbox::run(args).await,
             Command::Login(args) => cmd::login::run(args).await,
+            Command::Completions { shell } => cmd::docs::completions(shell),
+            Command::Man => cmd::docs::man(),
         }
     });
     // Row tasks still waiting on a backoff after an early stop must not hold the exit.

@@ -56,7 +56,18 @@ impl Client {
         max_idle_per_host: usize,
     ) -> reqwest::Result<Client> {
         let base = protocol::normalise_base(base);
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        // A proxy from the environment must not capture traffic meant for a local sandbox.
+        let loopback = match base.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if loopback {
+            builder = builder.no_proxy();
+        }
+        let http = builder
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(max_idle_per_host)

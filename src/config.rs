@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::city::City;
-use crate::output::OutputTarget;
+use crate::input::InputOptions;
+use crate::output::{OutputStyle, OutputTarget};
 use crate::protocol::Agent;
 
 /// What to do when OUTPUT (or its `.partial`) already exists.
@@ -54,7 +54,9 @@ pub struct RunConfig {
     /// `None` when the tool is to log in first (then `user_name` is set).
     pub token: Option<String>,
     pub user_name: Option<String>,
-    pub default_city: Option<City>,
+    /// Encoding, worksheet, default city.
+    pub input_options: InputOptions,
+    pub output_style: OutputStyle,
     /// Requests per second, every attempt counted.
     pub rate: NonZeroU32,
     pub burst: NonZeroU32,

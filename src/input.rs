@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use csv::{ByteRecord, StringRecord};
 
 use crate::city::City;
-use crate::lead::{self, Lead, RawLead, Rejection};
+use crate::lead::{self, Lead, RawLead, Reason, ReasonKind, Rejection};
 
 /// Header names accepted for each vehicle column, compared with case and spacing ignored.
 pub const PLATE_HEADERS: [&str; 5] = ["LicenseNo", "plate", "车牌号", "车牌", "车牌号码"];
@@ -26,6 +26,10 @@ pub enum InputError {
     Io { path: PathBuf, source: io::Error },
     #[error("{path} is empty: a lead list needs a header row")]
     Empty { path: PathBuf },
+    #[error("{path} has no sheet named {wanted:?}; its sheets are: {found}")]
+    NoSuchSheet { path: PathBuf, wanted: String, found: String },
+    #[error("{path} is not a lead list: {detail}")]
+    Unreadable { path: PathBuf, detail: String },
     #[error(
         "{path} has no vehicle column. Its header is: {found}.\n  Accepted headers (case and spaces ignored):\n    plate:  {plate}\n    VIN:    {vin}\n    engine: {engine}\n    city:   {city}",
         plate = PLATE_HEADERS.join(", "),
@@ -81,10 +85,55 @@ pub struct InputRow {
     pub lead: Result<Lead, Rejection>,
 }
 
-/// Streams a CSV lead list.
+/// How the input's bytes are to be read as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InputEncoding {
+    /// UTF-8 (with or without BOM) when the whole file is valid UTF-8, else GB18030.
+    #[default]
+    Auto,
+    Utf8,
+    /// GB18030, the superset of GBK (code page 936) that Excel on Chinese Windows writes.
+    Gb18030,
+}
+
+impl InputEncoding {
+    /// `auto`, `utf-8`/`utf8`, `gbk`/`gb2312`/`gb18030`/`cp936`.
+    pub fn parse(text: &str) -> Option<InputEncoding> {
+        match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "auto" => Some(InputEncoding::Auto),
+            "utf-8" | "utf8" => Some(InputEncoding::Utf8),
+            "gbk" | "gb2312" | "gb18030" | "cp936" | "936" => Some(InputEncoding::Gb18030),
+            _ => None,
+        }
+    }
+}
+
+/// How to read a lead list.
+#[derive(Debug, Clone, Default)]
+pub struct InputOptions {
+    pub encoding: InputEncoding,
+    /// Worksheet of a spreadsheet input (default: the first).
+    pub sheet: Option<String>,
+    /// City for rows that have none (`--city-code`).
+    pub default_city: Option<City>,
+}
+
+/// Whether a path is read as a spreadsheet rather than CSV.
+pub fn is_spreadsheet(path: &Path) -> bool {
+    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    matches!(extension.as_deref(), Some("xlsx" | "xlsm" | "xlsb" | "xls" | "ods"))
+}
+
+/// Where rows come from: a CSV stream, or a worksheet read by calamine.
+enum Records {
+    Csv(csv::Reader<Box<dyn Read + Send>>),
+    Sheet { range: calamine::Range<calamine::Data>, next: usize },
+}
+
+/// Streams a lead list (CSV in UTF-8 or GBK, or a spreadsheet).
 pub struct LeadReader {
     path: PathBuf,
-    csv: csv::Reader<Box<dyn Read + Send>>,
+    records: Records,
     headers: StringRecord,
     columns: Columns,
     default_city: Option<City>,
@@ -94,46 +143,122 @@ pub struct LeadReader {
 
 fn csv_builder() -> csv::ReaderBuilder {
     let mut builder = csv::ReaderBuilder::new();
-    builder.flexible(true).has_headers(true);
+    builder.flexible(true).has_headers(false);
     builder
 }
 
-impl LeadReader {
-    pub fn open(path: &Path, default_city: Option<City>) -> Result<LeadReader, InputError> {
-        let io_error = |source| InputError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let file = File::open(path).map_err(io_error)?;
-        let source: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 16, file));
-        let mut csv = csv_builder().from_reader(source);
-        let header_bytes = csv.byte_headers().map_err(|e| io_error(csv_io(e)))?.clone();
-        if header_bytes.is_empty() {
-            return Err(InputError::Empty {
-                path: path.to_path_buf(),
-            });
+/// Whether the whole file is valid UTF-8 (a BOM is UTF-8 too). Streams in blocks.
+fn is_utf8_file(path: &Path) -> io::Result<bool> {
+    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut carried = 0;
+    loop {
+        let n_read = file.read(&mut buffer[carried..])?;
+        let filled = carried + n_read;
+        match std::str::from_utf8(&buffer[..filled]) {
+            Ok(_) => carried = 0,
+            // A character cut at the block's end: carry its first bytes over.
+            Err(error) if error.error_len().is_none() && n_read > 0 => {
+                let valid = error.valid_up_to();
+                buffer.copy_within(valid..filled, 0);
+                carried = filled - valid;
+            }
+            Err(_) => return Ok(false),
         }
-        let headers: StringRecord = header_bytes
-            .iter()
-            .map(|field| {
-                String::from_utf8_lossy(field)
-                    .trim_start_matches('\u{feff}')
-                    .to_string()
-            })
-            .collect();
-        let columns = Columns::find(&headers).ok_or_else(|| InputError::NoVehicleColumns {
+        if n_read == 0 {
+            return Ok(carried == 0);
+        }
+    }
+}
+
+/// Opens a CSV as a UTF-8 byte stream, transcoding GBK on the fly.
+fn open_text(path: &Path, encoding: InputEncoding) -> io::Result<Box<dyn Read + Send>> {
+    let gb18030 = match encoding {
+        InputEncoding::Utf8 => false,
+        InputEncoding::Gb18030 => true,
+        InputEncoding::Auto => !is_utf8_file(path)?,
+    };
+    let file = File::open(path)?;
+    if gb18030 {
+        tracing::info!(path = %path.display(), "reading the input as GB18030/GBK");
+        let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .encoding(Some(encoding_rs::GB18030))
+            .build(file);
+        Ok(Box::new(BufReader::with_capacity(1 << 16, decoder)))
+    } else {
+        Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+    }
+}
+
+/// A spreadsheet cell as the clerk sees it. Identifiers stored as numbers keep every digit
+/// (`2192209`, not `2192209.0` or `2.192209E+6`).
+fn cell_text(cell: &calamine::Data) -> String {
+    use calamine::Data;
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(text) | Data::DateTimeIso(text) | Data::DurationIso(text) => text.clone(),
+        Data::Int(n) => n.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e17 => format!("{f:.0}"),
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Data::DateTime(date) => {
+            let (y, mo, d, h, mi, s, _) = date.to_ymd_hms_milli();
+            if date.is_datetime() && (h, mi, s) != (0, 0, 0) {
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+            } else if date.is_datetime() {
+                format!("{y:04}-{mo:02}-{d:02}")
+            } else {
+                date.as_f64().to_string()
+            }
+        }
+        Data::Error(error) => format!("#{error:?}"),
+    }
+}
+
+fn open_sheet(path: &Path, sheet: Option<&str>) -> Result<calamine::Range<calamine::Data>, InputError> {
+    use calamine::Reader as _;
+    let unreadable = |detail: String| InputError::Unreadable { path: path.to_path_buf(), detail };
+    let mut workbook = calamine::open_workbook_auto(path).map_err(|e| unreadable(e.to_string()))?;
+    let names = workbook.sheet_names();
+    let name = match sheet {
+        Some(wanted) => names.iter().find(|n| n.as_str() == wanted).cloned().ok_or_else(|| {
+            InputError::NoSuchSheet { path: path.to_path_buf(), wanted: wanted.to_string(), found: names.join(", ") }
+        })?,
+        None => names.first().cloned().ok_or_else(|| InputError::Empty { path: path.to_path_buf() })?,
+    };
+    workbook.worksheet_range(&name).map_err(|e| unreadable(format!("sheet {name}: {e}")))
+}
+
+impl LeadReader {
+    pub fn open(path: &Path, options: &InputOptions) -> Result<LeadReader, InputError> {
+        let io_error = |source| InputError::Io { path: path.to_path_buf(), source };
+        let records = if is_spreadsheet(path) {
+            Records::Sheet { range: open_sheet(path, options.sheet.as_deref())?, next: 0 }
+        } else {
+            Records::Csv(csv_builder().from_reader(open_text(path, options.encoding).map_err(io_error)?))
+        };
+        let mut reader = LeadReader {
             path: path.to_path_buf(),
-            found: headers.iter().collect::<Vec<_>>().join(", "),
-        })?;
-        Ok(LeadReader {
-            path: path.to_path_buf(),
-            csv,
-            headers,
-            columns,
-            default_city,
+            records,
+            headers: StringRecord::new(),
+            columns: Columns::default(),
+            default_city: options.default_city,
             n_rows: 0,
             record: ByteRecord::new(),
-        })
+        };
+        if !reader.read_record().map_err(io_error)? {
+            return Err(InputError::Empty { path: path.to_path_buf() });
+        }
+        reader.headers = reader
+            .record
+            .iter()
+            .map(|field| String::from_utf8_lossy(field).trim_start_matches('\u{feff}').trim().to_string())
+            .collect();
+        reader.columns = Columns::find(&reader.headers).ok_or_else(|| InputError::NoVehicleColumns {
+            path: path.to_path_buf(),
+            found: reader.headers.iter().collect::<Vec<_>>().join(", "),
+        })?;
+        Ok(reader)
     }
 
     pub fn headers(&self) -> &StringRecord {
@@ -144,14 +269,49 @@ impl LeadReader {
         self.columns
     }
 
+    /// Data rows, when known without reading them (spreadsheets).
+    pub fn known_row_count(&self) -> Option<u64> {
+        match &self.records {
+            Records::Csv(_) => None,
+            Records::Sheet { range, .. } => {
+                use calamine::DataType as _;
+                let n_filled = range.rows().filter(|row| row.iter().any(|cell| !cell.is_empty())).count();
+                // The first filled row is the header.
+                Some(n_filled.saturating_sub(1) as u64)
+            }
+        }
+    }
+
+    /// Reads the next non-empty record into `self.record`; `false` at the end.
+    fn read_record(&mut self) -> io::Result<bool> {
+        match &mut self.records {
+            Records::Csv(csv) => csv.read_byte_record(&mut self.record).map_err(csv_io),
+            Records::Sheet { range, next } => {
+                use calamine::DataType as _;
+                let (height, width) = range.get_size();
+                while *next < height {
+                    let i = *next;
+                    *next += 1;
+                    let cell = |j: usize| range.get((i, j)).unwrap_or(&calamine::Data::Empty);
+                    if (0..width).all(|j| cell(j).is_empty()) {
+                        continue;
+                    }
+                    self.record.clear();
+                    for j in 0..width {
+                        self.record.push_field(cell_text(cell(j)).as_bytes());
+                    }
+                    return Ok(true);
+                }
+                Ok(false)
+            }
+        }
+    }
+
     /// The next row, `None` at the end.
     pub fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
-        match self.csv.read_byte_record(&mut self.record) {
+        match self.read_record() {
             Ok(false) => None,
-            Err(error) => Some(Err(InputError::Io {
-                path: self.path.clone(),
-                source: csv_io(error),
-            })),
+            Err(source) => Some(Err(InputError::Io { path: self.path.clone(), source })),
             Ok(true) => {
                 self.n_rows += 1;
                 Some(Ok(self.decode_row()))
@@ -168,18 +328,24 @@ impl LeadReader {
                 Ok(text) => fields.push_field(text),
                 Err(_) => {
                     fields.push_field(&String::from_utf8_lossy(bytes));
-                    problems.push(format!(
-                        "column {} ({}) is not valid UTF-8: save the list as UTF-8 CSV",
-                        i + 1,
-                        &self.headers[i]
+                    problems.push(Reason::new(
+                        ReasonKind::Undecodable,
+                        format!(
+                            "column {} ({}) is not valid UTF-8: save the list as UTF-8 CSV, or pass --input-encoding gbk",
+                            i + 1,
+                            &self.headers[i]
+                        ),
                     ));
                 }
             }
         }
         let n_fields = self.record.len();
         if n_fields < n_headers {
-            problems.push(format!(
-                "the row has {n_fields} fields but the header has {n_headers}: a field is missing (check for a lost separator)"
+            problems.push(Reason::new(
+                ReasonKind::RaggedRow,
+                format!(
+                    "the row has {n_fields} fields but the header has {n_headers}: a field is missing (check for a lost separator)"
+                ),
             ));
             while fields.len() < n_headers {
                 fields.push_field("");
@@ -191,9 +357,12 @@ impl LeadReader {
                 .skip(n_headers)
                 .map(|f| String::from_utf8_lossy(f).into_owned())
                 .collect();
-            problems.push(format!(
-                "the row has {n_fields} fields but the header has {n_headers} (an unquoted comma?); extra fields: {}",
-                extra.join(" | ")
+            problems.push(Reason::new(
+                ReasonKind::RaggedRow,
+                format!(
+                    "the row has {n_fields} fields but the header has {n_headers} (an unquoted comma?); extra fields: {}",
+                    extra.join(" | ")
+                ),
             ));
         }
         let field = |column: Option<usize>| column.and_then(|i| fields.get(i)).unwrap_or("");
@@ -239,11 +408,12 @@ pub fn count_rows(path: &Path) -> io::Result<u64> {
     let file = BufReader::with_capacity(1 << 16, File::open(path)?);
     let mut csv = csv_builder().from_reader(file);
     let mut record = ByteRecord::new();
-    let mut n_rows = 0;
+    let mut n_rows: u64 = 0;
     while csv.read_byte_record(&mut record).map_err(csv_io)? {
         n_rows += 1;
     }
-    Ok(n_rows)
+    // The header is a record too.
+    Ok(n_rows.saturating_sub(1))
 }
 
 #[cfg(test)]
@@ -251,11 +421,41 @@ mod tests {
     use super::*;
 
     fn reader_for(text: &[u8]) -> (tempfile::TempDir, Result<LeadReader, InputError>) {
+        reader_with(text, InputEncoding::Auto)
+    }
+
+    fn reader_with(text: &[u8], encoding: InputEncoding) -> (tempfile::TempDir, Result<LeadReader, InputError>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("leads.csv");
         std::fs::write(&path, text).unwrap();
-        let reader = LeadReader::open(&path, None);
+        let options = InputOptions { encoding, ..InputOptions::default() };
+        let reader = LeadReader::open(&path, &options);
         (dir, reader)
+    }
+
+    #[test]
+    fn gbk_is_detected_and_decoded() {
+        let (bytes, _, _) = encoding_rs::GBK.encode("姓名,车牌号\n张三,京J97896\n");
+        let (_dir, reader) = reader_for(&bytes);
+        let mut reader = reader.unwrap();
+        assert_eq!(reader.headers(), &StringRecord::from(vec!["姓名", "车牌号"]));
+        let row = reader.next_row().unwrap().unwrap();
+        assert_eq!(&row.fields[0], "张三");
+        assert_eq!(row.lead.unwrap().plate.as_deref(), Some("京J97896"));
+    }
+
+    #[test]
+    fn utf8_detection_survives_a_character_cut_at_a_block_boundary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.csv");
+        // 京 is three bytes; put it across the 64 KiB block edge.
+        let mut text = vec![b'a'; (1 << 16) - 1];
+        text.extend_from_slice("京\n".as_bytes());
+        std::fs::write(&path, &text).unwrap();
+        assert!(is_utf8_file(&path).unwrap());
+        text.push(0xff);
+        std::fs::write(&path, &text).unwrap();
+        assert!(!is_utf8_file(&path).unwrap());
     }
 
     #[test]
@@ -297,7 +497,8 @@ mod tests {
     fn ragged_and_undecodable_rows_are_rejected_not_fatal() {
         let mut text = b"name,plate\nshort\nx,\xbe\xa9J97896\na,AB,extra\n".to_vec();
         text.extend_from_slice("ok,京J97896\n".as_bytes());
-        let (_dir, reader) = reader_for(&text);
+        // Forced to UTF-8: the GBK bytes of row 2 cannot be read.
+        let (_dir, reader) = reader_with(&text, InputEncoding::Utf8);
         let rows: Vec<InputRow> = reader.unwrap().map(Result::unwrap).collect();
         assert_eq!(rows.len(), 4);
         assert!(

@@ -33,13 +33,68 @@ pub struct Lead {
 /// A row that is not sent: every reason found, and any warnings met on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
-    pub reasons: Vec<String>,
+    pub reasons: Vec<Reason>,
     pub warnings: Vec<String>,
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.reasons.join(" | "))
+        for (i, reason) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                f.write_str(crate::output::LIST_SEPARATOR)?;
+            }
+            f.write_str(&reason.text)?;
+        }
+        Ok(())
+    }
+}
+
+/// One reason a row is not sent: a kind to count by, and the sentence for the clerk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    pub kind: ReasonKind,
+    pub text: String,
+}
+
+/// What kind of problem a [`Reason`] is, for counting (dry-run summary, reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonKind {
+    /// A new-energy or special plate, with no VIN and engine number to fall back on.
+    PlateUnsupported,
+    PlateInvalid,
+    VinInvalid,
+    VinWithoutEngine,
+    EngineWithoutVin,
+    NoVehicle,
+    CityUnknown,
+    NoCity,
+    /// More or fewer fields than the header.
+    RaggedRow,
+    /// Bytes that are not text in the file's encoding.
+    Undecodable,
+}
+
+impl ReasonKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonKind::PlateUnsupported => "plate_unsupported",
+            ReasonKind::PlateInvalid => "plate_invalid",
+            ReasonKind::VinInvalid => "vin_invalid",
+            ReasonKind::VinWithoutEngine => "vin_without_engine",
+            ReasonKind::EngineWithoutVin => "engine_without_vin",
+            ReasonKind::NoVehicle => "no_vehicle",
+            ReasonKind::CityUnknown => "city_unknown",
+            ReasonKind::NoCity => "no_city",
+            ReasonKind::RaggedRow => "ragged_row",
+            ReasonKind::Undecodable => "undecodable",
+        }
+    }
+}
+
+impl Reason {
+    pub fn new(kind: ReasonKind, text: impl Into<String>) -> Reason {
+        Reason { kind, text: text.into() }
     }
 }
 
@@ -251,18 +306,24 @@ pub fn validate(raw: &RawLead<'_>, default_city: Option<City>) -> Result<Lead, R
     let engine = raw.engine.trim();
 
     // The VIN + engine pair, if it can be sent; otherwise why not (None when neither given).
-    let by_vin: Option<Result<(String, String), String>> = match (vin_text.is_empty(), engine.is_empty()) {
+    let by_vin: Option<Result<(String, String), Reason>> = match (vin_text.is_empty(), engine.is_empty()) {
         (true, true) => None,
-        (false, true) => Some(Err(format!(
-            "VIN {vin_text} has no engine number; renewal by VIN needs the EngineNo too"
+        (false, true) => Some(Err(Reason::new(
+            ReasonKind::VinWithoutEngine,
+            format!("VIN {vin_text} has no engine number; renewal by VIN needs the EngineNo too"),
         ))),
-        (true, false) => Some(Err(format!(
-            "engine number {engine} has no VIN; renewal by engine number needs the CarVin too"
+        (true, false) => Some(Err(Reason::new(
+            ReasonKind::EngineWithoutVin,
+            format!("engine number {engine} has no VIN; renewal by engine number needs the CarVin too"),
         ))),
-        (false, false) => Some(check_vin(&vin_text).map(|(vin, warning)| {
-            warnings.extend(warning);
-            (vin, engine.to_string())
-        })),
+        (false, false) => Some(
+            check_vin(&vin_text)
+                .map(|(vin, warning)| {
+                    warnings.extend(warning);
+                    (vin, engine.to_string())
+                })
+                .map_err(|why| Reason::new(ReasonKind::VinInvalid, why)),
+        ),
     };
 
     let (plate, vin, engine) = match (plate_check, by_vin) {
@@ -270,7 +331,7 @@ pub fn validate(raw: &RawLead<'_>, default_city: Option<City>) -> Result<Lead, R
             (Some(plate), Some(vin), Some(engine))
         }
         (Some(PlateCheck::Ordinary(plate)), Some(Err(why))) => {
-            warnings.push(format!("{why}; sent by plate only"));
+            warnings.push(format!("{}; sent by plate only", why.text));
             (Some(plate), None, None)
         }
         (Some(PlateCheck::Ordinary(plate)), None) => (Some(plate), None, None),
@@ -282,14 +343,15 @@ pub fn validate(raw: &RawLead<'_>, default_city: Option<City>) -> Result<Lead, R
             (None, Some(vin), Some(engine))
         }
         (Some(PlateCheck::Unsupported { why, .. }), by_vin) => {
-            reasons.push(format!(
-                "{why}: add the VIN (CarVin) and engine number (EngineNo) to renew it"
+            reasons.push(Reason::new(
+                ReasonKind::PlateUnsupported,
+                format!("{why}: add the VIN (CarVin) and engine number (EngineNo) to renew it"),
             ));
             reasons.extend(by_vin.and_then(Result::err));
             (None, None, None)
         }
         (Some(PlateCheck::Invalid { why, .. }), by_vin) => {
-            reasons.push(why);
+            reasons.push(Reason::new(ReasonKind::PlateInvalid, why));
             reasons.extend(by_vin.and_then(Result::err));
             (None, None, None)
         }
@@ -299,10 +361,10 @@ pub fn validate(raw: &RawLead<'_>, default_city: Option<City>) -> Result<Lead, R
             (None, None, None)
         }
         (None, None) => {
-            reasons.push(
-                "no vehicle: the row has neither a plate (LicenseNo) nor a VIN (CarVin) with an engine number (EngineNo)"
-                    .to_string(),
-            );
+            reasons.push(Reason::new(
+                ReasonKind::NoVehicle,
+                "no vehicle: the row has neither a plate (LicenseNo) nor a VIN (CarVin) with an engine number (EngineNo)",
+            ));
             (None, None, None)
         }
     };
@@ -328,13 +390,16 @@ fn resolve_city(
     default_city: Option<City>,
     plate: &str,
     warnings: &mut Vec<String>,
-    reasons: &mut Vec<String>,
+    reasons: &mut Vec<Reason>,
 ) -> Option<City> {
     let row_city = row_city.trim();
     let city = if !row_city.is_empty() {
         let Some(city) = City::parse(row_city) else {
-            reasons.push(format!(
-                "city {row_city} is not a Bihu city: use an id from 1 to 23 or a city name such as 北京 or 广州"
+            reasons.push(Reason::new(
+                ReasonKind::CityUnknown,
+                format!(
+                    "city {row_city} is not a Bihu city: use an id from 1 to 23 or a city name such as 北京 or 广州"
+                ),
             ));
             return None;
         };
@@ -349,8 +414,9 @@ fn resolve_city(
         } else {
             format!(" and plate {plate} is not from a Bihu city's main prefix")
         };
-        reasons.push(format!(
-            "no city: the row has no CityCode{plate_part}; add a CityCode column or pass --city-code"
+        reasons.push(Reason::new(
+            ReasonKind::NoCity,
+            format!("no city: the row has no CityCode{plate_part}; add a CityCode column or pass --city-code"),
         ));
         return None;
     };
@@ -564,6 +630,7 @@ mod tests {
     #[test]
     fn rejection_lists_every_reason() {
         let rejection = rejected("京A1234", "", "", "拉萨");
-        assert_eq!(rejection.reasons.len(), 2, "{rejection:?}");
+        let kinds: Vec<ReasonKind> = rejection.reasons.iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [ReasonKind::PlateInvalid, ReasonKind::CityUnknown], "{rejection:?}");
     }
 }

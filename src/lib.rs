@@ -23,6 +23,8 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod config_file;
+pub mod dry_run;
 pub mod error;
 pub mod events;
 pub mod input;

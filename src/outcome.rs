@@ -24,6 +24,8 @@ pub enum Status {
     ServerError,
     TransportError,
     ProtocolError,
+    /// `--dry-run` only: valid, would be sent.
+    Ready,
 }
 
 impl Status {
@@ -50,6 +52,7 @@ impl Status {
             Status::ServerError => "server_error",
             Status::TransportError => "transport_error",
             Status::ProtocolError => "protocol_error",
+            Status::Ready => "ready",
         }
     }
 
@@ -89,6 +92,20 @@ pub struct RowOutcome {
     /// Requests sent for this row (0 for rows rejected locally and for copies of a duplicate).
     pub attempts: u32,
     pub warnings: Vec<String>,
+}
+
+impl Default for RowOutcome {
+    fn default() -> Self {
+        RowOutcome {
+            status: Status::InvalidInput,
+            http_status: None,
+            message: String::new(),
+            renewal_token: String::new(),
+            quote_url: String::new(),
+            attempts: 0,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 impl RowOutcome {

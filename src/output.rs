@@ -4,7 +4,7 @@
 //! or a `.partial` file beside OUTPUT that becomes OUTPUT only when the run is complete, so
 //! a crash never leaves a half-written file under the final name.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,33 @@ pub const RESULT_COLUMNS: [&str; 8] = [
     "attempts",
     "warnings",
 ];
+
+/// The result columns for people (`--zh-headers`); readers accept either set.
+pub const RESULT_COLUMNS_ZH: [&str; 8] =
+    ["行号", "状态", "HTTP状态", "消息", "续保令牌", "报价链接", "尝试次数", "警告"];
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// How the results file looks to whoever opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputStyle {
+    /// Start files with a UTF-8 BOM, so that Excel shows Chinese text right (never on stdout).
+    pub bom: bool,
+    /// Chinese names for the result columns.
+    pub zh_headers: bool,
+}
+
+impl Default for OutputStyle {
+    fn default() -> Self {
+        OutputStyle { bom: true, zh_headers: false }
+    }
+}
+
+impl OutputStyle {
+    pub fn result_columns(&self) -> [&'static str; 8] {
+        if self.zh_headers { RESULT_COLUMNS_ZH } else { RESULT_COLUMNS }
+    }
+}
 
 /// Separates several warnings (or reasons) inside one cell.
 pub const LIST_SEPARATOR: &str = " | ";
@@ -63,43 +90,33 @@ pub fn partial_path(output: &Path) -> PathBuf {
 pub struct ResultWriter {
     csv: csv::Writer<Box<dyn Write + Send>>,
     record: StringRecord,
+    result_columns: [&'static str; 8],
 }
 
 impl ResultWriter {
-    pub fn stdout() -> ResultWriter {
-        ResultWriter::new(Box::new(io::stdout()))
+    /// Results on stdout: never a BOM, whatever the style says.
+    pub fn stdout(style: OutputStyle) -> ResultWriter {
+        ResultWriter::new(Box::new(io::stdout()), style)
     }
 
-    /// Creates (or truncates) `path` for writing.
-    pub fn create(path: &Path) -> io::Result<ResultWriter> {
-        let file = File::create(path)?;
-        Ok(ResultWriter::new(Box::new(BufWriter::with_capacity(
-            1 << 16,
-            file,
-        ))))
-    }
-
-    /// Appends to `path`, which already holds a header and complete rows.
-    pub fn append(path: &Path) -> io::Result<ResultWriter> {
-        let file = OpenOptions::new().append(true).open(path)?;
-        Ok(ResultWriter::new(Box::new(BufWriter::with_capacity(
-            1 << 16,
-            file,
-        ))))
-    }
-
-    fn new(sink: Box<dyn Write + Send>) -> ResultWriter {
-        let csv = csv::WriterBuilder::new().flexible(true).from_writer(sink);
-        ResultWriter {
-            csv,
-            record: StringRecord::new(),
+    /// Creates (or truncates) `path` for writing, with a BOM if the style says so.
+    pub fn create(path: &Path, style: OutputStyle) -> io::Result<ResultWriter> {
+        let mut file = BufWriter::with_capacity(1 << 16, File::create(path)?);
+        if style.bom {
+            file.write_all(UTF8_BOM)?;
         }
+        Ok(ResultWriter::new(Box::new(file), style))
     }
 
-    /// The header: the input's columns, then [`RESULT_COLUMNS`].
+    fn new(sink: Box<dyn Write + Send>, style: OutputStyle) -> ResultWriter {
+        let csv = csv::WriterBuilder::new().flexible(true).from_writer(sink);
+        ResultWriter { csv, record: StringRecord::new(), result_columns: style.result_columns() }
+    }
+
+    /// The header: the input's columns, then the result columns.
     pub fn write_header(&mut self, input_headers: &StringRecord) -> io::Result<()> {
         let mut header = input_headers.clone();
-        header.extend(RESULT_COLUMNS);
+        header.extend(self.result_columns);
         self.csv.write_record(&header).map_err(io::Error::from)
     }
 
@@ -166,13 +183,28 @@ pub fn parse_result(record: &StringRecord) -> Option<(u64, RowOutcome)> {
     Some((row, outcome))
 }
 
-/// Whether a header is that of a results file: it ends with [`RESULT_COLUMNS`].
+/// Whether a header is that of a results file: it ends with [`RESULT_COLUMNS`] or
+/// [`RESULT_COLUMNS_ZH`].
 pub fn is_results_header(header: &StringRecord) -> bool {
-    header.len() >= RESULT_COLUMNS.len()
-        && header
-            .iter()
-            .skip(header.len() - RESULT_COLUMNS.len())
-            .eq(RESULT_COLUMNS.iter().copied())
+    let n = RESULT_COLUMNS.len();
+    if header.len() < n {
+        return false;
+    }
+    let tail = || header.iter().skip(header.len() - n).map(|name| name.trim_start_matches('\u{feff}'));
+    tail().eq(RESULT_COLUMNS.iter().copied()) || tail().eq(RESULT_COLUMNS_ZH.iter().copied())
+}
+
+/// Whether a file starts with a UTF-8 BOM.
+pub fn starts_with_bom(path: &Path) -> io::Result<bool> {
+    use std::io::Read;
+    let mut start = [0u8; 3];
+    let n = File::open(path)?.read(&mut start)?;
+    Ok(n == 3 && start == UTF8_BOM)
+}
+
+/// Writes a UTF-8 BOM.
+pub fn write_bom(sink: &mut impl Write) -> io::Result<()> {
+    sink.write_all(UTF8_BOM)
 }
 
 #[cfg(test)]
@@ -193,7 +225,7 @@ mod tests {
             attempts: 2,
             warnings: vec!["one; with semicolon".into(), "two".into()],
         };
-        let mut writer = ResultWriter::create(&path).unwrap();
+        let mut writer = ResultWriter::create(&path, OutputStyle::default()).unwrap();
         writer
             .write_header(&StringRecord::from(vec!["name", "plate"]))
             .unwrap();
@@ -202,6 +234,7 @@ mod tests {
             .unwrap();
         writer.flush().unwrap();
         drop(writer);
+        assert!(starts_with_bom(&path).unwrap(), "files start with a BOM by default");
         let mut reader = csv::Reader::from_path(&path).unwrap();
         assert!(is_results_header(reader.headers().unwrap()));
         let record = reader.records().next().unwrap().unwrap();

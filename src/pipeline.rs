@@ -34,7 +34,7 @@ use crate::events::{Event, Observer};
 use crate::input::{self, InputError, InputRow, LeadReader};
 use crate::lead::Lead;
 use crate::outcome::{RowOutcome, Status};
-use crate::output::{self, LIST_SEPARATOR, OutputTarget, ResultWriter};
+use crate::output::{self, OutputTarget, ResultWriter};
 use crate::protocol::Answer;
 use crate::resume::{self, PreviousRows};
 use crate::summary::{RunEnd, Summary};
@@ -46,7 +46,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<Summary, Error> {
     let started = Instant::now();
-    let reader = LeadReader::open(&config.input, config.default_city)?;
+    let reader = LeadReader::open(&config.input, &config.input_options)?;
     let headers = reader.headers().clone();
     let prepared = prepare_output(&config)?;
     if let Some(summary) = prepared.nothing_to_do(&config, started) {
@@ -171,7 +171,7 @@ fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
         Existing::Resume => {
             resume::consolidate(path)?;
             if path.exists() {
-                let mut input = LeadReader::open(&config.input, config.default_city)?;
+                let mut input = LeadReader::open(&config.input, &config.input_options)?;
                 let previous = resume::verify(path, &mut input)?;
                 prepared.input_exhausted_by_previous = input.next_row().is_none();
                 prepared.previous = Some(previous);
@@ -205,10 +205,10 @@ impl Prepared {
 
     fn open_writer(&self, config: &RunConfig) -> Result<ResultWriter, Error> {
         match &config.output {
-            OutputTarget::Stdout => Ok(ResultWriter::stdout()),
+            OutputTarget::Stdout => Ok(ResultWriter::stdout(config.output_style)),
             OutputTarget::File(path) => {
                 let partial = output::partial_path(path);
-                ResultWriter::create(&partial).map_err(Error::file("cannot create", &partial))
+                ResultWriter::create(&partial, config.output_style).map_err(Error::file("cannot create", &partial))
             }
         }
     }
@@ -386,7 +386,7 @@ impl Run<'_> {
             .filter(|(_, outcome)| outcome.status.is_final());
         let lead = match lead {
             Err(rejection) => {
-                let message = rejection.reasons.join(LIST_SEPARATOR);
+                let message = rejection.to_string();
                 let result = match kept {
                     Some((record, _)) => RowResult::Kept(record),
                     None => RowResult::Decided(RowOutcome::invalid_input(message, Vec::new())),

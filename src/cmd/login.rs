@@ -6,10 +6,12 @@ use std::time::Duration;
 use crate::cli::LoginArgs;
 use crate::client::{self, Client};
 use crate::cmd::resolve_credentials;
+use crate::config_file::ConfigFile;
 use crate::error::{Error, exit};
 
 pub async fn run(args: LoginArgs) -> Result<i32, Error> {
-    let credentials = resolve_credentials(&args.credentials, true)?;
+    let file = ConfigFile::load(args.credentials.config.as_deref())?;
+    let credentials = resolve_credentials(&args.credentials, &file, true)?;
     let user_name = credentials
         .user_name
         .clone()

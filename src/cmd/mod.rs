@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments' validation and its `run`, returning an exit code.
 
+pub mod docs;
 pub mod login;
 pub mod run;
 pub mod sandbox;
@@ -7,6 +8,7 @@ pub mod sandbox;
 use reqwest::Url;
 
 use crate::cli::CredentialArgs;
+use crate::config_file::{self, ConfigFile};
 use crate::error::Error;
 use crate::protocol::Agent;
 use crate::secret::Secret;
@@ -20,26 +22,32 @@ pub struct Credentials {
     pub user_name: Option<String>,
 }
 
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_ref()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+fn non_empty(value: Option<&String>) -> Option<String> {
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
-/// Checks the credential flags: every missing one is named with its variable, before anything
-/// is sent. `need_user_name` is for `login`, which cannot do without one.
-pub fn resolve_credentials(args: &CredentialArgs, need_user_name: bool) -> Result<Credentials, Error> {
-    let agent_id = non_empty(&args.agent_id);
-    let secret = non_empty(&args.secret_key);
-    let token = non_empty(&args.token);
-    let user_name = non_empty(&args.user_name);
+/// Checks the credentials (flag or environment, else the config file): every missing one is
+/// named with its flag and variable, before anything is sent. `need_user_name` is for
+/// `login`, which cannot do without one.
+pub fn resolve_credentials(
+    args: &CredentialArgs,
+    file: &ConfigFile,
+    need_user_name: bool,
+) -> Result<Credentials, Error> {
+    let agent_id = non_empty(args.agent_id.as_ref()).or_else(|| non_empty(file.agent_id.as_ref()));
+    let secret = match (non_empty(args.secret_key.as_ref()), &args.secret_key_file) {
+        (Some(secret), _) => Some(secret),
+        (None, Some(path)) => Some(config_file::read_secret_file(path)?),
+        (None, None) => non_empty(file.secret_key.as_ref()),
+    };
+    let token = non_empty(args.token.as_ref()).or_else(|| non_empty(file.token.as_ref()));
+    let user_name = non_empty(args.user_name.as_ref()).or_else(|| non_empty(file.user_name.as_ref()));
     let mut missing = Vec::new();
     if agent_id.is_none() {
         missing.push("--agent-id (or BIHU_AGENT_ID)");
     }
     if secret.is_none() {
-        missing.push("--secret-key (or BIHU_SECRET_KEY)");
+        missing.push("--secret-key (or BIHU_SECRET_KEY, or --secret-key-file)");
     }
     if need_user_name && user_name.is_none() {
         missing.push("--user-name (or BIHU_USER_NAME)");
@@ -48,32 +56,31 @@ pub fn resolve_credentials(args: &CredentialArgs, need_user_name: bool) -> Resul
     }
     if !missing.is_empty() {
         return Err(Error::Usage(format!(
-            "missing credentials, nothing was sent: {}. Bihu issues the agent id, secret key and user name; try --sandbox for a demo without them",
+            "missing credentials, nothing was sent: {}. They can also go in a --config file. Bihu issues the agent id, secret key and user name; try --sandbox for a demo without them",
             missing.join("; ")
         )));
     }
-    let base_url = Url::parse(args.base_url.trim())
+    let base_text = non_empty(args.base_url.as_ref())
+        .or_else(|| non_empty(file.base_url.as_ref()))
+        .unwrap_or_else(|| crate::cli::DEFAULT_BASE_URL.to_string());
+    let base_url = Url::parse(&base_text)
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
         .ok_or_else(|| {
             Error::Usage(format!(
-                "--base-url {:?} is not an http(s) URL such as {}",
-                args.base_url,
+                "--base-url {base_text:?} is not an http(s) URL such as {}",
                 crate::cli::DEFAULT_BASE_URL
             ))
         })?;
-    let label = args.secret_key_label.trim();
-    if label.is_empty() {
-        return Err(Error::Usage(
-            "--secret-key-label must not be empty (default secretKey)".into(),
-        ));
-    }
+    let label = non_empty(args.secret_key_label.as_ref())
+        .or_else(|| non_empty(file.secret_key_label.as_ref()))
+        .unwrap_or_else(|| crate::sign::DEFAULT_SECRET_KEY_LABEL.to_string());
     Ok(Credentials {
         base_url: crate::protocol::normalise_base(base_url),
         agent: Agent {
             agent_id: agent_id.expect("checked above"),
             secret: Secret::new(secret.expect("checked above")),
-            secret_label: label.to_string(),
+            secret_label: label,
         },
         token,
         user_name,

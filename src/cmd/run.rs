@@ -2,6 +2,7 @@
 //! wires Ctrl-C and the progress display to the pipeline, and prints the summary.
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,10 @@ use crate::cli::RunArgs;
 use crate::cmd::{Credentials, resolve_credentials};
 use crate::config::{Backoff, Existing, RunConfig};
 use crate::error::{Error, exit};
-use crate::output::OutputTarget;
+use crate::config_file::ConfigFile;
+use crate::dry_run::{self, DryRunConfig};
+use crate::input::InputOptions;
+use crate::output::{OutputStyle, OutputTarget};
 use crate::pipeline;
 use crate::progress::{Progress, ProgressMode};
 use crate::protocol::Agent;
@@ -22,13 +26,14 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 pub const CREDENTIAL_FAILURE_LIMIT: u32 = 5;
 
 pub async fn run(args: RunArgs) -> Result<i32, Error> {
+    let file = ConfigFile::load(args.credentials.config.as_deref())?;
+    if args.dry_run {
+        return dry_run(&args, &file);
+    }
     let sandbox = if args.sandbox {
-        let sandbox = Sandbox::start(
-            "127.0.0.1:0".parse().expect("a valid address"),
-            SandboxConfig::demo(),
-        )
-        .await
-        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
+        let sandbox = Sandbox::start("127.0.0.1:0".parse().expect("a valid address"), SandboxConfig::demo())
+            .await
+            .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
         eprintln!(
             "bihu-renew: running against the built-in sandbox at {} (a little latency and a few 500s; nothing leaves this machine)",
             sandbox.base_url()
@@ -39,9 +44,9 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     };
     let credentials = match &sandbox {
         Some(sandbox) => sandbox_credentials(sandbox),
-        None => resolve_credentials(&args.credentials, false)?,
+        None => resolve_credentials(&args.credentials, &file, false)?,
     };
-    let config = build_config(&args, credentials)?;
+    let config = build_config(&args, &file, credentials)?;
 
     let progress = Arc::new(Progress::start(ProgressMode::detect(args.no_progress)));
     let cancel = CancellationToken::new();
@@ -55,11 +60,49 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     }
     let summary = result?;
     eprint!("{summary}");
-    if let Some(path) = &args.summary_json {
-        let json = serde_json::to_string_pretty(&summary).expect("a summary serialises");
-        std::fs::write(path, json + "\n").map_err(Error::file("cannot write", path))?;
-    }
+    write_summary_json(args.summary_json.as_deref(), &summary)?;
     Ok(summary.exit_code())
+}
+
+fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
+    let output = match args.output.as_deref() {
+        Some("-") => OutputTarget::Stdout,
+        Some(path) => OutputTarget::File(path.into()),
+        None => {
+            let stem = args.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            OutputTarget::File(args.input.with_file_name(format!("{stem}.dry-run.csv")))
+        }
+    };
+    let config = DryRunConfig {
+        input: args.input.clone(),
+        output,
+        existing: if args.force { Existing::Overwrite } else { Existing::Refuse },
+        input_options: input_options(args, file)?,
+        output_style: OutputStyle { bom: !args.no_bom, zh_headers: args.zh_headers },
+    };
+    let summary = dry_run::check(&config)?;
+    eprint!("{summary}");
+    write_summary_json(args.summary_json.as_deref(), &summary)?;
+    Ok(summary.exit_code())
+}
+
+fn write_summary_json(path: Option<&Path>, summary: &impl serde::Serialize) -> Result<(), Error> {
+    let Some(path) = path else { return Ok(()) };
+    let json = serde_json::to_string_pretty(summary).expect("a summary serialises");
+    std::fs::write(path, json + "\n").map_err(Error::file("cannot write", path))
+}
+
+fn input_options(args: &RunArgs, file: &ConfigFile) -> Result<InputOptions, Error> {
+    let city_text = args.city_code.as_ref().or(file.city_code.as_ref());
+    let default_city = match city_text {
+        None => None,
+        Some(text) => Some(City::parse(text).ok_or_else(|| {
+            Error::Usage(format!(
+                "--city-code {text:?} is not a Bihu city: use an id from 1 to 23 or a name such as 北京 or 广州"
+            ))
+        })?),
+    };
+    Ok(InputOptions { encoding: args.input_encoding, sheet: args.sheet.clone(), default_city })
 }
 
 fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
@@ -76,42 +119,26 @@ fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
     }
 }
 
-/// The raw flags into a checked configuration; every problem is a usage error (exit 2).
-pub fn build_config(args: &RunArgs, credentials: Credentials) -> Result<RunConfig, Error> {
+/// The raw flags (then the config file, then the defaults) into a checked configuration;
+/// every problem is a usage error (exit 2).
+pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials) -> Result<RunConfig, Error> {
     let output = match args.output.as_deref() {
         Some("-") => OutputTarget::Stdout,
         Some(path) => OutputTarget::File(path.into()),
         None => OutputTarget::default_for(&args.input),
     };
     if args.resume && output == OutputTarget::Stdout {
-        return Err(Error::Usage(
-            "--resume needs an OUTPUT file; it cannot continue stdout (-o -)".into(),
-        ));
+        return Err(Error::Usage("--resume needs an OUTPUT file; it cannot continue stdout (-o -)".into()));
     }
-    let default_city = match args.city_code.as_deref() {
-        None => None,
-        Some(text) => Some(City::parse(text).ok_or_else(|| {
-            Error::Usage(format!(
-                "--city-code {text:?} is not a Bihu city: use an id from 1 to 23 or a name such as 北京 or 广州"
-            ))
-        })?),
+    let at_least_one = |name: &str, value: u64| {
+        if value == 0 { Err(Error::Usage(format!("{name} must be at least 1"))) } else { Ok(value) }
     };
-    let positive = |name: &str, value: u64| {
-        if value == 0 {
-            Err(Error::Usage(format!("{name} must be at least 1")))
-        } else {
-            Ok(value)
-        }
-    };
-    let rate = NonZeroU32::new(positive("--rate", args.rate.into())? as u32).expect("checked");
-    let burst = NonZeroU32::new(positive("--burst", args.burst.into())? as u32).expect("checked");
-    let concurrency =
-        NonZeroUsize::new(positive("--concurrency", args.concurrency as u64)? as usize).expect("checked");
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Error::Usage(format!(
-            "--timeout must be a positive number of seconds, got {}",
-            args.timeout
-        )));
+    let rate = at_least_one("--rate", args.rate.or(file.rate).unwrap_or(10).into())?;
+    let burst = at_least_one("--burst", args.burst.or(file.burst).unwrap_or(1).into())?;
+    let concurrency = at_least_one("--concurrency", args.concurrency.or(file.concurrency).unwrap_or(8) as u64)?;
+    let timeout = args.timeout.or(file.timeout).unwrap_or(30.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(Error::Usage(format!("--timeout must be a positive number of seconds, got {timeout}")));
     }
     Ok(RunConfig {
         input: args.input.clone(),
@@ -125,12 +152,13 @@ pub fn build_config(args: &RunArgs, credentials: Credentials) -> Result<RunConfi
         agent: credentials.agent,
         token: credentials.token,
         user_name: credentials.user_name,
-        default_city,
-        rate,
-        burst,
-        concurrency,
-        retries: args.retries,
-        timeout: Duration::from_secs_f64(args.timeout),
+        input_options: input_options(args, file)?,
+        output_style: OutputStyle { bom: !args.no_bom, zh_headers: args.zh_headers },
+        rate: NonZeroU32::new(rate as u32).expect("checked"),
+        burst: NonZeroU32::new(burst as u32).expect("checked"),
+        concurrency: NonZeroUsize::new(concurrency as usize).expect("checked"),
+        retries: args.retries.or(file.retries).unwrap_or(3),
+        timeout: Duration::from_secs_f64(timeout),
         backoff: Backoff::default(),
         credential_failure_limit: CREDENTIAL_FAILURE_LIMIT,
     })

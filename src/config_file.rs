@@ -1,0 +1,134 @@
+//! The TOML configuration file (`--config FILE`): credentials and run settings for cron jobs
+//! that should not put them on a command line visible in `ps`.
+//!
+//! Precedence is flag > environment > file > default; this module only reads the file and
+//! checks who else can read it. The command layer (`cmd/`) merges.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// Every setting the file may hold; all optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub agent_id: Option<String>,
+    pub token: Option<String>,
+    pub secret_key: Option<String>,
+    pub secret_key_label: Option<String>,
+    pub user_name: Option<String>,
+    /// Default city: an id or a name.
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub city_code: Option<String>,
+    pub rate: Option<u32>,
+    pub burst: Option<u32>,
+    pub concurrency: Option<usize>,
+    pub retries: Option<u32>,
+    /// Seconds per request.
+    pub timeout: Option<f64>,
+}
+
+/// `agent_id = 102` and `agent_id = "102"` mean the same.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(i64),
+    }
+    Ok(Option::<TextOrNumber>::deserialize(deserializer)?.map(|value| match value {
+        TextOrNumber::Text(text) => text,
+        TextOrNumber::Number(n) => n.to_string(),
+    }))
+}
+
+impl ConfigFile {
+    /// Reads `path`, or an empty configuration when there is none.
+    pub fn load(path: Option<&Path>) -> Result<ConfigFile, Error> {
+        let Some(path) = path else { return Ok(ConfigFile::default()) };
+        let text = std::fs::read_to_string(path).map_err(Error::file("cannot read config", path))?;
+        let config: ConfigFile =
+            toml::from_str(&text).map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))?;
+        if let Some(warning) = config.permission_warning(path) {
+            eprintln!("bihu-renew: warning: {warning}");
+        }
+        Ok(config)
+    }
+
+    /// A warning when the file holds the secret key and others may read it.
+    pub fn permission_warning(&self, path: &Path) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        self.secret_key.as_ref()?;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} holds the secret key but can be read by others (mode {:o}); run: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )
+        })
+    }
+}
+
+/// Reads a secret from a file (`--secret-key-file`): the first line, trimmed.
+pub fn read_secret_file(path: &PathBuf) -> Result<String, Error> {
+    let text = std::fs::read_to_string(path).map_err(Error::file("cannot read secret key file", path))?;
+    let secret = text.lines().next().unwrap_or("").trim().to_string();
+    if secret.is_empty() {
+        return Err(Error::Usage(format!("secret key file {} is empty", path.display())));
+    }
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_field_and_numbers_as_text() {
+        let config: ConfigFile = toml::from_str(
+            r#"
+            base_url = "http://127.0.0.1:9/"
+            agent_id = 102
+            token = "T"
+            secret_key = "S"
+            user_name = "clerk"
+            city_code = "广州"
+            rate = 5
+            concurrency = 2
+            retries = 1
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.agent_id.as_deref(), Some("102"));
+        assert_eq!(config.city_code.as_deref(), Some("广州"));
+        assert_eq!(config.rate, Some(5));
+        assert_eq!(config.burst, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<ConfigFile>("secret = \"x\"").is_err());
+    }
+
+    #[test]
+    fn warns_when_others_can_read_the_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bihu.toml");
+        std::fs::write(&path, "secret_key = \"S\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let config = ConfigFile::load(Some(&path)).unwrap();
+        assert!(config.permission_warning(&path).unwrap().contains("chmod 600"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(config.permission_warning(&path), None);
+        let without_secret = ConfigFile { token: Some("T".into()), ..ConfigFile::default() };
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(without_secret.permission_warning(&path), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! `run --dry-run`: reads, normalises and validates a whole list without signing or sending
+//! anything, and writes the results file's shape with `ready` or `invalid_input`.
+//!
+//! Shares the reader (`input.rs`), the validation (`lead.rs`) and the writer (`output.rs`)
+//! with the real run, so what it reports is what a run would do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::Existing;
+use crate::error::{Error, exit};
+use crate::input::{InputOptions, LeadReader};
+use crate::lead::ReasonKind;
+use crate::outcome::{RowOutcome, Status};
+use crate::output::{self, OutputStyle, OutputTarget, ResultWriter};
+
+/// What a dry run needs.
+#[derive(Debug, Clone)]
+pub struct DryRunConfig {
+    pub input: PathBuf,
+    pub output: OutputTarget,
+    pub existing: Existing,
+    pub input_options: InputOptions,
+    pub output_style: OutputStyle,
+}
+
+/// What a dry run found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DryRunSummary {
+    pub input: String,
+    pub output: String,
+    pub rows: u64,
+    pub ready: u64,
+    pub invalid: u64,
+    /// Rejections by kind (a row may have several).
+    pub by_reason: BTreeMap<ReasonKind, u64>,
+    /// Ready rows whose city came from the plate's prefix.
+    pub cities_inferred: u64,
+    /// Ready rows for a vehicle seen earlier in the list (a run requests it once).
+    pub duplicates: u64,
+    /// Rows carrying at least one warning.
+    pub with_warnings: u64,
+    /// Ready rows that would be sent, after duplicates.
+    pub requests_needed: u64,
+}
+
+impl DryRunSummary {
+    pub fn exit_code(&self) -> i32 {
+        if self.invalid == 0 { exit::OK } else { exit::SOME_TRANSIENT }
+    }
+}
+
+impl fmt::Display for DryRunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "bihu-renew: dry run (nothing sent): {} -> {}", self.input, self.output)?;
+        writeln!(f, "  rows       {}: {} ready, {} invalid", self.rows, self.ready, self.invalid)?;
+        for (kind, n) in &self.by_reason {
+            writeln!(f, "    {:<20} {n}", kind.as_str())?;
+        }
+        writeln!(
+            f,
+            "  ready      {} requests needed, {} duplicates, {} cities inferred from the plate, {} rows with warnings",
+            self.requests_needed, self.duplicates, self.cities_inferred, self.with_warnings
+        )
+    }
+}
+
+pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
+    let mut reader = LeadReader::open(&config.input, &config.input_options)?;
+    let columns = reader.columns();
+    let mut writer = match &config.output {
+        OutputTarget::Stdout => ResultWriter::stdout(config.output_style),
+        OutputTarget::File(path) => {
+            let partial = output::partial_path(path);
+            if config.existing == Existing::Refuse && (path.exists() || partial.exists()) {
+                return Err(Error::Usage(format!(
+                    "{} already exists; pass --force to replace it, or -o to write elsewhere",
+                    path.display()
+                )));
+            }
+            ResultWriter::create(&partial, config.output_style).map_err(Error::file("cannot create", &partial))?
+        }
+    };
+    let write_error = || Error::file("cannot write", config.output.display());
+    writer.write_header(reader.headers()).map_err(write_error())?;
+    let mut summary = DryRunSummary {
+        input: config.input.display().to_string(),
+        output: config.output.display(),
+        ..DryRunSummary::default()
+    };
+    let mut first_rows: HashMap<u128, u64> = HashMap::new();
+    while let Some(row) = reader.next_row() {
+        let row = row?;
+        summary.rows += 1;
+        let outcome = match row.lead {
+            Err(rejection) => {
+                summary.invalid += 1;
+                for reason in &rejection.reasons {
+                    *summary.by_reason.entry(reason.kind).or_default() += 1;
+                }
+                RowOutcome::invalid_input(rejection.to_string(), rejection.warnings)
+            }
+            Ok(lead) => {
+                summary.ready += 1;
+                let city_given = columns.city.and_then(|i| row.fields.get(i)).is_some_and(|c| !c.trim().is_empty());
+                if !city_given && config.input_options.default_city.is_none() {
+                    summary.cities_inferred += 1;
+                }
+                let message = match first_rows.get(&lead.key().fingerprint()) {
+                    Some(first) => {
+                        summary.duplicates += 1;
+                        format!("same vehicle as row {first}: would copy its outcome")
+                    }
+                    None => {
+                        first_rows.insert(lead.key().fingerprint(), row.row);
+                        summary.requests_needed += 1;
+                        String::new()
+                    }
+                };
+                RowOutcome { status: Status::Ready, message, warnings: lead.warnings, ..RowOutcome::default() }
+            }
+        };
+        if !outcome.warnings.is_empty() {
+            summary.with_warnings += 1;
+        }
+        writer.write_row(&row.fields, row.row, &outcome).map_err(write_error())?;
+    }
+    writer.flush().map_err(write_error())?;
+    drop(writer);
+    if let OutputTarget::File(path) = &config.output {
+        let partial = output::partial_path(path);
+        fs::rename(&partial, path).map_err(Error::file("cannot rename", &partial))?;
+    }
+    Ok(summary)
+}

@@ -1,5 +1,6 @@
 //! The integration tests, one binary: each module covers one part of the tool over real
 //! loopback HTTP.
 
+mod inputs;
 mod sandbox;
 mod support;

@@ -47,3 +47,112 @@ pub fn lead(plate: &str) -> Lead {
 pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+/// One row of a results CSV: the input's own fields, then the result columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultRow {
+    pub input: Vec<String>,
+    pub row: u64,
+    pub status: String,
+    pub http_status: String,
+    pub message: String,
+    pub renewal_token: String,
+    pub quote_url: String,
+    pub attempts: u32,
+    pub warnings: String,
+}
+
+/// Parses a results CSV (as the tool writes it) into its input header and rows; panics if
+/// the header does not end with the result columns.
+#[track_caller]
+pub fn parse_results(bytes: &[u8]) -> (Vec<String>, Vec<ResultRow>) {
+    use bihu_renew::output::RESULT_COLUMNS;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|name| name.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let n_input = header
+        .len()
+        .checked_sub(RESULT_COLUMNS.len())
+        .expect("a results header");
+    assert_eq!(
+        header[n_input..],
+        RESULT_COLUMNS,
+        "not a results header: {header:?}"
+    );
+    let rows = reader
+        .records()
+        .map(|record| {
+            let record = record.expect("a CSV record");
+            let n = record.len();
+            let result = |i: usize| record[n - RESULT_COLUMNS.len() + i].to_string();
+            ResultRow {
+                input: record
+                    .iter()
+                    .take(n - RESULT_COLUMNS.len())
+                    .map(str::to_string)
+                    .collect(),
+                row: result(0).parse().expect("row is a number"),
+                status: result(1),
+                http_status: result(2),
+                message: result(3),
+                renewal_token: result(4),
+                quote_url: result(5),
+                attempts: result(6).parse().expect("attempts is a number"),
+                warnings: result(7),
+            }
+        })
+        .collect();
+    (header[..n_input].to_vec(), rows)
+}
+
+/// [`parse_results`] of a file.
+#[track_caller]
+pub fn read_results(path: &std::path::Path) -> Vec<ResultRow> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    parse_results(&bytes).1
+}
+
+/// What a run of the binary left behind.
+#[derive(Debug)]
+pub struct BinOutput {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl BinOutput {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Runs the `bihu-renew` binary with `args` and `envs` only: every `BIHU_*` variable and any
+/// proxy setting of the test's environment is removed. Awaitable, so that a sandbox served by
+/// the test's own runtime keeps answering meanwhile.
+pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> BinOutput {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bihu-renew"));
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy().to_ascii_uppercase();
+        if text.starts_with("BIHU_") || text.ends_with("_PROXY") {
+            command.env_remove(&name);
+        }
+    }
+    command
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .expect("bihu-renew finishes within a minute")
+        .expect("bihu-renew starts");
+    BinOutput {
+        code: output.status.code().expect("bihu-renew exits with a code"),
+        stdout: output.stdout,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

@@ -39,6 +39,8 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout.
     Man,
+    /// Summarise results files, and what changed since an earlier run.
+    Report(cmd::report::ReportArgs),
 }
 
 /// Who the tool is to Bihu. Every value can come from the environment or a config file
@@ -140,7 +142,7 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["sandbox", "resume"])]
     pub dry_run: bool,
 
-    /// Input text encoding: auto (UTF-8, else GBK), utf-8, gbk [default: auto].
+    /// Input text encoding: auto (UTF-8 if the whole file is, else GBK), utf-8, gbk.
     #[arg(long, value_parser = parse_encoding, default_value = "auto")]
     pub input_encoding: crate::input::InputEncoding,
 
@@ -192,6 +194,7 @@ pub fn main() -> i32 {
             Command::Login(args) => cmd::login::run(args).await,
             Command::Completions { shell } => cmd::docs::completions(shell),
             Command::Man => cmd::docs::man(),
+            Command::Report(args) => cmd::report::run(args).await,
         }
     });
     // Row tasks still waiting on a backoff after an early stop must not hold the exit.

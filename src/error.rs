@@ -7,6 +7,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::input::InputError;
+use crate::report::ReportError;
 
 /// Exit codes, as documented in the README.
 pub mod exit {
@@ -30,6 +31,9 @@ pub enum Error {
     Usage(String),
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A file given to `report` cannot be read, or is not a results file.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     #[error("{action} {path}: {source}")]
     File {
         action: &'static str,
@@ -50,9 +54,12 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Credentials(_) => exit::CREDENTIALS,
-            Error::Usage(_) | Error::Input(_) | Error::File { .. } | Error::Resume(_) | Error::Io(_) => {
-                exit::USAGE
-            }
+            Error::Usage(_)
+            | Error::Input(_)
+            | Error::Report(_)
+            | Error::File { .. }
+            | Error::Resume(_)
+            | Error::Io(_) => exit::USAGE,
         }
     }
 

@@ -403,19 +403,6 @@ fn csv_io(error: csv::Error) -> io::Error {
     }
 }
 
-/// Counts data rows (for the progress bar's total) without validating them.
-pub fn count_rows(path: &Path) -> io::Result<u64> {
-    let file = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut csv = csv_builder().from_reader(file);
-    let mut record = ByteRecord::new();
-    let mut n_rows: u64 = 0;
-    while csv.read_byte_record(&mut record).map_err(csv_io)? {
-        n_rows += 1;
-    }
-    // The header is a record too.
-    Ok(n_rows.saturating_sub(1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@
 //! - [`pipeline`]: the batch run, from input to ordered output.
 //! - [`events`]: what a run reports while it works.
 //! - [`summary`]: what a run reports at the end; exit codes.
+//! - [`report`]: reading results files back: figures, changes since an earlier run, HTML.
 //! - [`config`]: the validated settings of a run.
 //! - [`error`]: fatal errors and exit codes.
 
@@ -34,6 +35,7 @@ pub mod output;
 pub mod pipeline;
 pub mod progress;
 pub mod protocol;
+pub mod report;
 pub mod resume;
 pub mod sandbox;
 pub mod secret;

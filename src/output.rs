@@ -108,6 +108,11 @@ impl ResultWriter {
         Ok(ResultWriter::new(Box::new(file), style))
     }
 
+    /// Results into any sink (no BOM: the caller decides what comes first).
+    pub fn to_sink(sink: Box<dyn Write + Send>, style: OutputStyle) -> ResultWriter {
+        ResultWriter::new(sink, style)
+    }
+
     fn new(sink: Box<dyn Write + Send>, style: OutputStyle) -> ResultWriter {
         let csv = csv::WriterBuilder::new().flexible(true).from_writer(sink);
         ResultWriter { csv, record: StringRecord::new(), result_columns: style.result_columns() }

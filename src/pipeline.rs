@@ -31,7 +31,7 @@ use crate::client::{self, Client};
 use crate::config::{Existing, RunConfig};
 use crate::error::Error;
 use crate::events::{Event, Observer};
-use crate::input::{self, InputError, InputRow, LeadReader};
+use crate::input::{InputError, InputRow, LeadReader};
 use crate::lead::Lead;
 use crate::outcome::{RowOutcome, Status};
 use crate::output::{self, OutputTarget, ResultWriter};
@@ -72,20 +72,26 @@ pub async fn run(
     };
     shared.tokens.set(token);
 
+    let survey = {
+        let (path, options) = (config.input.clone(), config.input_options.clone());
+        tokio::task::spawn_blocking(move || Survey::of(&path, &options))
+            .await
+            .expect("the survey does not panic")?
+    };
+    observer.on_event(&Event::Total { rows: survey.n_rows });
+
     let mut writer = prepared.open_writer(&config)?;
     writer
         .write_header(&headers)
         .map_err(Error::file("cannot write", config.output.display()))?;
 
-    let n_total = Arc::new(AtomicU64::new(0));
-    spawn_row_count(&config, observer.clone(), n_total.clone());
     let (rows_rx, reader_thread) = spawn_reader(reader, prepared.previous_rows, config.window());
 
     let mut run = Run {
         config: &config,
         shared: shared.clone(),
         writer,
-        seen: HashMap::new(),
+        duplicates: survey.duplicates,
         counts: BTreeMap::new(),
         n_written: 0,
         n_read: 0,
@@ -117,7 +123,7 @@ pub async fn run(
         RunEnd::Interrupted
     };
     // OUTPUT after consolidation also holds earlier rows beyond this run's prefix.
-    let rows_total = n_total.load(Ordering::Relaxed).max(run.n_read);
+    let rows_total = survey.n_rows.max(run.n_read);
     let mut summary = run.summary(&config, started, rows_total, end);
     summary.stop_reason = shared.breaker.tripped().map(str::to_string);
     if end != RunEnd::Completed {
@@ -263,15 +269,52 @@ impl Summary {
     }
 }
 
-/// Counts the input's rows in the background, for the progress bar's total.
-fn spawn_row_count(config: &RunConfig, observer: Arc<dyn Observer>, n_total: Arc<AtomicU64>) {
-    let path = config.input.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Ok(rows) = input::count_rows(&path) {
-            n_total.store(rows, Ordering::Relaxed);
-            observer.on_event(&Event::Total { rows });
+/// What the run learns from reading the whole input once before it starts.
+struct Survey {
+    n_rows: u64,
+    duplicates: HashMap<u64, Duplicate>,
+}
+
+/// A vehicle that occurs in more than one row.
+struct Duplicate {
+    /// Its rows not written yet; the entry goes when the last one is.
+    remaining: u32,
+    first_row: Option<u64>,
+    /// The first row's outcome, once written, for the copies.
+    outcome: Option<Arc<RowOutcome>>,
+}
+
+/// The key a run de-duplicates by: 64 bits of the vehicle's digest (a collision among a
+/// million vehicles has odds of about 1 in 37 million).
+fn vehicle_key(lead: &Lead) -> u64 {
+    lead.key().fingerprint() as u64
+}
+
+impl Survey {
+    /// Counts the rows (for the progress bar's total) and finds the vehicles that occur more
+    /// than once, so that the run remembers outcomes for those only: its memory then grows
+    /// with the duplicates, not with the list (8 bytes a row while surveying).
+    fn of(path: &std::path::Path, options: &crate::input::InputOptions) -> Result<Survey, InputError> {
+        let mut reader = LeadReader::open(path, options)?;
+        let mut keys = Vec::new();
+        let mut n_rows = 0;
+        while let Some(row) = reader.next_row() {
+            n_rows += 1;
+            if let Ok(lead) = row?.lead {
+                keys.push(vehicle_key(&lead));
+            }
         }
-    });
+        keys.sort_unstable();
+        let duplicates = keys
+            .chunk_by(|a, b| a == b)
+            .filter(|same| same.len() > 1)
+            .map(|same| {
+                let duplicate = Duplicate { remaining: same.len() as u32, first_row: None, outcome: None };
+                (same[0], duplicate)
+            })
+            .collect();
+        Ok(Survey { n_rows, duplicates })
+    }
 }
 
 /// One input row, with the earlier run's output row for it when resuming.
@@ -299,7 +342,7 @@ fn spawn_reader(
 struct Finished {
     row: u64,
     fields: StringRecord,
-    fingerprint: Option<u128>,
+    key: Option<u64>,
     warnings: Vec<String>,
     result: RowResult,
 }
@@ -314,17 +357,12 @@ enum RowResult {
     Abandoned,
 }
 
-/// The outcome of a vehicle's first row, for its duplicates.
-struct Seen {
-    first_row: u64,
-    outcome: Option<Arc<RowOutcome>>,
-}
 
 struct Run<'a> {
     config: &'a RunConfig,
     shared: Arc<Shared>,
     writer: ResultWriter,
-    seen: HashMap<u128, Seen>,
+    duplicates: HashMap<u64, Duplicate>,
     counts: BTreeMap<Status, u64>,
     n_written: u64,
     n_read: u64,
@@ -394,7 +432,7 @@ impl Run<'_> {
                 let finished = Finished {
                     row,
                     fields,
-                    fingerprint: None,
+                    key: None,
                     warnings: rejection.warnings,
                     result,
                 };
@@ -402,33 +440,33 @@ impl Run<'_> {
             }
             Ok(lead) => lead,
         };
-        let fingerprint = lead.key().fingerprint();
+        let key = vehicle_key(&lead);
         let mut finished = Finished {
             row,
             fields,
-            fingerprint: Some(fingerprint),
+            key: Some(key),
             warnings: lead.warnings.clone(),
             result: RowResult::Abandoned,
         };
+        let duplicate = self.duplicates.get_mut(&key);
         if let Some((record, outcome)) = kept {
-            self.seen.entry(fingerprint).or_insert_with(|| Seen {
-                first_row: row,
-                outcome: Some(Arc::new(outcome)),
-            });
+            // A vehicle answered before the interruption: its later rows copy this.
+            if let Some(duplicate) = duplicate
+                && duplicate.first_row.is_none()
+            {
+                duplicate.first_row = Some(row);
+                duplicate.outcome = Some(Arc::new(RowOutcome { warnings: Vec::new(), ..outcome }));
+            }
             finished.result = RowResult::Kept(record);
             return future::ready(finished).boxed();
         }
-        if let Some(seen) = self.seen.get(&fingerprint) {
-            finished.result = RowResult::CopyOf(seen.first_row);
-            return future::ready(finished).boxed();
+        if let Some(duplicate) = duplicate {
+            if let Some(first_row) = duplicate.first_row {
+                finished.result = RowResult::CopyOf(first_row);
+                return future::ready(finished).boxed();
+            }
+            duplicate.first_row = Some(row);
         }
-        self.seen.insert(
-            fingerprint,
-            Seen {
-                first_row: row,
-                outcome: None,
-            },
-        );
         let task = tokio::spawn(renew_row(self.shared.clone(), row, lead));
         async move {
             finished.result = match task.await {
@@ -457,7 +495,7 @@ impl Run<'_> {
         let Finished {
             row,
             fields,
-            fingerprint,
+            key,
             warnings,
             result,
         } = finished;
@@ -481,19 +519,19 @@ impl Run<'_> {
                     .write_row(&fields, row, &outcome)
                     .map_err(write_error)?;
                 let status = outcome.status;
-                if let Some(seen) = fingerprint.and_then(|f| self.seen.get_mut(&f))
-                    && seen.first_row == row
+                if let Some(duplicate) = key.and_then(|key| self.duplicates.get_mut(&key))
+                    && duplicate.first_row == Some(row)
                 {
                     // Copies need the answer, not this row's own warnings.
                     outcome.warnings = Vec::new();
-                    seen.outcome = Some(Arc::new(outcome));
+                    duplicate.outcome = Some(Arc::new(outcome));
                 }
                 (status, false, false)
             }
             RowResult::CopyOf(first_row) => {
-                let first = fingerprint
-                    .and_then(|f| self.seen.get(&f))
-                    .and_then(|seen| seen.outcome.clone())
+                let first = key
+                    .and_then(|key| self.duplicates.get(&key))
+                    .and_then(|duplicate| duplicate.outcome.clone())
                     .expect("a first occurrence is written before its copies");
                 let outcome = RowOutcome {
                     message: format!("same vehicle as row {first_row}: {}", first.message),
@@ -508,6 +546,14 @@ impl Run<'_> {
                 (outcome.status, false, true)
             }
         };
+        if let Some(key) = key
+            && let Some(duplicate) = self.duplicates.get_mut(&key)
+        {
+            duplicate.remaining -= 1;
+            if duplicate.remaining == 0 {
+                self.duplicates.remove(&key);
+            }
+        }
         self.n_written += 1;
         *self.counts.entry(status).or_default() += 1;
         self.shared.observer.on_event(&Event::RowWritten {

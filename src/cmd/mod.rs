@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod login;
+pub mod report;
 pub mod run;
 pub mod sandbox;
 
@@ -85,4 +86,18 @@ pub fn resolve_credentials(
         token,
         user_name,
     })
+}
+
+/// Resolves at the next SIGINT (Ctrl-C) or SIGTERM (what `kill` and service managers send).
+pub async fn stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(terminate) => { terminate.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
 }

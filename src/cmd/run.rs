@@ -166,25 +166,12 @@ pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials)
 
 /// First SIGINT/SIGTERM: stop intake and finish what is in flight. Second: leave at once.
 async fn watch_signals(cancel: CancellationToken) {
-    wait_for_signal().await;
+    crate::cmd::stop_signal().await;
     eprintln!(
         "\nbihu-renew: stopping: finishing the requests in flight and writing what is done (press Ctrl-C again to quit at once)"
     );
     cancel.cancel();
-    wait_for_signal().await;
+    crate::cmd::stop_signal().await;
     eprintln!("\nbihu-renew: quitting now; run the same command with --resume to continue");
     std::process::exit(exit::INTERRUPTED);
-}
-
-async fn wait_for_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match terminate.as_mut() {
-                Some(terminate) => { terminate.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
 }

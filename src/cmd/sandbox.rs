@@ -63,6 +63,11 @@ pub struct SandboxArgs {
     /// Percentage of vehicles (chosen by a hash, so always the same ones) answered 206.
     #[arg(long, default_value_t = 20)]
     pub not_renewable_percent: u8,
+
+    /// On exit, write every renewal request's arrival (seconds since start) and status to
+    /// this file, one per line (for benchmarks that check the rate a client really sent).
+    #[arg(long)]
+    pub record: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
@@ -91,8 +96,10 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
         drop_rate: args.drop_rate,
         token_ttl: args.token_ttl.map(Duration::from_secs),
         not_renewable_percent: args.not_renewable_percent,
+        record_requests: args.record.is_some(),
         ..SandboxConfig::default()
     };
+    let started = std::time::Instant::now();
     let sandbox = Sandbox::start(args.listen, config)
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -111,8 +118,19 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
         config.secret.expose()
     );
     eprintln!("  Ctrl-C stops it.");
-    let _ = tokio::signal::ctrl_c().await;
+    crate::cmd::stop_signal().await;
     eprintln!("bihu-renew sandbox: {}", sandbox.stats());
+    if let Some(path) = &args.record {
+        let lines: String = sandbox
+            .requests()
+            .iter()
+            .map(|request| {
+                format!("{:.6} {}\n", request.at.saturating_duration_since(started).as_secs_f64(), request.status)
+            })
+            .collect();
+        std::fs::write(path, lines).map_err(Error::file("cannot write", path))?;
+    }
     sandbox.shutdown().await;
     Ok(exit::OK)
 }
+

@@ -2,5 +2,8 @@
 //! loopback HTTP.
 
 mod inputs;
+mod report;
+mod resume;
+mod run;
 mod sandbox;
 mod support;

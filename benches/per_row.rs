@@ -21,17 +21,27 @@ const ROWS: [[&str; 4]; 4] = [
 ];
 
 fn per_row(c: &mut Criterion) {
-    let agent = Agent { agent_id: "102".into(), secret: Secret::new("xxxxx"), secret_label: "secretKey".into() };
+    let agent = Agent {
+        agent_id: "102".into(),
+        secret: Secret::new("xxxxx"),
+        secret_label: "secretKey".into(),
+    };
     let base = reqwest::Url::parse("http://127.0.0.1:8080/").unwrap();
     let token = "4773EEC3EE9B572851C11DF730DCE827";
-    let answer = br#"{"code":200,"msg":"\u7eed\u4fdd\u6210\u529f","RenewalToken":"0123456789ABCDEF0123456789ABCDEF"}"#;
+    let answer =
+        br#"{"code":200,"msg":"\u7eed\u4fdd\u6210\u529f","RenewalToken":"0123456789ABCDEF0123456789ABCDEF"}"#;
     let mut group = c.benchmark_group("per_row");
     group.throughput(Throughput::Elements(ROWS.len() as u64));
     group.bench_function("validate_sign_serialise_write", |b| {
         let mut writer = ResultWriter::to_sink(Box::new(std::io::sink()), OutputStyle::default());
         b.iter(|| {
             for (i, [plate, vin, engine, city]) in ROWS.iter().enumerate() {
-                let raw = RawLead { plate, vin, engine, city };
+                let raw = RawLead {
+                    plate,
+                    vin,
+                    engine,
+                    city,
+                };
                 let fields = StringRecord::from(vec![*plate, *vin, *engine, *city]);
                 let outcome = match lead::validate(black_box(&raw), None) {
                     Ok(lead) => {

@@ -160,7 +160,8 @@ pub struct RunArgs {
 }
 
 fn parse_encoding(text: &str) -> Result<crate::input::InputEncoding, String> {
-    crate::input::InputEncoding::parse(text).ok_or_else(|| format!("unknown encoding {text:?}: use auto, utf-8 or gbk"))
+    crate::input::InputEncoding::parse(text)
+        .ok_or_else(|| format!("unknown encoding {text:?}: use auto, utf-8 or gbk"))
 }
 
 #[derive(Debug, Args)]

@@ -40,16 +40,20 @@ fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<O
         Text(String),
         Number(i64),
     }
-    Ok(Option::<TextOrNumber>::deserialize(deserializer)?.map(|value| match value {
-        TextOrNumber::Text(text) => text,
-        TextOrNumber::Number(n) => n.to_string(),
-    }))
+    Ok(
+        Option::<TextOrNumber>::deserialize(deserializer)?.map(|value| match value {
+            TextOrNumber::Text(text) => text,
+            TextOrNumber::Number(n) => n.to_string(),
+        }),
+    )
 }
 
 impl ConfigFile {
     /// Reads `path`, or an empty configuration when there is none.
     pub fn load(path: Option<&Path>) -> Result<ConfigFile, Error> {
-        let Some(path) = path else { return Ok(ConfigFile::default()) };
+        let Some(path) = path else {
+            return Ok(ConfigFile::default());
+        };
         let text = std::fs::read_to_string(path).map_err(Error::file("cannot read config", path))?;
         let config: ConfigFile =
             toml::from_str(&text).map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))?;
@@ -80,7 +84,10 @@ pub fn read_secret_file(path: &PathBuf) -> Result<String, Error> {
     let text = std::fs::read_to_string(path).map_err(Error::file("cannot read secret key file", path))?;
     let secret = text.lines().next().unwrap_or("").trim().to_string();
     if secret.is_empty() {
-        return Err(Error::Usage(format!("secret key file {} is empty", path.display())));
+        return Err(Error::Usage(format!(
+            "secret key file {} is empty",
+            path.display()
+        )));
     }
     Ok(secret)
 }
@@ -127,7 +134,10 @@ mod tests {
         assert!(config.permission_warning(&path).unwrap().contains("chmod 600"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(config.permission_warning(&path), None);
-        let without_secret = ConfigFile { token: Some("T".into()), ..ConfigFile::default() };
+        let without_secret = ConfigFile {
+            token: Some("T".into()),
+            ..ConfigFile::default()
+        };
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(without_secret.permission_warning(&path), None);
     }

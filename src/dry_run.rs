@@ -50,14 +50,26 @@ pub struct DryRunSummary {
 
 impl DryRunSummary {
     pub fn exit_code(&self) -> i32 {
-        if self.invalid == 0 { exit::OK } else { exit::SOME_TRANSIENT }
+        if self.invalid == 0 {
+            exit::OK
+        } else {
+            exit::SOME_TRANSIENT
+        }
     }
 }
 
 impl fmt::Display for DryRunSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "bihu-renew: dry run (nothing sent): {} -> {}", self.input, self.output)?;
-        writeln!(f, "  rows       {}: {} ready, {} invalid", self.rows, self.ready, self.invalid)?;
+        writeln!(
+            f,
+            "bihu-renew: dry run (nothing sent): {} -> {}",
+            self.input, self.output
+        )?;
+        writeln!(
+            f,
+            "  rows       {}: {} ready, {} invalid",
+            self.rows, self.ready, self.invalid
+        )?;
         for (kind, n) in &self.by_reason {
             writeln!(f, "    {:<20} {n}", kind.as_str())?;
         }
@@ -82,7 +94,8 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
                     path.display()
                 )));
             }
-            ResultWriter::create(&partial, config.output_style).map_err(Error::file("cannot create", &partial))?
+            ResultWriter::create(&partial, config.output_style)
+                .map_err(Error::file("cannot create", &partial))?
         }
     };
     let write_error = || Error::file("cannot write", config.output.display());
@@ -106,7 +119,10 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
             }
             Ok(lead) => {
                 summary.ready += 1;
-                let city_given = columns.city.and_then(|i| row.fields.get(i)).is_some_and(|c| !c.trim().is_empty());
+                let city_given = columns
+                    .city
+                    .and_then(|i| row.fields.get(i))
+                    .is_some_and(|c| !c.trim().is_empty());
                 if !city_given && config.input_options.default_city.is_none() {
                     summary.cities_inferred += 1;
                 }
@@ -121,13 +137,20 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
                         String::new()
                     }
                 };
-                RowOutcome { status: Status::Ready, message, warnings: lead.warnings, ..RowOutcome::default() }
+                RowOutcome {
+                    status: Status::Ready,
+                    message,
+                    warnings: lead.warnings,
+                    ..RowOutcome::default()
+                }
             }
         };
         if !outcome.warnings.is_empty() {
             summary.with_warnings += 1;
         }
-        writer.write_row(&row.fields, row.row, &outcome).map_err(write_error())?;
+        writer
+            .write_row(&row.fields, row.row, &outcome)
+            .map_err(write_error())?;
     }
     writer.flush().map_err(write_error())?;
     drop(writer);

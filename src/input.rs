@@ -27,7 +27,11 @@ pub enum InputError {
     #[error("{path} is empty: a lead list needs a header row")]
     Empty { path: PathBuf },
     #[error("{path} has no sheet named {wanted:?}; its sheets are: {found}")]
-    NoSuchSheet { path: PathBuf, wanted: String, found: String },
+    NoSuchSheet {
+        path: PathBuf,
+        wanted: String,
+        found: String,
+    },
     #[error("{path} is not a lead list: {detail}")]
     Unreadable { path: PathBuf, detail: String },
     #[error(
@@ -121,13 +125,19 @@ pub struct InputOptions {
 /// Whether a path is read as a spreadsheet rather than CSV.
 pub fn is_spreadsheet(path: &Path) -> bool {
     let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-    matches!(extension.as_deref(), Some("xlsx" | "xlsm" | "xlsb" | "xls" | "ods"))
+    matches!(
+        extension.as_deref(),
+        Some("xlsx" | "xlsm" | "xlsb" | "xls" | "ods")
+    )
 }
 
 /// Where rows come from: a CSV stream, or a worksheet read by calamine.
 enum Records {
     Csv(csv::Reader<Box<dyn Read + Send>>),
-    Sheet { range: calamine::Range<calamine::Data>, next: usize },
+    Sheet {
+        range: calamine::Range<calamine::Data>,
+        next: usize,
+    },
 }
 
 /// Streams a lead list (CSV in UTF-8 or GBK, or a spreadsheet).
@@ -217,23 +227,42 @@ fn cell_text(cell: &calamine::Data) -> String {
 
 fn open_sheet(path: &Path, sheet: Option<&str>) -> Result<calamine::Range<calamine::Data>, InputError> {
     use calamine::Reader as _;
-    let unreadable = |detail: String| InputError::Unreadable { path: path.to_path_buf(), detail };
+    let unreadable = |detail: String| InputError::Unreadable {
+        path: path.to_path_buf(),
+        detail,
+    };
     let mut workbook = calamine::open_workbook_auto(path).map_err(|e| unreadable(e.to_string()))?;
     let names = workbook.sheet_names();
     let name = match sheet {
-        Some(wanted) => names.iter().find(|n| n.as_str() == wanted).cloned().ok_or_else(|| {
-            InputError::NoSuchSheet { path: path.to_path_buf(), wanted: wanted.to_string(), found: names.join(", ") }
+        Some(wanted) => names
+            .iter()
+            .find(|n| n.as_str() == wanted)
+            .cloned()
+            .ok_or_else(|| InputError::NoSuchSheet {
+                path: path.to_path_buf(),
+                wanted: wanted.to_string(),
+                found: names.join(", "),
+            })?,
+        None => names.first().cloned().ok_or_else(|| InputError::Empty {
+            path: path.to_path_buf(),
         })?,
-        None => names.first().cloned().ok_or_else(|| InputError::Empty { path: path.to_path_buf() })?,
     };
-    workbook.worksheet_range(&name).map_err(|e| unreadable(format!("sheet {name}: {e}")))
+    workbook
+        .worksheet_range(&name)
+        .map_err(|e| unreadable(format!("sheet {name}: {e}")))
 }
 
 impl LeadReader {
     pub fn open(path: &Path, options: &InputOptions) -> Result<LeadReader, InputError> {
-        let io_error = |source| InputError::Io { path: path.to_path_buf(), source };
+        let io_error = |source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let records = if is_spreadsheet(path) {
-            Records::Sheet { range: open_sheet(path, options.sheet.as_deref())?, next: 0 }
+            Records::Sheet {
+                range: open_sheet(path, options.sheet.as_deref())?,
+                next: 0,
+            }
         } else {
             Records::Csv(csv_builder().from_reader(open_text(path, options.encoding).map_err(io_error)?))
         };
@@ -247,12 +276,19 @@ impl LeadReader {
             record: ByteRecord::new(),
         };
         if !reader.read_record().map_err(io_error)? {
-            return Err(InputError::Empty { path: path.to_path_buf() });
+            return Err(InputError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         reader.headers = reader
             .record
             .iter()
-            .map(|field| String::from_utf8_lossy(field).trim_start_matches('\u{feff}').trim().to_string())
+            .map(|field| {
+                String::from_utf8_lossy(field)
+                    .trim_start_matches('\u{feff}')
+                    .trim()
+                    .to_string()
+            })
             .collect();
         reader.columns = Columns::find(&reader.headers).ok_or_else(|| InputError::NoVehicleColumns {
             path: path.to_path_buf(),
@@ -275,7 +311,10 @@ impl LeadReader {
             Records::Csv(_) => None,
             Records::Sheet { range, .. } => {
                 use calamine::DataType as _;
-                let n_filled = range.rows().filter(|row| row.iter().any(|cell| !cell.is_empty())).count();
+                let n_filled = range
+                    .rows()
+                    .filter(|row| row.iter().any(|cell| !cell.is_empty()))
+                    .count();
                 // The first filled row is the header.
                 Some(n_filled.saturating_sub(1) as u64)
             }
@@ -311,7 +350,10 @@ impl LeadReader {
     pub fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
         match self.read_record() {
             Ok(false) => None,
-            Err(source) => Some(Err(InputError::Io { path: self.path.clone(), source })),
+            Err(source) => Some(Err(InputError::Io {
+                path: self.path.clone(),
+                source,
+            })),
             Ok(true) => {
                 self.n_rows += 1;
                 Some(Ok(self.decode_row()))
@@ -411,11 +453,17 @@ mod tests {
         reader_with(text, InputEncoding::Auto)
     }
 
-    fn reader_with(text: &[u8], encoding: InputEncoding) -> (tempfile::TempDir, Result<LeadReader, InputError>) {
+    fn reader_with(
+        text: &[u8],
+        encoding: InputEncoding,
+    ) -> (tempfile::TempDir, Result<LeadReader, InputError>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("leads.csv");
         std::fs::write(&path, text).unwrap();
-        let options = InputOptions { encoding, ..InputOptions::default() };
+        let options = InputOptions {
+            encoding,
+            ..InputOptions::default()
+        };
         let reader = LeadReader::open(&path, &options);
         (dir, reader)
     }

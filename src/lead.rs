@@ -94,7 +94,10 @@ impl ReasonKind {
 
 impl Reason {
     pub fn new(kind: ReasonKind, text: impl Into<String>) -> Reason {
-        Reason { kind, text: text.into() }
+        Reason {
+            kind,
+            text: text.into(),
+        }
     }
 }
 
@@ -416,7 +419,9 @@ fn resolve_city(
         };
         reasons.push(Reason::new(
             ReasonKind::NoCity,
-            format!("no city: the row has no CityCode{plate_part}; add a CityCode column or pass --city-code"),
+            format!(
+                "no city: the row has no CityCode{plate_part}; add a CityCode column or pass --city-code"
+            ),
         ));
         return None;
     };
@@ -631,6 +636,10 @@ mod tests {
     fn rejection_lists_every_reason() {
         let rejection = rejected("京A1234", "", "", "拉萨");
         let kinds: Vec<ReasonKind> = rejection.reasons.iter().map(|r| r.kind).collect();
-        assert_eq!(kinds, [ReasonKind::PlateInvalid, ReasonKind::CityUnknown], "{rejection:?}");
+        assert_eq!(
+            kinds,
+            [ReasonKind::PlateInvalid, ReasonKind::CityUnknown],
+            "{rejection:?}"
+        );
     }
 }

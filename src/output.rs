@@ -25,8 +25,16 @@ pub const RESULT_COLUMNS: [&str; 8] = [
 ];
 
 /// The result columns for people (`--zh-headers`); readers accept either set.
-pub const RESULT_COLUMNS_ZH: [&str; 8] =
-    ["行号", "状态", "HTTP状态", "消息", "续保令牌", "报价链接", "尝试次数", "警告"];
+pub const RESULT_COLUMNS_ZH: [&str; 8] = [
+    "行号",
+    "状态",
+    "HTTP状态",
+    "消息",
+    "续保令牌",
+    "报价链接",
+    "尝试次数",
+    "警告",
+];
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -41,13 +49,20 @@ pub struct OutputStyle {
 
 impl Default for OutputStyle {
     fn default() -> Self {
-        OutputStyle { bom: true, zh_headers: false }
+        OutputStyle {
+            bom: true,
+            zh_headers: false,
+        }
     }
 }
 
 impl OutputStyle {
     pub fn result_columns(&self) -> [&'static str; 8] {
-        if self.zh_headers { RESULT_COLUMNS_ZH } else { RESULT_COLUMNS }
+        if self.zh_headers {
+            RESULT_COLUMNS_ZH
+        } else {
+            RESULT_COLUMNS
+        }
     }
 }
 
@@ -115,7 +130,11 @@ impl ResultWriter {
 
     fn new(sink: Box<dyn Write + Send>, style: OutputStyle) -> ResultWriter {
         let csv = csv::WriterBuilder::new().flexible(true).from_writer(sink);
-        ResultWriter { csv, record: StringRecord::new(), result_columns: style.result_columns() }
+        ResultWriter {
+            csv,
+            record: StringRecord::new(),
+            result_columns: style.result_columns(),
+        }
     }
 
     /// The header: the input's columns, then the result columns.
@@ -195,7 +214,12 @@ pub fn is_results_header(header: &StringRecord) -> bool {
     if header.len() < n {
         return false;
     }
-    let tail = || header.iter().skip(header.len() - n).map(|name| name.trim_start_matches('\u{feff}'));
+    let tail = || {
+        header
+            .iter()
+            .skip(header.len() - n)
+            .map(|name| name.trim_start_matches('\u{feff}'))
+    };
     tail().eq(RESULT_COLUMNS.iter().copied()) || tail().eq(RESULT_COLUMNS_ZH.iter().copied())
 }
 
@@ -239,7 +263,10 @@ mod tests {
             .unwrap();
         writer.flush().unwrap();
         drop(writer);
-        assert!(starts_with_bom(&path).unwrap(), "files start with a BOM by default");
+        assert!(
+            starts_with_bom(&path).unwrap(),
+            "files start with a BOM by default"
+        );
         let mut reader = csv::Reader::from_path(&path).unwrap();
         assert!(is_results_header(reader.headers().unwrap()));
         let record = reader.records().next().unwrap().unwrap();

@@ -214,7 +214,8 @@ impl Prepared {
             OutputTarget::Stdout => Ok(ResultWriter::stdout(config.output_style)),
             OutputTarget::File(path) => {
                 let partial = output::partial_path(path);
-                ResultWriter::create(&partial, config.output_style).map_err(Error::file("cannot create", &partial))
+                ResultWriter::create(&partial, config.output_style)
+                    .map_err(Error::file("cannot create", &partial))
             }
         }
     }
@@ -309,7 +310,11 @@ impl Survey {
             .chunk_by(|a, b| a == b)
             .filter(|same| same.len() > 1)
             .map(|same| {
-                let duplicate = Duplicate { remaining: same.len() as u32, first_row: None, outcome: None };
+                let duplicate = Duplicate {
+                    remaining: same.len() as u32,
+                    first_row: None,
+                    outcome: None,
+                };
                 (same[0], duplicate)
             })
             .collect();
@@ -356,7 +361,6 @@ enum RowResult {
     /// Never sent, because the run stopped first.
     Abandoned,
 }
-
 
 struct Run<'a> {
     config: &'a RunConfig,
@@ -455,7 +459,10 @@ impl Run<'_> {
                 && duplicate.first_row.is_none()
             {
                 duplicate.first_row = Some(row);
-                duplicate.outcome = Some(Arc::new(RowOutcome { warnings: Vec::new(), ..outcome }));
+                duplicate.outcome = Some(Arc::new(RowOutcome {
+                    warnings: Vec::new(),
+                    ..outcome
+                }));
             }
             finished.result = RowResult::Kept(record);
             return future::ready(finished).boxed();

@@ -99,7 +99,8 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
     {
         let mut newer = reader(&partial)?;
         let mut older = reader(output)?;
-        let mut file = BufWriter::new(File::create(&merging).map_err(Error::file("cannot create", &merging))?);
+        let mut file =
+            BufWriter::new(File::create(&merging).map_err(Error::file("cannot create", &merging))?);
         // Keep the BOM (or its absence) of the run that wrote the rows.
         if output::starts_with_bom(&partial).map_err(Error::file("cannot read", &partial))? {
             output::write_bom(&mut file).map_err(Error::file("cannot write", &merging))?;

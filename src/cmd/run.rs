@@ -12,9 +12,9 @@ use crate::city::City;
 use crate::cli::RunArgs;
 use crate::cmd::{Credentials, resolve_credentials};
 use crate::config::{Backoff, Existing, RunConfig};
-use crate::error::{Error, exit};
 use crate::config_file::ConfigFile;
 use crate::dry_run::{self, DryRunConfig};
+use crate::error::{Error, exit};
 use crate::input::InputOptions;
 use crate::output::{OutputStyle, OutputTarget};
 use crate::pipeline;
@@ -31,9 +31,12 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         return dry_run(&args, &file);
     }
     let sandbox = if args.sandbox {
-        let sandbox = Sandbox::start("127.0.0.1:0".parse().expect("a valid address"), SandboxConfig::demo())
-            .await
-            .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
+        let sandbox = Sandbox::start(
+            "127.0.0.1:0".parse().expect("a valid address"),
+            SandboxConfig::demo(),
+        )
+        .await
+        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
         eprintln!(
             "bihu-renew: running against the built-in sandbox at {} (a little latency and a few 500s; nothing leaves this machine)",
             sandbox.base_url()
@@ -69,16 +72,27 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
         Some("-") => OutputTarget::Stdout,
         Some(path) => OutputTarget::File(path.into()),
         None => {
-            let stem = args.input.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = args
+                .input
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             OutputTarget::File(args.input.with_file_name(format!("{stem}.dry-run.csv")))
         }
     };
     let config = DryRunConfig {
         input: args.input.clone(),
         output,
-        existing: if args.force { Existing::Overwrite } else { Existing::Refuse },
+        existing: if args.force {
+            Existing::Overwrite
+        } else {
+            Existing::Refuse
+        },
         input_options: input_options(args, file)?,
-        output_style: OutputStyle { bom: !args.no_bom, zh_headers: args.zh_headers },
+        output_style: OutputStyle {
+            bom: !args.no_bom,
+            zh_headers: args.zh_headers,
+        },
     };
     let summary = dry_run::check(&config)?;
     eprint!("{summary}");
@@ -102,7 +116,11 @@ fn input_options(args: &RunArgs, file: &ConfigFile) -> Result<InputOptions, Erro
             ))
         })?),
     };
-    Ok(InputOptions { encoding: args.input_encoding, sheet: args.sheet.clone(), default_city })
+    Ok(InputOptions {
+        encoding: args.input_encoding,
+        sheet: args.sheet.clone(),
+        default_city,
+    })
 }
 
 fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
@@ -128,17 +146,28 @@ pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials)
         None => OutputTarget::default_for(&args.input),
     };
     if args.resume && output == OutputTarget::Stdout {
-        return Err(Error::Usage("--resume needs an OUTPUT file; it cannot continue stdout (-o -)".into()));
+        return Err(Error::Usage(
+            "--resume needs an OUTPUT file; it cannot continue stdout (-o -)".into(),
+        ));
     }
     let at_least_one = |name: &str, value: u64| {
-        if value == 0 { Err(Error::Usage(format!("{name} must be at least 1"))) } else { Ok(value) }
+        if value == 0 {
+            Err(Error::Usage(format!("{name} must be at least 1")))
+        } else {
+            Ok(value)
+        }
     };
     let rate = at_least_one("--rate", args.rate.or(file.rate).unwrap_or(10).into())?;
     let burst = at_least_one("--burst", args.burst.or(file.burst).unwrap_or(1).into())?;
-    let concurrency = at_least_one("--concurrency", args.concurrency.or(file.concurrency).unwrap_or(8) as u64)?;
+    let concurrency = at_least_one(
+        "--concurrency",
+        args.concurrency.or(file.concurrency).unwrap_or(8) as u64,
+    )?;
     let timeout = args.timeout.or(file.timeout).unwrap_or(30.0);
     if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(Error::Usage(format!("--timeout must be a positive number of seconds, got {timeout}")));
+        return Err(Error::Usage(format!(
+            "--timeout must be a positive number of seconds, got {timeout}"
+        )));
     }
     Ok(RunConfig {
         input: args.input.clone(),
@@ -153,7 +182,10 @@ pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials)
         token: credentials.token,
         user_name: credentials.user_name,
         input_options: input_options(args, file)?,
-        output_style: OutputStyle { bom: !args.no_bom, zh_headers: args.zh_headers },
+        output_style: OutputStyle {
+            bom: !args.no_bom,
+            zh_headers: args.zh_headers,
+        },
         rate: NonZeroU32::new(rate as u32).expect("checked"),
         burst: NonZeroU32::new(burst as u32).expect("checked"),
         concurrency: NonZeroUsize::new(concurrency as usize).expect("checked"),

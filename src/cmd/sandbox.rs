@@ -125,7 +125,11 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
             .requests()
             .iter()
             .map(|request| {
-                format!("{:.6} {}\n", request.at.saturating_duration_since(started).as_secs_f64(), request.status)
+                format!(
+                    "{:.6} {}\n",
+                    request.at.saturating_duration_since(started).as_secs_f64(),
+                    request.status
+                )
             })
             .collect();
         std::fs::write(path, lines).map_err(Error::file("cannot write", path))?;
@@ -133,4 +137,3 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
     sandbox.shutdown().await;
     Ok(exit::OK)
 }
-

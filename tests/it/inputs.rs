@@ -17,7 +17,14 @@ const LEADS: &[[&str; 6]] = &[
     ["客户姓名", "车牌号", "车架号", "发动机号", "投保城市", "登记日期"],
     ["张三", "京J97896", "", "", "北京", "2026-11-29"],
     ["李四", "", "LS4ASE2A2GJ137027", "2192209", "1", ""],
-    ["王五", "粤B12345", "11111111111111111", "0123456", "", "2025-01-31"],
+    [
+        "王五",
+        "粤B12345",
+        "11111111111111111",
+        "0123456",
+        "",
+        "2025-01-31",
+    ],
     ["赵六", "粤BD12345", "", "", "", ""],
     ["钱七", "沪A12345", "", "4G15S 4L9AM4623", "", ""],
 ];
@@ -40,11 +47,17 @@ pub fn write_xlsx(path: &Path, rows: &[Vec<String>]) {
             let (r, c) = (r as u32, c as u16);
             if cell.is_empty() {
                 continue;
-            } else if r > 0 && column == "发动机号" && cell.bytes().all(|b| b.is_ascii_digit()) && !cell.starts_with('0') {
+            } else if r > 0
+                && column == "发动机号"
+                && cell.bytes().all(|b| b.is_ascii_digit())
+                && !cell.starts_with('0')
+            {
                 sheet.write_number(r, c, cell.parse::<f64>().unwrap()).unwrap();
             } else if r > 0 && column == "登记日期" {
                 let date = ExcelDateTime::parse_from_str(cell).unwrap();
-                sheet.write_datetime_with_format(r, c, &date, &date_format).unwrap();
+                sheet
+                    .write_datetime_with_format(r, c, &date, &date_format)
+                    .unwrap();
             } else {
                 sheet.write_string(r, c, cell.as_str()).unwrap();
             }
@@ -54,7 +67,9 @@ pub fn write_xlsx(path: &Path, rows: &[Vec<String>]) {
 }
 
 fn owned(rows: &[[&str; 6]]) -> Vec<Vec<String>> {
-    rows.iter().map(|row| row.iter().map(|c| c.to_string()).collect()).collect()
+    rows.iter()
+        .map(|row| row.iter().map(|c| c.to_string()).collect())
+        .collect()
 }
 
 struct Inputs {
@@ -120,20 +135,36 @@ async fn utf8_bom_gbk_and_xlsx_lists_give_identical_results() {
     for input in [&utf8, &with_bom, &gbk, &xlsx] {
         let output = format!("{input}.results.csv");
         let run = run_with(&sandbox, &[input, "-o", &output]).await;
-        assert_eq!(run.code, 0, "{input}: every row final (invalid_input is final)\n{}", run.stderr);
+        assert_eq!(
+            run.code, 0,
+            "{input}: every row final (invalid_input is final)\n{}",
+            run.stderr
+        );
         outputs.push((input.clone(), std::fs::read(&output).unwrap()));
     }
     let (_, reference) = &outputs[0];
     let (header, rows) = parse_results(reference);
     assert_eq!(header, LEADS[0]);
     assert_eq!(rows.len(), LEADS.len() - 1);
-    assert_eq!(rows[1].input[3], "2192209", "a numeric engine number keeps its digits");
-    assert_eq!(rows[2].input[2], "11111111111111111", "an all-digit VIN stays text");
+    assert_eq!(
+        rows[1].input[3], "2192209",
+        "a numeric engine number keeps its digits"
+    );
+    assert_eq!(
+        rows[2].input[2], "11111111111111111",
+        "an all-digit VIN stays text"
+    );
     assert_eq!(rows[2].input[3], "0123456", "leading zeros survive");
     assert_eq!(rows[0].input[5], "2026-11-29", "dates read as dates");
     let statuses: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
     assert_eq!(statuses[3], "invalid_input", "a new-energy plate without VIN");
-    assert!(statuses.iter().enumerate().all(|(i, s)| i == 3 || *s != "invalid_input"), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .enumerate()
+            .all(|(i, s)| i == 3 || *s != "invalid_input"),
+        "{statuses:?}"
+    );
     for (input, bytes) in &outputs[1..] {
         assert_eq!(
             String::from_utf8_lossy(bytes),
@@ -153,9 +184,16 @@ async fn results_start_with_a_bom_unless_told_otherwise_and_never_on_stdout() {
     assert!(std::fs::read(&default).unwrap().starts_with(BOM));
 
     let plain = inputs.path("plain.csv");
-    assert_eq!(run_with(&sandbox, &[&input, "-o", &plain, "--no-bom"]).await.code, 0);
+    assert_eq!(
+        run_with(&sandbox, &[&input, "-o", &plain, "--no-bom"]).await.code,
+        0
+    );
     let bytes = std::fs::read(&plain).unwrap();
-    assert!(bytes.starts_with("车牌号,row,".as_bytes()), "{:?}", String::from_utf8_lossy(&bytes));
+    assert!(
+        bytes.starts_with("车牌号,row,".as_bytes()),
+        "{:?}",
+        String::from_utf8_lossy(&bytes)
+    );
 
     let stdout = run_with(&sandbox, &[&input, "-o", "-"]).await;
     assert_eq!(stdout.code, 0, "{}", stdout.stderr);
@@ -169,10 +207,23 @@ async fn zh_headers_name_the_result_columns_in_chinese_and_still_resume() {
     let inputs = Inputs::new();
     let input = inputs.write("list.csv", "车牌号\n京J97896\n沪A12345\n".as_bytes());
     let output = inputs.path("out.csv");
-    assert_eq!(run_with(&sandbox, &[&input, "-o", &output, "--zh-headers"]).await.code, 0);
+    assert_eq!(
+        run_with(&sandbox, &[&input, "-o", &output, "--zh-headers"])
+            .await
+            .code,
+        0
+    );
     let text = String::from_utf8(std::fs::read(&output).unwrap()).unwrap();
-    let header = text.trim_start_matches('\u{feff}').lines().next().unwrap().to_string();
-    assert_eq!(header, "车牌号,行号,状态,HTTP状态,消息,续保令牌,报价链接,尝试次数,警告");
+    let header = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        header,
+        "车牌号,行号,状态,HTTP状态,消息,续保令牌,报价链接,尝试次数,警告"
+    );
     let before = sandbox.stats().requests;
     let resumed = run_with(&sandbox, &[&input, "-o", &output, "--zh-headers", "--resume"]).await;
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
@@ -200,7 +251,13 @@ async fn config_file_precedence_is_flag_then_environment_then_file() {
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let run = |extra: Vec<String>, envs: Vec<(&'static str, String)>| {
         let output = inputs.path(&format!("out-{}.csv", extra.len() + envs.len()));
-        let mut args = vec!["run".to_string(), input.clone(), "-o".into(), output, "--force".into()];
+        let mut args = vec![
+            "run".to_string(),
+            input.clone(),
+            "-o".into(),
+            output,
+            "--force".into(),
+        ];
         args.extend(["--config".to_string(), file.clone(), "--no-progress".into()]);
         args.extend(extra);
         async move {
@@ -224,7 +281,11 @@ async fn config_file_precedence_is_flag_then_environment_then_file() {
     .await;
     assert_eq!(flag_right.code, 0, "{}", flag_right.stderr);
     // The default city comes from the file unless a flag says otherwise.
-    std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "city_code = \"上海\"\n").unwrap();
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file).unwrap() + "city_code = \"上海\"\n",
+    )
+    .unwrap();
     let file_city = run(vec!["--dry-run".into()], vec![]).await;
     let rows = read_results(Path::new(&inputs.path("out-1.csv")));
     assert_eq!(file_city.code, 0, "{}", file_city.stderr);
@@ -242,20 +303,36 @@ async fn a_config_file_others_can_read_with_the_secret_in_it_gives_a_warning() {
     let file = inputs.write("bihu.toml", b"secret_key = \"s3cr3t-in-file\"\n");
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let output = inputs.path("out.csv");
-    let run = run_binary(&["run", &input, "-o", &output, "--config", &file, "--dry-run"], &[]).await;
+    let run = run_binary(
+        &["run", &input, "-o", &output, "--config", &file, "--dry-run"],
+        &[],
+    )
+    .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stderr.contains("can be read by others") && run.stderr.contains("chmod 600"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("can be read by others") && run.stderr.contains("chmod 600"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("s3cr3t-in-file"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_sends_nothing_and_reports_what_it_found() {
-    let sandbox = start_sandbox(SandboxConfig { record_requests: true, ..SandboxConfig::default() }).await;
+    let sandbox = start_sandbox(SandboxConfig {
+        record_requests: true,
+        ..SandboxConfig::default()
+    })
+    .await;
     let inputs = Inputs::new();
     let input = inputs.write("list.csv", csv_text(LEADS).as_bytes());
     let output = inputs.path("checked.csv");
     let summary = inputs.path("summary.json");
-    let run = run_with(&sandbox, &[&input, "-o", &output, "--dry-run", "--summary-json", &summary]).await;
+    let run = run_with(
+        &sandbox,
+        &[&input, "-o", &output, "--dry-run", "--summary-json", &summary],
+    )
+    .await;
     assert_eq!(run.code, 1, "one row is not ready\n{}", run.stderr);
     assert_eq!(sandbox.stats().requests, 0);
     assert_eq!(sandbox.stats().logins, 0);
@@ -283,7 +360,15 @@ async fn login_prints_a_token_that_the_sandbox_accepts() {
     let config = sandbox.config();
     let base = sandbox.base_url().to_string();
     let login = run_binary(
-        &["login", "--base-url", &base, "--agent-id", &config.agent_id, "--user-name", "clerk"],
+        &[
+            "login",
+            "--base-url",
+            &base,
+            "--agent-id",
+            &config.agent_id,
+            "--user-name",
+            "clerk",
+        ],
         &[("BIHU_SECRET_KEY", config.secret.expose())],
     )
     .await;
@@ -293,7 +378,15 @@ async fn login_prints_a_token_that_the_sandbox_accepts() {
     assert_eq!(sandbox.stats().logins, 1);
 
     let wrong = run_binary(
-        &["login", "--base-url", &base, "--agent-id", &config.agent_id, "--user-name", "clerk"],
+        &[
+            "login",
+            "--base-url",
+            &base,
+            "--agent-id",
+            &config.agent_id,
+            "--user-name",
+            "clerk",
+        ],
         &[("BIHU_SECRET_KEY", "wrong")],
     )
     .await;
@@ -321,7 +414,11 @@ async fn the_sample_lists_are_twins() {
         let output = inputs.path(&format!("{name}.checked.csv"));
         let input = root.join(name).display().to_string();
         let run = run_binary(&["run", &input, "-o", &output, "--dry-run"], &[]).await;
-        assert_eq!(run.code, 1, "{name}: the samples hold a few bad rows\n{}", run.stderr);
+        assert_eq!(
+            run.code, 1,
+            "{name}: the samples hold a few bad rows\n{}",
+            run.stderr
+        );
         outputs.push(std::fs::read(&output).unwrap());
     }
     assert_eq!(outputs[0], outputs[1], "leads-gbk.csv differs from leads.csv");
@@ -338,8 +435,12 @@ fn regenerate_samples() {
     let (gbk, _, unmappable) = encoding_rs::GBK.encode(&text);
     assert!(!unmappable);
     std::fs::write(root.join("leads-gbk.csv"), &gbk).unwrap();
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
-    let rows: Vec<Vec<String>> =
-        reader.records().map(|r| r.unwrap().iter().map(str::to_string).collect()).collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
     write_xlsx(&root.join("leads.xlsx"), &rows);
 }

@@ -25,17 +25,8 @@ use crate::lead::{self, RawLead};
 use crate::outcome::{RowOutcome, Status};
 use crate::output::{self, LIST_SEPARATOR, RESULT_COLUMNS};
 
-/// The result columns as `run --zh-headers` names them, in the order of [`RESULT_COLUMNS`].
-pub const RESULT_COLUMNS_ZH: [&str; 8] = [
-    "行号",
-    "状态",
-    "HTTP状态",
-    "消息",
-    "续保令牌",
-    "报价链接",
-    "尝试次数",
-    "警告",
-];
+/// The result columns as `run --zh-headers` names them (defined beside the writer).
+pub use crate::output::RESULT_COLUMNS_ZH;
 
 /// Reasons listed, most frequent first.
 pub const TOP_REASONS: usize = 10;

@@ -959,7 +959,8 @@ async fn the_secret_is_never_sent_logged_or_written() {
         ("stderr of the stdout run", stdout_run.stderr),
     ];
     let requests = t.sandbox.requests();
-    assert!(requests.len() >= 2 * 13, "{} requests", requests.len());
+    // 12 vehicles a run (the bad row is not sent, the duplicate is copied), and retries.
+    assert!(requests.len() >= 2 * 12, "{} requests", requests.len());
     texts.extend(requests.into_iter().map(|r| ("a request body", r.body)));
     for (what, text) in texts {
         assert!(!text.contains(SECRET), "the secret is in {what}: {text}");

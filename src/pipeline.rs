@@ -24,7 +24,8 @@ use futures::future::{self, BoxFuture};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Semaphore, mpsc};
+use std::panic::AssertUnwindSafe;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Client};
@@ -85,6 +86,8 @@ pub async fn run(
         .write_header(&headers)
         .map_err(Error::file("cannot write", config.output.display()))?;
 
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+    let dispatcher = tokio::spawn(dispatch(shared.clone(), jobs_rx));
     let (rows_rx, reader_thread) = spawn_reader(reader, prepared.previous_rows, config.window());
 
     let mut run = Run {
@@ -92,6 +95,7 @@ pub async fn run(
         shared: shared.clone(),
         writer,
         duplicates: survey.duplicates,
+        jobs_tx,
         counts: BTreeMap::new(),
         n_written: 0,
         n_read: 0,
@@ -100,6 +104,7 @@ pub async fn run(
         halted: false,
     };
     let input_done = run.drive(rows_rx).await?;
+    dispatcher.abort();
     let _ = reader_thread.join();
     run.writer
         .flush()
@@ -367,6 +372,7 @@ struct Run<'a> {
     shared: Arc<Shared>,
     writer: ResultWriter,
     duplicates: HashMap<u64, Duplicate>,
+    jobs_tx: mpsc::UnboundedSender<Job>,
     counts: BTreeMap<Status, u64>,
     n_written: u64,
     n_read: u64,
@@ -474,20 +480,13 @@ impl Run<'_> {
             }
             duplicate.first_row = Some(row);
         }
-        let task = tokio::spawn(renew_row(self.shared.clone(), row, lead));
+        let (done_tx, done_rx) = oneshot::channel();
+        // The dispatcher is gone only when the run stops; then the row is abandoned.
+        let _ = self.jobs_tx.send(Job { row, lead, done_tx });
         async move {
-            finished.result = match task.await {
+            finished.result = match done_rx.await {
                 Ok(Some(outcome)) => RowResult::Decided(outcome),
-                Ok(None) => RowResult::Abandoned,
-                Err(error) => RowResult::Decided(RowOutcome {
-                    status: Status::ProtocolError,
-                    http_status: None,
-                    message: format!("internal error while renewing this row: {error}"),
-                    renewal_token: String::new(),
-                    quote_url: String::new(),
-                    attempts: 0,
-                    warnings: Vec::new(),
-                }),
+                Ok(None) | Err(_) => RowResult::Abandoned,
             };
             finished
         }
@@ -598,11 +597,47 @@ impl Run<'_> {
     }
 }
 
+/// A vehicle to renew, handed to the dispatcher in input order.
+struct Job {
+    row: u64,
+    lead: Lead,
+    done_tx: oneshot::Sender<Option<RowOutcome>>,
+}
+
+/// Starts rows in input order: each waits for a request slot here, in line, before its task
+/// is spawned. (Tasks spawned all at once would race for slots in whatever order the
+/// scheduler polls them, and a row started late holds back the writing of every row after
+/// it.) When the run stops, the rows still in line are dropped, which abandons them.
+async fn dispatch(shared: Arc<Shared>, mut jobs_rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = jobs_rx.recv().await {
+        let slot = tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return,
+            slot = shared.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let Job { row, lead, done_tx } = job;
+            let outcome = AssertUnwindSafe(renew_row(shared, row, lead, slot))
+                .catch_unwind()
+                .await;
+            let outcome = outcome.unwrap_or_else(|_| {
+                Some(RowOutcome {
+                    status: Status::ProtocolError,
+                    message: "internal error while renewing this row (see the log)".to_string(),
+                    ..RowOutcome::default()
+                })
+            });
+            let _ = done_tx.send(outcome);
+        });
+    }
+}
+
 /// What the row tasks share.
 struct Shared {
     client: Client,
     limiter: DefaultDirectRateLimiter,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     tokens: Tokens,
     retries: u32,
     backoff: crate::config::Backoff,
@@ -624,7 +659,7 @@ impl Shared {
         Shared {
             client,
             limiter: RateLimiter::direct(Quota::per_second(config.rate).allow_burst(config.burst)),
-            slots: Semaphore::new(config.concurrency.get()),
+            slots: Arc::new(Semaphore::new(config.concurrency.get())),
             tokens: Tokens::new(config.user_name.clone()),
             retries: config.retries,
             backoff: config.backoff,
@@ -658,7 +693,12 @@ impl Shared {
 
 /// Renews one vehicle: attempts until a final answer, the retries run out, or the run stops.
 /// `None` if the run stopped before the first attempt.
-async fn renew_row(shared: Arc<Shared>, row: u64, lead: Lead) -> Option<RowOutcome> {
+async fn renew_row(
+    shared: Arc<Shared>,
+    row: u64,
+    lead: Lead,
+    first_slot: OwnedSemaphorePermit,
+) -> Option<RowOutcome> {
     let mut delays = backon::ExponentialBuilder::default()
         .with_min_delay(shared.backoff.min)
         .with_max_delay(shared.backoff.max)
@@ -669,11 +709,15 @@ async fn renew_row(shared: Arc<Shared>, row: u64, lead: Lead) -> Option<RowOutco
     let mut transient_failures: u32 = 0;
     let mut logged_in_for_this_row = false;
     let mut last: Option<RowOutcome> = None;
+    let mut first_slot = Some(first_slot);
     loop {
-        let slot = tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => return last,
-            slot = shared.slots.acquire() => slot.expect("the semaphore is never closed"),
+        let slot = match first_slot.take() {
+            Some(slot) => slot,
+            None => tokio::select! {
+                biased;
+                _ = shared.stop.cancelled() => return last,
+                slot = shared.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            },
         };
         tokio::select! {
             biased;

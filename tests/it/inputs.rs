@@ -377,6 +377,27 @@ async fn login_prints_a_token_that_the_sandbox_accepts() {
     assert_eq!(token.len(), 32, "{token:?}");
     assert_eq!(sandbox.stats().logins, 1);
 
+    // The secret can come from a file instead of the environment.
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{}\n", config.secret.expose())).unwrap();
+    let secret_file = secret_file.display().to_string();
+    let from_file = run_binary(
+        &[
+            "login",
+            "--base-url",
+            &base,
+            "--agent-id",
+            &config.agent_id,
+            "--user-name",
+            "clerk",
+        ],
+        &[("BIHU_SECRET_KEY_FILE", secret_file.as_str())],
+    )
+    .await;
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    assert_eq!(sandbox.stats().logins, 2);
+
     let wrong = run_binary(
         &[
             "login",

@@ -1,10 +1,13 @@
 //! The batch run, in one place: read → validate → dedupe → pace → sign → send → retry →
 //! order → write.
 //!
+//! - A survey reads the input once first: the row count, and which vehicles occur more than
+//!   once (only their outcomes are remembered, so memory does not grow with the list).
 //! - A blocking thread reads and validates the input (`input.rs`) into a bounded channel,
 //!   beside the earlier OUTPUT when resuming (`resume.rs`).
 //! - The main loop takes rows in order into a bounded window ([`FuturesOrdered`]): rejected,
-//!   kept and duplicate rows are ready at once; each vehicle to renew is a spawned task.
+//!   kept and duplicate rows are ready at once; each vehicle to renew goes, in order, to a
+//!   dispatcher that spawns its task once a request slot is free.
 //! - A task holds one of `concurrency` slots only while its request is in flight, passes the
 //!   shared rate limiter before every attempt, and waits out its backoff without a slot.
 //! - The window hands rows back in input order to the writer (`output.rs`), which flushes
@@ -14,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -24,7 +28,6 @@ use futures::future::{self, BoxFuture};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::panic::AssertUnwindSafe;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +57,14 @@ pub async fn run(
         return Ok(summary);
     }
 
+    let survey = {
+        let (path, options) = (config.input.clone(), config.input_options.clone());
+        tokio::task::spawn_blocking(move || Survey::of(&path, &options))
+            .await
+            .expect("the survey does not panic")?
+    };
+    observer.on_event(&Event::Total { rows: survey.n_rows });
+
     let client = Client::new(
         config.base_url.clone(),
         config.agent.clone(),
@@ -72,14 +83,6 @@ pub async fn run(
         None => shared.first_login().await?,
     };
     shared.tokens.set(token);
-
-    let survey = {
-        let (path, options) = (config.input.clone(), config.input_options.clone());
-        tokio::task::spawn_blocking(move || Survey::of(&path, &options))
-            .await
-            .expect("the survey does not panic")?
-    };
-    observer.on_event(&Event::Total { rows: survey.n_rows });
 
     let mut writer = prepared.open_writer(&config)?;
     writer

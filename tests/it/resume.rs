@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use bihu_renew::sandbox::{Sandbox, SandboxConfig, expected_renewal};
+use bihu_renew::error::exit::{INTERRUPTED, OK, SOME_TRANSIENT, USAGE};
+use bihu_renew::sandbox::{RecordedRequest, Sandbox, SandboxConfig, expected_renewal};
 use csv::StringRecord;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -26,11 +27,6 @@ const CONCURRENCY: u64 = 4;
 const NOT_RENEWABLE_PERCENT: u8 = 20;
 /// City of the `粤B` plates below (深圳).
 const CITY: &str = "11";
-/// Exit codes of the README.
-const OK: i32 = 0;
-const SOME_TRANSIENT: i32 = 1;
-const USAGE: i32 = 2;
-const INTERRUPTED: i32 = 130;
 
 /// Distinct plates, one per number.
 fn plates(n: usize) -> Vec<String> {
@@ -57,16 +53,50 @@ fn recording(latency: Duration) -> SandboxConfig {
     }
 }
 
-/// The plates of the renewal requests the sandbox has answered, in arrival order.
+fn plate_of(request: &RecordedRequest) -> String {
+    let body: Value = serde_json::from_str(&request.body).expect("a JSON request body");
+    body["LicenseNo"].as_str().expect("a plate request").to_string()
+}
+
+/// The plates of the renewal requests the sandbox has answered, in the order answered.
 fn requested_plates(sandbox: &Sandbox) -> Vec<String> {
-    sandbox
-        .requests()
-        .iter()
-        .map(|request| {
-            let body: Value = serde_json::from_str(&request.body).expect("a JSON request body");
-            body["LicenseNo"].as_str().expect("a plate request").to_string()
-        })
-        .collect()
+    sandbox.requests().iter().map(plate_of).collect()
+}
+
+/// Rows start in input order, give or take the requests in flight: a row that started late
+/// would hold back the writing of every finished row after it, all lost to a kill -9.
+#[track_caller]
+fn assert_started_in_order(sandbox: &Sandbox, plates: &[String]) {
+    let mut requests = sandbox.requests();
+    requests.sort_by_key(|request| request.at);
+    for (arrival, request) in requests.iter().enumerate() {
+        let plate = plate_of(request);
+        let row = plates
+            .iter()
+            .position(|p| *p == plate)
+            .expect("a plate of the list");
+        assert!(
+            arrival.abs_diff(row) <= 3 * CONCURRENCY as usize,
+            "row {} was request {} to arrive",
+            row + 1,
+            arrival + 1
+        );
+    }
+}
+
+/// Waits until requests that a killed client had sent are counted and answered (or dropped):
+/// nothing changes for 100 ms, four times the latency used with a kill.
+async fn settle(sandbox: &Sandbox) {
+    let seen = || (sandbox.stats().requests, sandbox.requests().len());
+    let mut last = seen();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = seen();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
 }
 
 fn sorted(plates: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
@@ -284,26 +314,61 @@ impl Results {
     /// the plates there are if fewer), each the complete result of one request.
     #[track_caller]
     fn assert_answers(&self, plates: &[String]) {
-        for (i, (row, plate)) in self.rows.iter().zip(plates).enumerate() {
-            assert_eq!(self.cell(row, "row"), (i + 1).to_string(), "{row:?}");
-            assert_eq!(self.cell(row, "plate"), plate, "{row:?}");
-            assert_eq!(self.cell(row, "attempts"), "1", "{row:?}");
-            assert!(!self.cell(row, "message").is_empty(), "{row:?}");
-            let expected = expected_renewal(Some(plate), None, None, CITY, NOT_RENEWABLE_PERCENT);
-            match expected {
-                Some(token) => {
-                    assert_eq!(self.cell(row, "status"), "renewed", "{row:?}");
-                    assert_eq!(self.cell(row, "http_status"), "200", "{row:?}");
-                    assert_eq!(self.cell(row, "renewal_token"), token, "{row:?}");
-                    assert!(self.cell(row, "quote_url").contains(&token), "{row:?}");
-                }
-                None => {
-                    assert_eq!(self.cell(row, "status"), "not_renewable", "{row:?}");
-                    assert_eq!(self.cell(row, "http_status"), "206", "{row:?}");
-                }
+        for (i, plate) in plates.iter().enumerate().take(self.rows.len()) {
+            self.assert_answer(i + 1, plate);
+        }
+    }
+
+    /// Data row `n` is the sandbox's answer for `plate`, after one request.
+    #[track_caller]
+    fn assert_answer(&self, n: usize, plate: &str) {
+        let row = &self.rows[n - 1];
+        assert_eq!(self.cell(row, "row"), n.to_string(), "{row:?}");
+        assert_eq!(self.cell(row, "plate"), plate, "{row:?}");
+        assert_eq!(self.cell(row, "attempts"), "1", "{row:?}");
+        assert!(!self.cell(row, "message").is_empty(), "{row:?}");
+        match expected_renewal(Some(plate), None, None, CITY, NOT_RENEWABLE_PERCENT) {
+            Some(token) => {
+                assert_eq!(self.cell(row, "status"), "renewed", "{row:?}");
+                assert_eq!(self.cell(row, "http_status"), "200", "{row:?}");
+                assert_eq!(self.cell(row, "renewal_token"), token, "{row:?}");
+                assert!(self.cell(row, "quote_url").contains(&token), "{row:?}");
+            }
+            None => {
+                assert_eq!(self.cell(row, "status"), "not_renewable", "{row:?}");
+                assert_eq!(self.cell(row, "http_status"), "206", "{row:?}");
             }
         }
     }
+
+    /// Data row `n` copies data row `first` (same vehicle) without a request of its own.
+    #[track_caller]
+    fn assert_copy(&self, n: usize, first: usize) {
+        let (copy, first_row) = (&self.rows[n - 1], &self.rows[first - 1]);
+        assert_eq!(self.cell(copy, "row"), n.to_string(), "{copy:?}");
+        assert_eq!(
+            self.cell(copy, "plate"),
+            self.cell(first_row, "plate"),
+            "{copy:?}"
+        );
+        assert_eq!(self.cell(copy, "attempts"), "0", "{copy:?}");
+        let message = format!("same vehicle as row {first}: {}", self.cell(first_row, "message"));
+        assert_eq!(self.cell(copy, "message"), message, "{copy:?}");
+        for column in ["status", "http_status", "renewal_token", "quote_url"] {
+            assert_eq!(
+                self.cell(copy, column),
+                self.cell(first_row, column),
+                "{column} of row {n}"
+            );
+        }
+    }
+}
+
+/// Ctrl-C, as a terminal sends it.
+async fn interrupt(child: &Child) {
+    let pid = child.id().expect("the child runs").to_string();
+    let kill = Command::new("kill").args(["-INT", &pid]).status().await;
+    assert!(kill.expect("kill(1) runs").success(), "SIGINT to {pid}");
 }
 
 /// A complete run of `plates` against `sandbox` into a fresh work directory.
@@ -321,6 +386,7 @@ async fn kill_9_mid_run_then_resume_equals_an_uninterrupted_run() {
     let reference = async {
         let sandbox = start_sandbox(recording(latency)).await;
         let work = finished_run(&sandbox, &plates).await;
+        assert_started_in_order(&sandbox, &plates);
         Results::read(&work.output).comparable(&sandbox)
     };
     let killed_and_resumed = async {
@@ -331,6 +397,7 @@ async fn kill_9_mid_run_then_resume_equals_an_uninterrupted_run() {
         child.start_kill().expect("SIGKILL is sent");
         let status = child.wait().await.unwrap();
         assert_eq!(status.code(), None, "killed by a signal, not finished");
+        settle(&sandbox).await;
         let n_requests_killed = sandbox.stats().requests;
         assert!(!work.output.exists(), "an unfinished run never writes OUTPUT");
         let left = fs::read(work.partial()).expect("the killed run left its .partial");
@@ -389,9 +456,7 @@ async fn sigint_mid_run_exits_130_with_a_clean_prefix_that_resumes() {
     let work = Work::new(&lead_list(&plates));
     let child = work.spawn(&sandbox, &[]);
     work.wait_for_rows(40).await;
-    let pid = child.id().expect("the child runs").to_string();
-    let kill = Command::new("kill").args(["-INT", &pid]).status().await.unwrap();
-    assert!(kill.success());
+    interrupt(&child).await;
     let interrupted = work.finish(child).await;
     interrupted
         .assert_code(INTERRUPTED)
@@ -447,6 +512,48 @@ async fn sigint_mid_run_exits_130_with_a_clean_prefix_that_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_second_sigint_quits_at_once_and_leaves_a_resumable_output() {
+    let plates = plates(40);
+    // Slow enough that waiting for the requests in flight would show.
+    let slow = start_sandbox(recording(Duration::from_millis(1500))).await;
+    let work = Work::new(&lead_list(&plates));
+    let child = work.spawn(&slow, &[]);
+    work.wait_for_rows(4).await;
+    interrupt(&child).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    interrupt(&child).await;
+    let second = Instant::now();
+    work.finish(child)
+        .await
+        .assert_code(INTERRUPTED)
+        .assert_stderr_has("quitting now")
+        .assert_stderr_has("--resume");
+    assert!(
+        second.elapsed() < Duration::from_millis(700),
+        "the second Ctrl-C took {:?}: it waited for the requests in flight",
+        second.elapsed()
+    );
+    let on_disk = [&work.output, &work.partial()]
+        .into_iter()
+        .filter_map(|path| fs::read(path).ok())
+        .map(|bytes| complete_rows(&bytes))
+        .max()
+        .expect("OUTPUT or its .partial is left");
+    assert!(on_disk >= 4, "{on_disk} rows on disk");
+
+    let healthy = start_sandbox(recording(Duration::ZERO)).await;
+    work.run(&healthy, &["--resume"]).await.assert_code(OK);
+    assert_eq!(
+        sorted(requested_plates(&healthy)),
+        sorted(plates[on_disk..].to_vec())
+    );
+    let results = Results::read(&work.output);
+    assert_eq!(results.rows.len(), plates.len());
+    results.assert_answers(&plates);
+    assert!(!work.partial().exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn resuming_a_finished_run_requests_exactly_its_server_errors() {
     let plates = plates(80);
     let flaky = start_sandbox(SandboxConfig {
@@ -493,54 +600,55 @@ async fn resuming_a_finished_run_requests_exactly_its_server_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicates_answered_before_an_interruption_are_copied_not_requested() {
-    // Rows 1-40 are distinct; rows 41-45 repeat rows 1-5 (answered before the interruption),
-    // rows 46-50 repeat rows 33-37 (answered after it).
+    // Rows 1-40 are distinct but for row 20, a copy of row 4; rows 41-45 repeat rows 1-5
+    // (answered before the interruption), rows 46-50 repeat rows 33-37 (answered after it).
     let distinct = plates(40);
     let mut list = distinct.clone();
+    list[19] = distinct[3].clone();
     list.extend_from_slice(&distinct[0..5]);
     list.extend_from_slice(&distinct[32..37]);
+    let copies: Vec<(usize, usize)> = [(20, 4)]
+        .into_iter()
+        .chain((41..=45).zip(1..=5))
+        .chain((46..=50).zip(33..=37))
+        .collect();
     let sandbox = start_sandbox(recording(Duration::ZERO)).await;
     let work = finished_run(&sandbox, &list).await;
     // What a kill after row 30 leaves: the complete rows in `.partial`, no OUTPUT.
-    let full = Results::read(&work.output);
     let n_kept = 30;
-    let mut partial = fs::read(&work.output).unwrap();
-    let header_len = partial.iter().position(|&b| b == b'\n').unwrap() + 1;
-    partial.truncate(header_len + full.raw[..n_kept].iter().map(Vec::len).sum::<usize>());
-    fs::write(work.partial(), &partial).unwrap();
+    let prefix: Vec<u8> = fs::read(&work.output)
+        .unwrap()
+        .split_inclusive(|&b| b == b'\n')
+        .take(1 + n_kept)
+        .flatten()
+        .copied()
+        .collect();
+    fs::write(work.partial(), &prefix).unwrap();
     fs::remove_file(&work.output).unwrap();
 
     let again = start_sandbox(recording(Duration::ZERO)).await;
     let resumed = work.run(&again, &["--resume"]).await;
     resumed.assert_code(OK);
+    // Rows 31-40 are asked, once each; none of the copies is.
     assert_eq!(
         sorted(requested_plates(&again)),
         sorted(distinct[n_kept..].to_vec())
     );
     assert_eq!(resumed.summary_u64("duplicates"), 10);
+    assert_eq!(resumed.summary_u64("kept_from_before"), n_kept as u64);
     let after = Results::read(&work.output);
     assert_eq!(after.rows.len(), list.len());
-    after.assert_answers(&distinct);
-    for (i, first_row) in (41..=45).zip(1..=5).chain((46..=50).zip(33..=37)) {
-        let copy = &after.rows[i - 1];
-        let first = &after.rows[first_row - 1];
-        assert_eq!(after.cell(copy, "row"), i.to_string());
-        assert_eq!(after.cell(copy, "plate"), after.cell(first, "plate"));
-        assert_eq!(after.cell(copy, "attempts"), "0", "{copy:?}");
-        assert_eq!(
-            after.cell(copy, "message"),
-            format!(
-                "same vehicle as row {first_row}: {}",
-                after.cell(first, "message")
-            )
-        );
-        for column in ["status", "http_status", "renewal_token", "quote_url"] {
-            assert_eq!(
-                after.cell(copy, column),
-                after.cell(first, column),
-                "{column} of row {i}"
-            );
+    assert!(
+        fs::read(&work.output).unwrap().starts_with(&prefix),
+        "kept rows stay as they were"
+    );
+    for (i, plate) in list.iter().enumerate().take(40) {
+        if !copies.iter().any(|&(copy, _)| copy == i + 1) {
+            after.assert_answer(i + 1, plate);
         }
+    }
+    for (copy, first) in copies {
+        after.assert_copy(copy, first);
     }
 }
 
@@ -663,9 +771,10 @@ async fn a_half_written_last_line_never_survives_a_resume() {
     let cut_line = lines[1 + n_kept];
     // One byte (inside the first character of 客户13), the middle, all but the newline.
     for cut in [1, cut_line.len() / 2, cut_line.len() - 1] {
-        // Alone, as a kill leaves it; or over an older, shorter OUTPUT, as a kill during a
-        // resumed run leaves it.
-        for older_rows in [None, Some(5)] {
+        // Alone, as a kill leaves it; or beside the OUTPUT of an earlier interrupted run, as a
+        // kill during a resumed run leaves it (that OUTPUT may hold rows the newer run had not
+        // reached yet: they are kept).
+        for older_rows in [None, Some(5), Some(20)] {
             let case = format!(
                 "cut at byte {cut} of row {}, older OUTPUT {older_rows:?}",
                 n_kept + 1
@@ -684,10 +793,11 @@ async fn a_half_written_last_line_never_survives_a_resume() {
             assert_eq!(results.rows.len(), plates.len(), "{case}");
             assert_eq!(fs::read(&work.output).unwrap(), complete, "{case}");
             assert!(!work.partial().exists(), "{case}");
+            let first_asked = older_rows.map_or(n_kept, |n| n.max(n_kept));
             assert_eq!(
                 sorted(requested_plates(&sandbox)[n_answered..].to_vec()),
-                sorted(plates[n_kept..].to_vec()),
-                "{case}: the cut row and the rows after it are requested, nothing before"
+                sorted(plates[first_asked..].to_vec()),
+                "{case}: only rows in neither file are requested"
             );
         }
     }

@@ -1028,3 +1028,32 @@ async fn default_output_sits_beside_the_input_and_summary_json_counts_its_rows()
     assert_eq!(n_counted, 14);
     assert!(by_status["invalid_input"] == 1 && by_status["renewed"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn the_sandbox_demo_renews_the_sample_list_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("leads.csv");
+    let sample = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/leads.csv")).unwrap();
+    std::fs::write(&input, &sample).unwrap();
+    let out = run_binary(
+        &[
+            "run",
+            input.to_str().unwrap(),
+            "--sandbox",
+            "--no-progress",
+            "--rate",
+            "1000",
+        ],
+        &[],
+    )
+    .await;
+
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("127.0.0.1"), "{}", out.stderr);
+    let rows = read_results(&dir.path().join("leads.results.csv"));
+    assert_eq!(rows.len(), data_rows(&sample).len());
+    assert_numbered_from_one(&rows);
+    for status in ["renewed", "invalid_input"] {
+        assert!(count_status(&rows, status) > 0, "no {status} row: {rows:#?}");
+    }
+}

@@ -26,7 +26,7 @@ fn per_row(c: &mut Criterion) {
         secret: Secret::new("xxxxx"),
         secret_label: "secretKey".into(),
     };
-    let base = reqwest::Url::parse("http://127.0.0.1:8080/").unwrap();
+    let quote_page = protocol::QuotePage::new(&reqwest::Url::parse("http://127.0.0.1:8080/").unwrap());
     let token = "4773EEC3EE9B572851C11DF730DCE827";
     let answer =
         br#"{"code":200,"msg":"\u7eed\u4fdd\u6210\u529f","RenewalToken":"0123456789ABCDEF0123456789ABCDEF"}"#;
@@ -48,7 +48,7 @@ fn per_row(c: &mut Criterion) {
                         let request = RenewalRequest::signed(&lead, &agent, token, 1_700_000_000);
                         black_box(serde_json::to_vec(&request).unwrap());
                         let answer = protocol::classify(200, None, black_box(answer));
-                        RowOutcome::from_answer(answer, 1, &base, token)
+                        RowOutcome::from_answer(answer, 1, &quote_page, token)
                     }
                     Err(rejection) => RowOutcome::invalid_input(rejection.to_string(), rejection.warnings),
                 };

@@ -10,7 +10,7 @@ use reqwest::Url;
 use reqwest::header::RETRY_AFTER;
 
 use crate::lead::Lead;
-use crate::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, RenewalRequest};
+use crate::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, QuotePage, RenewalRequest};
 
 /// What went wrong below HTTP: no answer was read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +43,7 @@ pub struct Client {
     login_url: Url,
     agent: Agent,
     timeout: Duration,
+    quote_page: QuotePage,
 }
 
 /// Lifetime asked for a Token obtained by logging in: a working day and more.
@@ -69,6 +70,8 @@ impl Client {
         }
         let http = builder
             .timeout(timeout)
+            // The API never redirects; a redirected POST would be a misconfigured base URL.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(max_idle_per_host)
             .user_agent(concat!("bihu-renew/", env!("CARGO_PKG_VERSION")))
@@ -76,6 +79,7 @@ impl Client {
         Ok(Client {
             renewal_url: base.join(protocol::RENEWAL_PATH).expect("constant path joins"),
             login_url: base.join(protocol::LOGIN_PATH).expect("constant path joins"),
+            quote_page: QuotePage::new(&base),
             base,
             http,
             agent,
@@ -85,6 +89,10 @@ impl Client {
 
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    pub fn quote_page(&self) -> &QuotePage {
+        &self.quote_page
     }
 
     pub fn agent(&self) -> &Agent {

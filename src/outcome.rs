@@ -5,11 +5,10 @@
 
 use std::fmt;
 
-use reqwest::Url;
 use serde::Serialize;
 
 use crate::client::TransportError;
-use crate::protocol::{self, Answer};
+use crate::protocol::{Answer, QuotePage};
 
 /// A row's outcome class, as the `status` column spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -123,7 +122,7 @@ impl RowOutcome {
     }
 
     /// The outcome of the last attempt's answer; `token` is the Token it was sent with.
-    pub fn from_answer(answer: Answer, attempts: u32, base: &Url, token: &str) -> RowOutcome {
+    pub fn from_answer(answer: Answer, attempts: u32, quote_page: &QuotePage, token: &str) -> RowOutcome {
         let http_status = Some(answer.http_status());
         let (status, message, renewal_token) = match answer {
             Answer::Renewed { renewal_token, msg } => (Status::Renewed, msg, renewal_token),
@@ -141,7 +140,7 @@ impl RowOutcome {
         let quote_url = if renewal_token.is_empty() {
             String::new()
         } else {
-            protocol::quote_url(base, token, &renewal_token)
+            quote_page.url(token, &renewal_token)
         };
         RowOutcome {
             status,

@@ -28,7 +28,7 @@ use futures::future::{self, BoxFuture};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Client};
@@ -89,8 +89,7 @@ pub async fn run(
         .write_header(&headers)
         .map_err(Error::file("cannot write", config.output.display()))?;
 
-    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
-    let dispatcher = tokio::spawn(dispatch(shared.clone(), jobs_rx));
+    let pool = Pool::start(&shared, config.concurrency.get());
     let (rows_rx, reader_thread) = spawn_reader(reader, prepared.previous_rows, config.window());
 
     let mut run = Run {
@@ -98,7 +97,7 @@ pub async fn run(
         shared: shared.clone(),
         writer,
         duplicates: survey.duplicates,
-        jobs_tx,
+        pool,
         counts: BTreeMap::new(),
         n_written: 0,
         n_read: 0,
@@ -107,7 +106,7 @@ pub async fn run(
         halted: false,
     };
     let input_done = run.drive(rows_rx).await?;
-    dispatcher.abort();
+    run.pool.workers.abort_all();
     let _ = reader_thread.join();
     run.writer
         .flush()
@@ -375,7 +374,7 @@ struct Run<'a> {
     shared: Arc<Shared>,
     writer: ResultWriter,
     duplicates: HashMap<u64, Duplicate>,
-    jobs_tx: mpsc::UnboundedSender<Job>,
+    pool: Pool,
     counts: BTreeMap<Status, u64>,
     n_written: u64,
     n_read: u64,
@@ -410,7 +409,8 @@ impl Run<'_> {
                     while let Some(Some(finished)) = window.next().now_or_never() {
                         self.write(finished)?;
                     }
-                    self.writer.flush().map_err(Error::file("cannot write", self.config.output.display()))?;
+                    let output = &self.config.output;
+                    self.writer.flush().map_err(|source| Error::File { action: "cannot write", path: output.display().into(), source })?;
                 }
                 received = rows_rx.recv(), if !stopping && !input_done && window.len() < capacity => {
                     match received {
@@ -484,8 +484,7 @@ impl Run<'_> {
             duplicate.first_row = Some(row);
         }
         let (done_tx, done_rx) = oneshot::channel();
-        // The dispatcher is gone only when the run stops; then the row is abandoned.
-        let _ = self.jobs_tx.send(Job { row, lead, done_tx });
+        self.pool.submit(Job::new(row, lead, done_tx));
         async move {
             finished.result = match done_rx.await {
                 Ok(Some(outcome)) => RowResult::Decided(outcome),
@@ -508,7 +507,12 @@ impl Run<'_> {
             warnings,
             result,
         } = finished;
-        let write_error = Error::file("cannot write", self.config.output.display());
+        let output = &self.config.output;
+        let write_error = |source| Error::File {
+            action: "cannot write",
+            path: output.display().into(),
+            source,
+        };
         let (status, kept, copied) = match result {
             RowResult::Abandoned => {
                 self.halted = true;
@@ -600,47 +604,173 @@ impl Run<'_> {
     }
 }
 
-/// A vehicle to renew, handed to the dispatcher in input order.
+/// A vehicle to renew, queued in input order, with what its attempts so far have learnt.
 struct Job {
     row: u64,
     lead: Lead,
     done_tx: oneshot::Sender<Option<RowOutcome>>,
+    attempts: u32,
+    transient_failures: u32,
+    logged_in_for_this_row: bool,
+    /// The outcome of the latest attempt, written if the run stops during a backoff.
+    last: Option<RowOutcome>,
+    delays: Option<backon::ExponentialBackoff>,
 }
 
-/// Starts rows in input order: each waits for a request slot here, in line, before its task
-/// is spawned. (Tasks spawned all at once would race for slots in whatever order the
-/// scheduler polls them, and a row started late holds back the writing of every row after
-/// it.) When the run stops, the rows still in line are dropped, which abandons them.
-async fn dispatch(shared: Arc<Shared>, mut jobs_rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(job) = jobs_rx.recv().await {
-        let slot = tokio::select! {
+impl Job {
+    fn new(row: u64, lead: Lead, done_tx: oneshot::Sender<Option<RowOutcome>>) -> Job {
+        Job {
+            row,
+            lead,
+            done_tx,
+            attempts: 0,
+            transient_failures: 0,
+            logged_in_for_this_row: false,
+            last: None,
+            delays: None,
+        }
+    }
+
+    /// Hands the row its outcome; `None` abandons it (never sent).
+    fn finish(self, outcome: Option<RowOutcome>) {
+        let _ = self.done_tx.send(outcome);
+    }
+
+    /// Hands the row the outcome of its latest attempt (the run stopped while it waited).
+    fn finish_with_last(mut self) {
+        let last = self.last.take();
+        self.finish(last);
+    }
+}
+
+/// The two queues the workers take jobs from: retries first, then fresh rows in input order.
+struct Queues {
+    retries_rx: mpsc::UnboundedReceiver<Job>,
+    fresh_rx: mpsc::UnboundedReceiver<Job>,
+    fresh_open: bool,
+}
+
+impl Queues {
+    async fn next(&mut self) -> Job {
+        loop {
+            tokio::select! {
+                biased;
+                Some(job) = self.retries_rx.recv() => return job,
+                job = self.fresh_rx.recv(), if self.fresh_open => match job {
+                    Some(job) => return job,
+                    None => self.fresh_open = false,
+                },
+            }
+        }
+    }
+}
+
+/// The worker pool: `concurrency` workers, each with at most one request in flight. Rows
+/// start in input order, as the fresh queue holds them (a row started late would hold back
+/// the writing of every row after it). A row that must wait out a backoff leaves its worker
+/// and comes back through the retry queue.
+struct Pool {
+    fresh_tx: mpsc::UnboundedSender<Job>,
+    workers: tokio::task::JoinSet<()>,
+}
+
+impl Pool {
+    fn start(shared: &Arc<Shared>, n_workers: usize) -> Pool {
+        let (fresh_tx, fresh_rx) = mpsc::unbounded_channel();
+        let (retries_tx, retries_rx) = mpsc::unbounded_channel();
+        let queues = Arc::new(tokio::sync::Mutex::new(Queues {
+            retries_rx,
+            fresh_rx,
+            fresh_open: true,
+        }));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..n_workers {
+            workers.spawn(work(shared.clone(), queues.clone(), retries_tx.clone()));
+        }
+        Pool { fresh_tx, workers }
+    }
+
+    /// Queues a row; when the run has stopped, the job is dropped, which abandons the row.
+    fn submit(&self, job: Job) {
+        let _ = self.fresh_tx.send(job);
+    }
+}
+
+/// One worker: takes a job, waits for the rate limiter, sends one attempt, and either
+/// finishes the row, tries again at once (after a re-login), or parks it for its backoff.
+async fn work(
+    shared: Arc<Shared>,
+    queues: Arc<tokio::sync::Mutex<Queues>>,
+    retries_tx: mpsc::UnboundedSender<Job>,
+) {
+    loop {
+        let mut job = tokio::select! {
             biased;
-            _ = shared.stop.cancelled() => return,
-            slot = shared.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = shared.stop.cancelled() => break,
+            job = async { queues.lock().await.next().await } => job,
         };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let Job { row, lead, done_tx } = job;
-            let outcome = AssertUnwindSafe(renew_row(shared, row, lead, slot))
-                .catch_unwind()
-                .await;
-            let outcome = outcome.unwrap_or_else(|_| {
-                Some(RowOutcome {
+        loop {
+            tokio::select! {
+                biased;
+                _ = shared.stop.cancelled() => {
+                    job.finish_with_last();
+                    break;
+                }
+                _ = shared.pace() => {}
+            }
+            let step = AssertUnwindSafe(attempt(&shared, &mut job)).catch_unwind().await;
+            match step {
+                Ok(Step::Again) => continue,
+                Ok(Step::Done(outcome)) => job.finish(Some(outcome)),
+                Ok(Step::Retry(delay)) => park(&shared, job, delay, retries_tx.clone()),
+                Err(_) => job.finish(Some(RowOutcome {
                     status: Status::ProtocolError,
                     message: "internal error while renewing this row (see the log)".to_string(),
                     ..RowOutcome::default()
-                })
-            });
-            let _ = done_tx.send(outcome);
-        });
+                })),
+            }
+            break;
+        }
     }
+    // Rows back from their backoff but not started: they keep the outcome they have.
+    if let Ok(mut queues) = queues.try_lock() {
+        while let Ok(job) = queues.retries_rx.try_recv() {
+            job.finish_with_last();
+        }
+    }
+}
+
+/// Waits out a row's backoff without holding a worker, then queues it for a retry.
+fn park(shared: &Arc<Shared>, job: Job, delay: Duration, retries_tx: mpsc::UnboundedSender<Job>) {
+    let stop = shared.stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => job.finish_with_last(),
+            _ = tokio::time::sleep(delay) => {
+                if let Err(mpsc::error::SendError(job)) = retries_tx.send(job) {
+                    job.finish_with_last();
+                }
+            }
+        }
+    });
+}
+
+/// What one attempt leads to.
+enum Step {
+    Done(RowOutcome),
+    /// Send again now (a fresh Token was obtained).
+    Again,
+    /// Send again after this backoff.
+    Retry(Duration),
 }
 
 /// What the row tasks share.
 struct Shared {
     client: Client,
     limiter: DefaultDirectRateLimiter,
-    slots: Arc<Semaphore>,
+    /// One task at a time waits for the limiter, in the order they asked (see `pace`).
+    pace_turn: tokio::sync::Mutex<()>,
     tokens: Tokens,
     retries: u32,
     backoff: crate::config::Backoff,
@@ -662,7 +792,7 @@ impl Shared {
         Shared {
             client,
             limiter: RateLimiter::direct(Quota::per_second(config.rate).allow_burst(config.burst)),
-            slots: Arc::new(Semaphore::new(config.concurrency.get())),
+            pace_turn: tokio::sync::Mutex::new(()),
             tokens: Tokens::new(config.user_name.clone()),
             retries: config.retries,
             backoff: config.backoff,
@@ -675,13 +805,38 @@ impl Shared {
         }
     }
 
+    /// Waits until the rate limiter lets one more request go.
+    ///
+    /// Waiting is done here rather than with governor's `until_ready`: a timer wakes a task
+    /// a little late, and with a burst of 1 every late request pushes all later ones back (at
+    /// `--rate 200` a run took 3.5% longer than it should; BENCHMARKS.md). So the waiter
+    /// sleeps until shortly before its turn and yields for the last stretch, and only one
+    /// task waits at a time, so that only one ever does so (and rows go in the order they
+    /// asked).
+    async fn pace(&self) {
+        // tokio's timer fires on millisecond ticks: sleep to just before the turn, no further.
+        const YIELD_FOR: Duration = Duration::from_micros(1_100);
+        let _turn = self.pace_turn.lock().await;
+        loop {
+            let Err(not_until) = self.limiter.check() else {
+                return;
+            };
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.limiter.clock()));
+            if wait > YIELD_FOR {
+                tokio::time::sleep(wait - YIELD_FOR).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
     async fn first_login(&self) -> Result<String, Error> {
         let user_name = self
             .tokens
             .user_name
             .as_deref()
             .expect("config requires a token or a user name");
-        self.limiter.until_ready().await;
+        self.pace().await;
         self.n_logins.fetch_add(1, Ordering::Relaxed);
         self.client
             .login(user_name, client::unix_now())
@@ -694,99 +849,69 @@ impl Shared {
     }
 }
 
-/// Renews one vehicle: attempts until a final answer, the retries run out, or the run stops.
-/// `None` if the run stopped before the first attempt.
-async fn renew_row(
-    shared: Arc<Shared>,
-    row: u64,
-    lead: Lead,
-    first_slot: OwnedSemaphorePermit,
-) -> Option<RowOutcome> {
-    let mut delays = backon::ExponentialBuilder::default()
-        .with_min_delay(shared.backoff.min)
-        .with_max_delay(shared.backoff.max)
-        .with_jitter()
-        .without_max_times()
-        .build();
-    let mut attempts: u32 = 0;
-    let mut transient_failures: u32 = 0;
-    let mut logged_in_for_this_row = false;
-    let mut last: Option<RowOutcome> = None;
-    let mut first_slot = Some(first_slot);
-    loop {
-        let slot = match first_slot.take() {
-            Some(slot) => slot,
-            None => tokio::select! {
-                biased;
-                _ = shared.stop.cancelled() => return last,
-                slot = shared.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            },
-        };
-        tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => return last,
-            _ = shared.limiter.until_ready() => {}
-        }
-        let token = shared.tokens.current();
-        attempts += 1;
-        shared.n_requests.fetch_add(1, Ordering::Relaxed);
-        if attempts > 1 {
-            shared.n_retries.fetch_add(1, Ordering::Relaxed);
-        }
-        shared.observer.on_event(&Event::Attempt {
-            row,
-            retry: attempts > 1,
-        });
-        // Signed here, just before sending, with a fresh TimeStamp.
-        let result = shared.client.renew(&lead, &token.value, client::unix_now()).await;
-        drop(slot);
+/// One attempt for a row: signs with a fresh `TimeStamp`, sends, and reads the answer.
+async fn attempt(shared: &Shared, job: &mut Job) -> Step {
+    let token = shared.tokens.current();
+    job.attempts += 1;
+    let attempts = job.attempts;
+    shared.n_requests.fetch_add(1, Ordering::Relaxed);
+    if attempts > 1 {
+        shared.n_retries.fetch_add(1, Ordering::Relaxed);
+    }
+    shared.observer.on_event(&Event::Attempt {
+        row: job.row,
+        retry: attempts > 1,
+    });
+    let result = shared
+        .client
+        .renew(&job.lead, &token.value, client::unix_now())
+        .await;
 
-        let retry_after = match &result {
-            Ok(Answer::Unauthorized { .. }) if shared.tokens.can_login() && !logged_in_for_this_row => {
-                logged_in_for_this_row = true;
-                match shared.tokens.refresh(&shared, token.generation).await {
-                    Ok(()) => continue,
-                    Err(login_error) => {
-                        let mut outcome = RowOutcome::from_answer(
-                            result.expect("matched Ok"),
-                            attempts,
-                            shared.client.base(),
-                            &token.value,
-                        );
-                        outcome.message =
-                            format!("{}; logging in again failed: {login_error}", outcome.message);
-                        shared.breaker.record(outcome.status);
-                        return Some(outcome);
-                    }
+    let retry_after = match &result {
+        Ok(Answer::Unauthorized { .. }) if shared.tokens.can_login() && !job.logged_in_for_this_row => {
+            job.logged_in_for_this_row = true;
+            match shared.tokens.refresh(shared, token.generation).await {
+                Ok(()) => return Step::Again,
+                Err(login_error) => {
+                    let answer = result.expect("matched Ok");
+                    let mut outcome =
+                        RowOutcome::from_answer(answer, attempts, shared.client.quote_page(), &token.value);
+                    outcome.message = format!("{}; logging in again failed: {login_error}", outcome.message);
+                    shared.breaker.record(outcome.status);
+                    return Step::Done(outcome);
                 }
             }
-            Ok(Answer::Transient { retry_after_secs, .. }) => Some(retry_after_secs.unwrap_or(0)),
-            Err(_) => Some(0),
-            Ok(_) => None,
-        };
-        let outcome = match result {
-            Ok(answer) => RowOutcome::from_answer(answer, attempts, shared.client.base(), &token.value),
-            Err(error) => RowOutcome::transport(&error, attempts),
-        };
-        shared.breaker.record(outcome.status);
-        let Some(retry_after_secs) = retry_after else {
-            return Some(outcome);
-        };
-        transient_failures += 1;
-        if transient_failures > shared.retries {
-            return Some(outcome);
         }
-        let backoff = delays.next().unwrap_or(shared.backoff.max);
-        let asked = Duration::from_secs(retry_after_secs).min(shared.backoff.max_retry_after);
-        let delay = backoff.max(asked);
-        tracing::debug!(row, attempts, ?delay, status = %outcome.status, "retrying after backoff");
-        last = Some(outcome);
-        tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => return last,
-            _ = tokio::time::sleep(delay) => {}
-        }
+        Ok(Answer::Transient { retry_after_secs, .. }) => Some(retry_after_secs.unwrap_or(0)),
+        Err(_) => Some(0),
+        Ok(_) => None,
+    };
+    let outcome = match result {
+        Ok(answer) => RowOutcome::from_answer(answer, attempts, shared.client.quote_page(), &token.value),
+        Err(error) => RowOutcome::transport(&error, attempts),
+    };
+    shared.breaker.record(outcome.status);
+    let Some(retry_after_secs) = retry_after else {
+        return Step::Done(outcome);
+    };
+    job.transient_failures += 1;
+    if job.transient_failures > shared.retries {
+        return Step::Done(outcome);
     }
+    let backoff = shared.backoff;
+    let delays = job.delays.get_or_insert_with(|| {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(backoff.min)
+            .with_max_delay(backoff.max)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    });
+    let asked = Duration::from_secs(retry_after_secs).min(backoff.max_retry_after);
+    let delay = delays.next().unwrap_or(backoff.max).max(asked);
+    tracing::debug!(row = job.row, attempts, ?delay, status = %outcome.status, "retrying after backoff");
+    job.last = Some(outcome);
+    Step::Retry(delay)
 }
 
 /// The Token in use, and the one login at a time that replaces it.
@@ -840,7 +965,7 @@ impl Tokens {
         if let Some(error) = failed.as_ref() {
             return Err(error.clone());
         }
-        shared.limiter.until_ready().await;
+        shared.pace().await;
         shared.n_logins.fetch_add(1, Ordering::Relaxed);
         match shared.client.login(user_name, client::unix_now()).await {
             Ok(token) => {

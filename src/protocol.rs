@@ -4,6 +4,8 @@
 //! Pure: no I/O and no clock. The HTTP client (`client.rs`) and the sandbox server
 //! (`sandbox.rs`) both build on these types, so the two sides cannot drift apart.
 
+use std::borrow::Cow;
+
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -65,22 +67,20 @@ impl RenewalRequest {
     }
 
     /// The fields that are sent, other than `secCode`, as the signature sees them.
-    pub fn signed_fields(&self) -> Vec<(&'static str, String)> {
-        let mut fields = Vec::with_capacity(7);
+    pub fn signed_fields(&self) -> Vec<(&'static str, Cow<'_, str>)> {
         let optional = [
             ("LicenseNo", &self.license_no),
             ("CarVin", &self.car_vin),
             ("EngineNo", &self.engine_no),
         ];
-        for (key, value) in optional {
-            if let Some(value) = value {
-                fields.push((key, value.clone()));
-            }
-        }
-        fields.push(("CityCode", self.city_code.clone()));
-        fields.push(("AgentId", self.agent_id.clone()));
-        fields.push(("Token", self.token.clone()));
-        fields.push(("TimeStamp", self.time_stamp.to_string()));
+        let mut fields: Vec<(&'static str, Cow<'_, str>)> = optional
+            .into_iter()
+            .filter_map(|(key, value)| value.as_deref().map(|value| (key, Cow::Borrowed(value))))
+            .collect();
+        fields.push(("CityCode", Cow::Borrowed(&self.city_code)));
+        fields.push(("AgentId", Cow::Borrowed(&self.agent_id)));
+        fields.push(("Token", Cow::Borrowed(&self.token)));
+        fields.push(("TimeStamp", Cow::Owned(self.time_stamp.to_string())));
         fields
     }
 }
@@ -294,13 +294,35 @@ pub fn normalise_base(mut base: Url) -> Url {
 
 /// `{base}DoQuote/SelectInsuranceNew?Token=…&RenewalToken=…`, values percent-encoded.
 pub fn quote_url(base: &Url, token: &str, renewal_token: &str) -> String {
-    let mut url = normalise_base(base.clone())
-        .join(QUOTE_PATH)
-        .expect("a constant relative path joins");
-    url.query_pairs_mut()
-        .append_pair("Token", token)
-        .append_pair("RenewalToken", renewal_token);
-    url.to_string()
+    QuotePage::new(base).url(token, renewal_token)
+}
+
+/// The quote page of one base URL, joined once: a run builds a URL for every renewed row.
+#[derive(Debug, Clone)]
+pub struct QuotePage {
+    page: String,
+}
+
+impl QuotePage {
+    pub fn new(base: &Url) -> QuotePage {
+        let page = normalise_base(base.clone())
+            .join(QUOTE_PATH)
+            .expect("a constant relative path joins");
+        QuotePage {
+            page: page.to_string(),
+        }
+    }
+
+    /// The page for one renewal; values percent-encoded as a form would encode them.
+    pub fn url(&self, token: &str, renewal_token: &str) -> String {
+        let mut url = String::with_capacity(self.page.len() + token.len() + renewal_token.len() + 24);
+        url.push_str(&self.page);
+        url.push_str("?Token=");
+        url.extend(url::form_urlencoded::byte_serialize(token.as_bytes()));
+        url.push_str("&RenewalToken=");
+        url.extend(url::form_urlencoded::byte_serialize(renewal_token.as_bytes()));
+        url
+    }
 }
 
 #[cfg(test)]

@@ -388,7 +388,10 @@ impl Run<'_> {
     /// The main loop; returns whether the whole input was read.
     async fn drive(&mut self, mut rows_rx: mpsc::Receiver<Intake>) -> Result<bool, Error> {
         let capacity = self.config.window();
+        // Registered once: a fresh `cancelled()` future in every turn would lock the token.
         let stop = self.shared.stop.clone();
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         let mut window: FuturesOrdered<BoxFuture<'static, Finished>> = FuturesOrdered::new();
         let mut input_done = false;
         let mut stopping = false;
@@ -398,7 +401,7 @@ impl Run<'_> {
             }
             tokio::select! {
                 biased;
-                _ = stop.cancelled(), if !stopping => {
+                _ = &mut stopped, if !stopping => {
                     stopping = true;
                     let reason = self.shared.breaker.tripped().unwrap_or("interrupted").to_string();
                     self.shared.observer.on_event(&Event::Stopping { reason });
@@ -703,16 +706,19 @@ async fn work(
     queues: Arc<tokio::sync::Mutex<Queues>>,
     retries_tx: mpsc::UnboundedSender<Job>,
 ) {
+    let stop = shared.stop.clone();
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     loop {
         let mut job = tokio::select! {
             biased;
-            _ = shared.stop.cancelled() => break,
+            _ = &mut stopped => break,
             job = async { queues.lock().await.next().await } => job,
         };
         loop {
             tokio::select! {
                 biased;
-                _ = shared.stop.cancelled() => {
+                _ = &mut stopped => {
                     job.finish_with_last();
                     break;
                 }

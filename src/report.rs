@@ -1672,6 +1672,14 @@ fn write_changes_html(h: &mut String, comparison: &Comparison) -> fmt::Result {
 mod tests {
     use super::*;
 
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            escape_html(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+
     /// One results row: (input fields, row, status, http_status, message, token, attempts).
     type Row<'a> = ([&'a str; 5], u64, Status, Option<u16>, &'a str, &'a str, u32);
 

@@ -926,7 +926,7 @@ async fn quote_handler(
             "报价 / Quote",
             &format!(
                 "Sandbox quote placeholder for RenewalToken {}.",
-                escape_html(renewal_token)
+                crate::report::escape_html(renewal_token)
             ),
         ),
         TokenStatus::Unknown | TokenStatus::Expired => html_page(
@@ -951,21 +951,6 @@ fn html_page(status: StatusCode, title: &str, paragraph: &str) -> Response {
         "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{paragraph}</p>\n</body>\n</html>\n"
     );
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
-}
-
-fn escape_html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            _ => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]
@@ -1261,13 +1246,5 @@ mod tests {
         assert!(line.starts_with("requests 120: 200×90 206×20 403×0"), "{line}");
         assert!(line.contains("500×10"), "{line}");
         assert!(line.ends_with("max in flight 8"), "{line}");
-    }
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape_html(r#"<a href="x">&'"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

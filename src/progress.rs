@@ -67,9 +67,15 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{elapsed_precise} [{wide_bar:.cyan/blue}] {pos}/{len} rows {per_sec} ETA {eta} {msg}",
+                    "{elapsed_precise} [{wide_bar:.cyan/blue}] {pos}/{len} rows {rate} ETA {eta} {msg}",
                 )
                 .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                        let _ = write!(out, "{:.1}/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             bar.enable_steady_tick(Duration::from_millis(200));

@@ -54,12 +54,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     let progress = Arc::new(Progress::start(ProgressMode::detect(args.no_progress)));
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(cancel.clone()));
-    // On the runtime's workers rather than the main thread: row tasks wake the loop for
-    // every row, and a wake-up within the pool is much cheaper than unparking another thread.
-    let observer: Arc<dyn crate::events::Observer> = progress.clone();
-    let result = tokio::spawn(pipeline::run(config, observer, cancel))
-        .await
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+    let result = pipeline::run(config, progress.clone(), cancel).await;
     signals.abort();
     progress.finish();
     if let Some(sandbox) = sandbox {

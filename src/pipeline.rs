@@ -6,10 +6,11 @@
 //! - A blocking thread reads and validates the input (`input.rs`) into a bounded channel,
 //!   beside the earlier OUTPUT when resuming (`resume.rs`).
 //! - The main loop takes rows in order into a bounded window ([`FuturesOrdered`]): rejected,
-//!   kept and duplicate rows are ready at once; each vehicle to renew goes, in order, to a
-//!   dispatcher that spawns its task once a request slot is free.
-//! - A task holds one of `concurrency` slots only while its request is in flight, passes the
-//!   shared rate limiter before every attempt, and waits out its backoff without a slot.
+//!   kept and duplicate rows are ready at once; each vehicle to renew is queued, in order, for
+//!   a pool of `concurrency` workers.
+//! - A worker sends one request at a time, passing the shared rate limiter before every
+//!   attempt; a row that must wait out a backoff leaves its worker and comes back through a
+//!   retry queue, so it holds no request slot meanwhile.
 //! - The window hands rows back in input order to the writer (`output.rs`), which flushes
 //!   after every batch, so what is on disk is always a clean, resumable prefix.
 //! - One stop token ends intake: cancelled from outside (Ctrl-C) or by the credential

@@ -8,6 +8,8 @@ pub mod sandbox;
 
 use reqwest::Url;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
 use crate::cli::CredentialArgs;
 use crate::config_file::{self, ConfigFile};
 use crate::error::Error;
@@ -88,16 +90,28 @@ pub fn resolve_credentials(
     })
 }
 
-/// Resolves at the next SIGINT (Ctrl-C) or SIGTERM (what `kill` and service managers send).
-pub async fn stop_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match terminate.as_mut() {
-                Some(terminate) => { terminate.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
+/// SIGINT (Ctrl-C) and SIGTERM (what `kill` and service managers send), listened to from
+/// the moment this is made: a signal that comes while the program is busy elsewhere, or
+/// between two waits, is not lost.
+pub struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    pub fn new() -> Result<StopSignals, Error> {
+        let listen = |kind| signal(kind).map_err(|e| Error::Usage(format!("cannot listen for signals: {e}")));
+        Ok(StopSignals {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM.
+    pub async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::city::City;
 use crate::cli::RunArgs;
-use crate::cmd::{Credentials, resolve_credentials};
+use crate::cmd::{Credentials, StopSignals, resolve_credentials};
 use crate::config::{Backoff, Existing, RunConfig};
 use crate::config_file::ConfigFile;
 use crate::dry_run::{self, DryRunConfig};
@@ -53,7 +53,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
 
     let progress = Arc::new(Progress::start(ProgressMode::detect(args.no_progress)));
     let cancel = CancellationToken::new();
-    let signals = tokio::spawn(watch_signals(cancel.clone()));
+    let signals = tokio::spawn(watch_signals(StopSignals::new()?, cancel.clone()));
     let result = pipeline::run(config, progress.clone(), cancel).await;
     signals.abort();
     progress.finish();
@@ -197,13 +197,13 @@ pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials)
 }
 
 /// First SIGINT/SIGTERM: stop intake and finish what is in flight. Second: leave at once.
-async fn watch_signals(cancel: CancellationToken) {
-    crate::cmd::stop_signal().await;
+async fn watch_signals(mut signals: StopSignals, cancel: CancellationToken) {
+    signals.next().await;
     eprintln!(
         "\nbihu-renew: stopping: finishing the requests in flight and writing what is done (press Ctrl-C again to quit at once)"
     );
     cancel.cancel();
-    crate::cmd::stop_signal().await;
+    signals.next().await;
     eprintln!("\nbihu-renew: quitting now; run the same command with --resume to continue");
     std::process::exit(exit::INTERRUPTED);
 }

@@ -100,6 +100,7 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
         ..SandboxConfig::default()
     };
     let started = std::time::Instant::now();
+    let mut stop = crate::cmd::StopSignals::new()?;
     let sandbox = Sandbox::start(args.listen, config)
         .await
         .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -118,7 +119,7 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
         config.secret.expose()
     );
     eprintln!("  Ctrl-C stops it.");
-    crate::cmd::stop_signal().await;
+    stop.next().await;
     eprintln!("bihu-renew sandbox: {}", sandbox.stats());
     if let Some(path) = &args.record {
         let lines: String = sandbox

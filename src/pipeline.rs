@@ -58,6 +58,18 @@ pub async fn run(
         return Ok(summary);
     }
 
+    // Never the Token or the secret: only what says which run this is.
+    tracing::debug!(
+        input = %config.input.display(),
+        output = %config.output.display(),
+        base_url = %config.base_url,
+        agent_id = %config.agent.agent_id,
+        rate = config.rate.get(),
+        burst = config.burst.get(),
+        concurrency = config.concurrency.get(),
+        retries = config.retries,
+        "starting the run"
+    );
     let survey = {
         let (path, options) = (config.input.clone(), config.input_options.clone());
         tokio::task::spawn_blocking(move || Survey::of(&path, &options))
@@ -65,6 +77,11 @@ pub async fn run(
             .expect("the survey does not panic")?
     };
     observer.on_event(&Event::Total { rows: survey.n_rows });
+    tracing::debug!(
+        rows = survey.n_rows,
+        duplicated_vehicles = survey.duplicates.len(),
+        "surveyed the input"
+    );
 
     let client = Client::new(
         config.base_url.clone(),
@@ -873,6 +890,10 @@ async fn attempt(shared: &Shared, job: &mut Job) -> Step {
         .client
         .renew(&job.lead, &token.value, client::unix_now())
         .await;
+    match &result {
+        Ok(answer) => tracing::trace!(row = job.row, attempts, status = answer.http_status(), "answer"),
+        Err(error) => tracing::trace!(row = job.row, attempts, %error, "no answer"),
+    }
 
     let retry_after = match &result {
         Ok(Answer::Unauthorized { .. }) if shared.tokens.can_login() && !job.logged_in_for_this_row => {

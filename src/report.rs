@@ -125,9 +125,10 @@ pub struct Vehicle {
 
 /// The vehicle of a row: its [`lead::VehicleKey`] when the row validates (as `run` would
 /// de-duplicate it), else its normalised plate, else its normalised VIN, else its row
-/// number within the `file_ix`-th file.
-pub fn identify(raw: &RawLead<'_>, file_ix: usize, row: u64) -> Vehicle {
-    if let Ok(lead) = lead::validate(raw, None) {
+/// number within the `file_ix`-th file. `default_city` is the run's `--city-code`, which a
+/// results file does not record.
+pub fn identify(raw: &RawLead<'_>, default_city: Option<City>, file_ix: usize, row: u64) -> Vehicle {
+    if let Ok(lead) = lead::validate(raw, default_city) {
         let label = lead
             .plate
             .clone()
@@ -531,6 +532,7 @@ pub struct Report {
 struct ResultsReader {
     path: PathBuf,
     file_ix: usize,
+    default_city: Option<City>,
     csv: csv::Reader<BufReader<File>>,
     headers: ResultHeaders,
     n_fields: usize,
@@ -550,7 +552,7 @@ struct ResultRow {
 }
 
 impl ResultsReader {
-    fn open(path: &Path, file_ix: usize) -> Result<ResultsReader, ReportError> {
+    fn open(path: &Path, file_ix: usize, default_city: Option<City>) -> Result<ResultsReader, ReportError> {
         let io_error = |source| ReportError::Io {
             path: path.to_path_buf(),
             source,
@@ -584,6 +586,7 @@ impl ResultsReader {
         Ok(ResultsReader {
             path: path.to_path_buf(),
             file_ix,
+            default_city,
             csv,
             headers,
             n_fields: header.len(),
@@ -629,7 +632,7 @@ impl ResultsReader {
                 engine: field(columns.engine),
                 city: field(columns.city),
             };
-            let vehicle = identify(&raw, self.file_ix, row);
+            let vehicle = identify(&raw, self.default_city, self.file_ix, row);
             let reasons = if outcome.status == Status::Renewed {
                 Vec::new()
             } else {
@@ -826,13 +829,20 @@ fn share(part: u64, whole: u64) -> f64 {
 impl Report {
     /// Reads `files` (this run) and, if given, `against` (an earlier run), and accounts for
     /// them. Every header is checked before any row is read.
-    pub fn build(files: &[PathBuf], against: Option<&Path>) -> Result<Report, ReportError> {
+    /// `default_city` is the runs' `--city-code`, for rows that have no city of their own.
+    pub fn build(
+        files: &[PathBuf],
+        against: Option<&Path>,
+        default_city: Option<City>,
+    ) -> Result<Report, ReportError> {
         let mut readers = files
             .iter()
             .enumerate()
-            .map(|(file_ix, path)| ResultsReader::open(path, file_ix))
+            .map(|(file_ix, path)| ResultsReader::open(path, file_ix, default_city))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut previous_reader = against.map(|path| ResultsReader::open(path, 0)).transpose()?;
+        let mut previous_reader = against
+            .map(|path| ResultsReader::open(path, 0, default_city))
+            .transpose()?;
         let mut notes = Vec::new();
 
         let mut previous = None;
@@ -1916,7 +1926,7 @@ mod tests {
     #[test]
     fn every_figure_of_the_fixture() {
         let (_dir, current, _) = fixture();
-        let report = Report::build(std::slice::from_ref(&current), None).unwrap();
+        let report = Report::build(std::slice::from_ref(&current), None, None).unwrap();
         assert_eq!(report.rows, 11);
         assert_eq!(report.vehicles, 10, "rows 1 and 5 are the same vehicle");
         let counts: Vec<(Status, u64)> = report
@@ -2039,7 +2049,7 @@ mod tests {
     #[test]
     fn every_change_category_against_the_earlier_run() {
         let (_dir, current, previous) = fixture();
-        let report = Report::build(std::slice::from_ref(&current), Some(&previous)).unwrap();
+        let report = Report::build(std::slice::from_ref(&current), Some(&previous), None).unwrap();
         let comparison = report.against.as_ref().unwrap();
         assert_eq!(comparison.previous_rows, 10);
         assert_eq!(comparison.previous_vehicles, 10);
@@ -2187,7 +2197,7 @@ mod tests {
             &retry,
             &[(["A", "京J97896", "", "", ""], 1, Renewed, Some(200), "ok", "T", 1)],
         );
-        let report = Report::build(&[first.clone(), retry.clone()], Some(&first)).unwrap();
+        let report = Report::build(&[first.clone(), retry.clone()], Some(&first), None).unwrap();
         assert_eq!(report.rows, 2);
         assert_eq!(report.vehicles, 1);
         assert_eq!(report.files.iter().map(|f| f.rows).collect::<Vec<_>>(), [1, 1]);
@@ -2251,21 +2261,21 @@ mod tests {
             vin,
             ..Default::default()
         };
-        let by_plate = identify(&raw("京A1234", ""), 0, 4);
+        let by_plate = identify(&raw("京A1234", ""), None, 0, 4);
         assert_eq!(by_plate.label, "京A1234");
         assert_eq!(by_plate.city, None);
         assert_eq!(
             by_plate,
-            identify(&raw(" 京a-1234", ""), 1, 9),
+            identify(&raw(" 京a-1234", ""), None, 1, 9),
             "normalised, row ignored"
         );
-        let by_vin = identify(&raw("", "ls4ase2a2gj13702"), 0, 4);
+        let by_vin = identify(&raw("", "ls4ase2a2gj13702"), None, 0, 4);
         assert_eq!(by_vin.label, "LS4ASE2A2GJ13702");
-        let by_row = identify(&raw("", ""), 0, 4);
+        let by_row = identify(&raw("", ""), None, 0, 4);
         assert_eq!(by_row.label, "row 4");
-        assert_ne!(by_row.fingerprint, identify(&raw("", ""), 1, 4).fingerprint);
-        assert_ne!(by_row.fingerprint, identify(&raw("", ""), 0, 5).fingerprint);
-        let valid = identify(&raw("京J97896", ""), 0, 1);
+        assert_ne!(by_row.fingerprint, identify(&raw("", ""), None, 1, 4).fingerprint);
+        assert_ne!(by_row.fingerprint, identify(&raw("", ""), None, 0, 5).fingerprint);
+        let valid = identify(&raw("京J97896", ""), None, 0, 1);
         assert_eq!(valid.city.map(|c| c.id), Some(1));
         let lead = lead::validate(&raw("京J97896", ""), None).unwrap();
         assert_eq!(
@@ -2334,7 +2344,7 @@ mod tests {
         let mut prefix = lines[..4].concat();
         prefix.push_str(&lines[4][..lines[4].len() / 2]);
         std::fs::write(&cut, prefix).unwrap();
-        let report = Report::build(&[cut], None).unwrap();
+        let report = Report::build(&[cut], None, None).unwrap();
         assert_eq!(report.rows, 3);
         assert_eq!(report.files[0].skipped_lines, 1);
         assert_eq!(report.notes.len(), 1);
@@ -2344,7 +2354,7 @@ mod tests {
     #[test]
     fn terminal_and_html_carry_the_figures() {
         let (_dir, current, previous) = fixture();
-        let report = Report::build(std::slice::from_ref(&current), Some(&previous)).unwrap();
+        let report = Report::build(std::slice::from_ref(&current), Some(&previous), None).unwrap();
         let text = report.to_string();
         assert!(
             text.contains("renewal rate   50.0% (4 renewed of 8 rows that reached the API)"),
@@ -2382,12 +2392,12 @@ mod tests {
         let empty = dir.path().join("empty.csv");
         std::fs::write(&empty, "").unwrap();
         assert!(matches!(
-            Report::build(&[empty], None),
+            Report::build(&[empty], None, None),
             Err(ReportError::Empty { .. })
         ));
         let leads = dir.path().join("leads.csv");
         std::fs::write(&leads, "name,plate\nA,京J97896\n").unwrap();
-        let error = Report::build(&[leads], None).unwrap_err();
+        let error = Report::build(&[leads], None, None).unwrap_err();
         assert!(matches!(error, ReportError::NotResults { .. }));
         assert!(
             error.to_string().contains("lacks the result columns row, status"),

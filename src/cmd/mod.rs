@@ -90,6 +90,15 @@ pub fn resolve_credentials(
     })
 }
 
+/// A `--city-code` flag: an id or a name, or a usage error that says what is accepted.
+pub fn parse_city_flag(text: &str) -> Result<crate::city::City, Error> {
+    crate::city::City::parse(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "--city-code {text:?} is not a Bihu city: use an id from 1 to 23 or a name such as 北京 or 广州"
+        ))
+    })
+}
+
 /// SIGINT (Ctrl-C) and SIGTERM (what `kill` and service managers send), listened to from
 /// the moment this is made: a signal that comes while the program is busy elsewhere, or
 /// between two waits, is not lost.

@@ -32,6 +32,11 @@ pub struct ReportArgs {
     /// Write the vehicles that changed since --against as CSV, with both outcomes.
     #[arg(long, value_name = "FILE", requires = "against")]
     pub changes: Option<PathBuf>,
+
+    /// The --city-code the runs used, for rows without a city of their own (a results file
+    /// does not record it); without it such rows count under city "unknown".
+    #[arg(long)]
+    pub city_code: Option<String>,
 }
 
 pub async fn run(args: ReportArgs) -> Result<i32, Error> {
@@ -43,7 +48,12 @@ pub async fn run(args: ReportArgs) -> Result<i32, Error> {
 
 fn report(args: &ReportArgs) -> Result<i32, Error> {
     refuse_overwriting_inputs(args)?;
-    let report = Report::build(&args.files, args.against.as_deref())?;
+    let default_city = args
+        .city_code
+        .as_deref()
+        .map(crate::cmd::parse_city_flag)
+        .transpose()?;
+    let report = Report::build(&args.files, args.against.as_deref(), default_city)?;
     for note in &report.notes {
         eprintln!("bihu-renew: note: {note}");
     }

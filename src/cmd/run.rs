@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::city::City;
 use crate::cli::RunArgs;
 use crate::cmd::{Credentials, StopSignals, resolve_credentials};
 use crate::config::{Backoff, Existing, RunConfig};
@@ -108,14 +107,9 @@ fn write_summary_json(path: Option<&Path>, summary: &impl serde::Serialize) -> R
 
 fn input_options(args: &RunArgs, file: &ConfigFile) -> Result<InputOptions, Error> {
     let city_text = args.city_code.as_ref().or(file.city_code.as_ref());
-    let default_city = match city_text {
-        None => None,
-        Some(text) => Some(City::parse(text).ok_or_else(|| {
-            Error::Usage(format!(
-                "--city-code {text:?} is not a Bihu city: use an id from 1 to 23 or a name such as 北京 or 广州"
-            ))
-        })?),
-    };
+    let default_city = city_text
+        .map(|text| crate::cmd::parse_city_flag(text))
+        .transpose()?;
     Ok(InputOptions {
         encoding: args.input_encoding,
         sheet: args.sheet.clone(),

@@ -627,3 +627,38 @@ async fn report_reads_what_run_writes() {
         assert_eq!(json["retry"]["commands"][0]["input_guess_exists"], true);
     }
 }
+
+/// Rows that relied on the run's `--city-code` have no city of their own in the results file;
+/// the report's `--city-code` gives it back to them.
+#[tokio::test]
+async fn city_code_gives_rows_without_a_city_the_runs_default() {
+    let work = Work::new();
+    let results = work.write(
+        "vin.results.csv",
+        "name,CarVin,EngineNo,row,status,http_status,message,renewal_token,quote_url,attempts,warnings\n\
+         A,LS4ASE2A2GJ137027,2192209,1,renewed,200,ok,T1,http://q/,1,\n\
+         B,LS4ASE2A2GJ137027,4G15S 4L9AM4623,2,not_renewable,206,no data,,,1,\n",
+    );
+    let json = work.path("report.json");
+    let (results, json_arg) = (results.display().to_string(), json.display().to_string());
+
+    succeeded(&work.report(&[&results, "--json", &json_arg]).await);
+    let by_city = &read_json(&json)["by_city"];
+    assert_eq!(by_city.as_array().unwrap().len(), 1, "{by_city}");
+    assert_eq!(by_city[0]["city"], "unknown");
+
+    succeeded(
+        &work
+            .report(&[&results, "--json", &json_arg, "--city-code", "北京"])
+            .await,
+    );
+    let by_city = &read_json(&json)["by_city"];
+    assert_eq!(by_city.as_array().unwrap().len(), 1, "{by_city}");
+    assert_eq!(by_city[0]["city_id"], 1);
+    assert_eq!(by_city[0]["rows"], 2);
+    assert_eq!(by_city[0]["renewed"], 1);
+
+    let wrong = work.report(&[&results, "--city-code", "拉萨"]).await;
+    assert_eq!(wrong.code, 2);
+    assert!(wrong.stderr.contains("not a Bihu city"), "{}", wrong.stderr);
+}

@@ -38,7 +38,6 @@ pub enum LoginError {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: Url,
     renewal_url: Url,
     login_url: Url,
     agent: Agent,
@@ -80,23 +79,14 @@ impl Client {
             renewal_url: base.join(protocol::RENEWAL_PATH).expect("constant path joins"),
             login_url: base.join(protocol::LOGIN_PATH).expect("constant path joins"),
             quote_page: QuotePage::new(&base),
-            base,
             http,
             agent,
             timeout,
         })
     }
 
-    pub fn base(&self) -> &Url {
-        &self.base
-    }
-
     pub fn quote_page(&self) -> &QuotePage {
         &self.quote_page
-    }
-
-    pub fn agent(&self) -> &Agent {
-        &self.agent
     }
 
     /// One signed renewal attempt at `timestamp`.

@@ -305,22 +305,6 @@ impl LeadReader {
         self.columns
     }
 
-    /// Data rows, when known without reading them (spreadsheets).
-    pub fn known_row_count(&self) -> Option<u64> {
-        match &self.records {
-            Records::Csv(_) => None,
-            Records::Sheet { range, .. } => {
-                use calamine::DataType as _;
-                let n_filled = range
-                    .rows()
-                    .filter(|row| row.iter().any(|cell| !cell.is_empty()))
-                    .count();
-                // The first filled row is the header.
-                Some(n_filled.saturating_sub(1) as u64)
-            }
-        }
-    }
-
     /// Reads the next non-empty record into `self.record`; `false` at the end.
     fn read_record(&mut self) -> io::Result<bool> {
         match &mut self.records {

@@ -68,10 +68,6 @@ impl Status {
             Status::Renewed | Status::NotRenewable | Status::InvalidParams | Status::InvalidInput
         )
     }
-
-    pub fn is_credential_failure(self) -> bool {
-        matches!(self, Status::Unauthorized | Status::VerificationFailed)
-    }
 }
 
 impl fmt::Display for Status {

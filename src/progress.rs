@@ -54,7 +54,6 @@ pub struct Progress {
     mode: ProgressMode,
     bar: Option<ProgressBar>,
     counts: Arc<Counts>,
-    started: Instant,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -99,13 +98,8 @@ impl Progress {
             mode,
             bar,
             counts,
-            started,
             ticker,
         }
-    }
-
-    pub fn mode(&self) -> ProgressMode {
-        self.mode
     }
 
     /// Clears the bar and stops the ticker, before the summary is printed.
@@ -116,11 +110,6 @@ impl Progress {
         if let Some(ticker) = &self.ticker {
             ticker.abort();
         }
-    }
-
-    /// The one-line state, as the line mode prints it.
-    pub fn line(&self) -> String {
-        line(&self.counts, self.started)
     }
 }
 

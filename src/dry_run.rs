@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -16,7 +15,7 @@ use crate::error::{Error, exit};
 use crate::input::{InputOptions, LeadReader};
 use crate::lead::ReasonKind;
 use crate::outcome::{RowOutcome, Status};
-use crate::output::{self, OutputStyle, OutputTarget, ResultWriter};
+use crate::output::{self, OutputStyle, OutputTarget};
 
 /// What a dry run needs.
 #[derive(Debug, Clone)]
@@ -84,20 +83,19 @@ impl fmt::Display for DryRunSummary {
 pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
     let mut reader = LeadReader::open(&config.input, &config.input_options)?;
     let columns = reader.columns();
-    let mut writer = match &config.output {
-        OutputTarget::Stdout => ResultWriter::stdout(config.output_style),
-        OutputTarget::File(path) => {
-            let partial = output::partial_path(path);
-            if config.existing == Existing::Refuse && (path.exists() || partial.exists()) {
-                return Err(Error::Usage(format!(
-                    "{} already exists; pass --force to replace it, or -o to write elsewhere",
-                    path.display()
-                )));
-            }
-            ResultWriter::create(&partial, config.output_style)
-                .map_err(Error::file("cannot create", &partial))?
-        }
-    };
+    if let OutputTarget::File(path) = &config.output
+        && config.existing == Existing::Refuse
+        && (path.exists() || output::partial_path(path).exists())
+    {
+        return Err(Error::Usage(format!(
+            "{} already exists; pass --force to replace it, or -o to write elsewhere",
+            path.display()
+        )));
+    }
+    let mut writer = config
+        .output
+        .open(config.output_style)
+        .map_err(Error::file("cannot create", config.output.display()))?;
     let write_error = || Error::file("cannot write", config.output.display());
     writer.write_header(reader.headers()).map_err(write_error())?;
     let mut summary = DryRunSummary {
@@ -154,9 +152,9 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
     }
     writer.flush().map_err(write_error())?;
     drop(writer);
-    if let OutputTarget::File(path) = &config.output {
-        let partial = output::partial_path(path);
-        fs::rename(&partial, path).map_err(Error::file("cannot rename", &partial))?;
-    }
+    config
+        .output
+        .complete()
+        .map_err(Error::file("cannot rename", config.output.display()))?;
     Ok(summary)
 }

@@ -9,6 +9,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use csv::StringRecord;
+use serde::Serialize;
 
 use crate::outcome::RowOutcome;
 
@@ -77,13 +78,30 @@ pub enum OutputTarget {
 }
 
 impl OutputTarget {
-    /// `<input stem>.results.csv` beside the input.
-    pub fn default_for(input: &Path) -> OutputTarget {
+    /// `<input stem>.<kind>.csv` beside the input.
+    pub fn beside(input: &Path, kind: &str) -> OutputTarget {
         let stem = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        OutputTarget::File(input.with_file_name(format!("{stem}.results.csv")))
+        OutputTarget::File(input.with_file_name(format!("{stem}.{kind}.csv")))
+    }
+
+    /// A writer for this target: stdout, or the `.partial` file that [`OutputTarget::complete`]
+    /// turns into the target.
+    pub fn open(&self, style: OutputStyle) -> io::Result<ResultWriter> {
+        match self {
+            OutputTarget::Stdout => Ok(ResultWriter::stdout(style)),
+            OutputTarget::File(path) => ResultWriter::create(&partial_path(path), style),
+        }
+    }
+
+    /// Gives a finished `.partial` file its final name (nothing to do for stdout).
+    pub fn complete(&self) -> io::Result<()> {
+        match self {
+            OutputTarget::Stdout => Ok(()),
+            OutputTarget::File(path) => std::fs::rename(partial_path(path), path),
+        }
     }
 
     pub fn display(&self) -> String {
@@ -96,8 +114,13 @@ impl OutputTarget {
 
 /// The in-progress file of a run writing to `output`.
 pub fn partial_path(output: &Path) -> PathBuf {
-    let mut name = output.as_os_str().to_owned();
-    name.push(".partial");
+    with_suffix(output, ".partial")
+}
+
+/// `path` with `suffix` appended to its file name (`out.csv` -> `out.csv.partial`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -207,20 +230,62 @@ pub fn parse_result(record: &StringRecord) -> Option<(u64, RowOutcome)> {
     Some((row, outcome))
 }
 
-/// Whether a header is that of a results file: it ends with [`RESULT_COLUMNS`] or
-/// [`RESULT_COLUMNS_ZH`].
-pub fn is_results_header(header: &StringRecord) -> bool {
-    let n = RESULT_COLUMNS.len();
-    if header.len() < n {
-        return false;
+/// Which names a results file gives its result columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultHeaders {
+    English,
+    /// `run --zh-headers`: [`RESULT_COLUMNS_ZH`].
+    Chinese,
+}
+
+/// Whether `header` is that of a results file (the input's columns, then the 8 result
+/// columns in English or Chinese); if not, what is missing, in words.
+pub fn result_headers(header: &StringRecord) -> Result<ResultHeaders, String> {
+    let names: Vec<&str> = header
+        .iter()
+        .map(|name| name.trim_start_matches('\u{feff}').trim())
+        .collect();
+    let tail = names
+        .len()
+        .checked_sub(RESULT_COLUMNS.len())
+        .map(|start| &names[start..]);
+    if tail == Some(&RESULT_COLUMNS[..]) {
+        return Ok(ResultHeaders::English);
     }
-    let tail = || {
-        header
-            .iter()
-            .skip(header.len() - n)
-            .map(|name| name.trim_start_matches('\u{feff}'))
+    if tail == Some(&RESULT_COLUMNS_ZH[..]) {
+        return Ok(ResultHeaders::Chinese);
+    }
+    let n_present = |set: &[&str]| set.iter().filter(|name| names.contains(name)).count();
+    let set = if n_present(&RESULT_COLUMNS_ZH) > n_present(&RESULT_COLUMNS) {
+        &RESULT_COLUMNS_ZH
+    } else {
+        &RESULT_COLUMNS
     };
-    tail().eq(RESULT_COLUMNS.iter().copied()) || tail().eq(RESULT_COLUMNS_ZH.iter().copied())
+    let missing: Vec<&str> = set.iter().copied().filter(|name| !names.contains(name)).collect();
+    let found = if names.iter().all(|name| name.is_empty()) {
+        "(empty)".to_string()
+    } else {
+        names.join(",")
+    };
+    let expected = format!(
+        "a results file has the lead list's columns followed by {} (or, with --zh-headers, {})",
+        RESULT_COLUMNS.join(","),
+        RESULT_COLUMNS_ZH.join(",")
+    );
+    Err(if missing.is_empty() {
+        format!(
+            "its result columns are there but not as the last {} columns in this order: {}; {expected}. Its header is: {found}",
+            set.len(),
+            set.join(",")
+        )
+    } else {
+        format!(
+            "its header lacks the result column{} {}; {expected}. Its header is: {found}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        )
+    })
 }
 
 /// Whether a file starts with a UTF-8 BOM.
@@ -268,7 +333,10 @@ mod tests {
             "files start with a BOM by default"
         );
         let mut reader = csv::Reader::from_path(&path).unwrap();
-        assert!(is_results_header(reader.headers().unwrap()));
+        assert_eq!(
+            result_headers(reader.headers().unwrap()),
+            Ok(ResultHeaders::English)
+        );
         let record = reader.records().next().unwrap().unwrap();
         assert_eq!(&record[0], "张三");
         assert_eq!(parse_result(&record), Some((7, outcome)));
@@ -277,7 +345,7 @@ mod tests {
     #[test]
     fn default_output_sits_beside_the_input() {
         assert_eq!(
-            OutputTarget::default_for(Path::new("/data/leads.csv")),
+            OutputTarget::beside(Path::new("/data/leads.csv"), "results"),
             OutputTarget::File(PathBuf::from("/data/leads.results.csv"))
         );
         assert_eq!(

@@ -102,7 +102,10 @@ pub async fn run(
     };
     shared.tokens.set(token);
 
-    let mut writer = prepared.open_writer(&config)?;
+    let mut writer = config
+        .output
+        .open(config.output_style)
+        .map_err(Error::file("cannot create", config.output.display()))?;
     writer
         .write_header(&headers)
         .map_err(Error::file("cannot write", config.output.display()))?;
@@ -131,13 +134,13 @@ pub async fn run(
         .map_err(Error::file("cannot write", config.output.display()))?;
 
     let complete = input_done && !run.halted && run.n_written == run.n_read;
-    if let OutputTarget::File(path) = &config.output {
-        let partial = output::partial_path(path);
-        if complete {
-            fs::rename(&partial, path).map_err(Error::file("cannot rename", &partial))?;
-        } else {
-            resume::consolidate(path)?;
-        }
+    if complete {
+        config
+            .output
+            .complete()
+            .map_err(Error::file("cannot rename", config.output.display()))?;
+    } else if let OutputTarget::File(path) = &config.output {
+        resume::consolidate(path)?;
     }
 
     let end = if complete {
@@ -233,28 +236,17 @@ impl Prepared {
         summary.absorb_file(path);
         Some(summary)
     }
-
-    fn open_writer(&self, config: &RunConfig) -> Result<ResultWriter, Error> {
-        match &config.output {
-            OutputTarget::Stdout => Ok(ResultWriter::stdout(config.output_style)),
-            OutputTarget::File(path) => {
-                let partial = output::partial_path(path);
-                ResultWriter::create(&partial, config.output_style)
-                    .map_err(Error::file("cannot create", &partial))
-            }
-        }
-    }
 }
 
 fn empty_summary(config: &RunConfig, started: Instant, rows_total: u64, end: RunEnd) -> Summary {
-    Summary {
+    let mut summary = Summary {
         input: config.input.display().to_string(),
         output: config.output.display(),
         end,
         stop_reason: None,
         rows_total,
         rows_written: 0,
-        by_status: Status::ALL.into_iter().map(|s| (s, 0)).collect(),
+        by_status: BTreeMap::new(),
         requests: 0,
         retries: 0,
         logins: 0,
@@ -266,7 +258,9 @@ fn empty_summary(config: &RunConfig, started: Instant, rows_total: u64, end: Run
         elapsed_secs: started.elapsed().as_secs_f64(),
         requests_per_sec: 0.0,
         rows_per_sec: 0.0,
-    }
+    };
+    summary.set_counts(&BTreeMap::new());
+    summary
 }
 
 impl Summary {
@@ -276,22 +270,14 @@ impl Summary {
         let Ok(mut reader) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
             return;
         };
-        let mut by_status: BTreeMap<Status, u64> = Status::ALL.into_iter().map(|s| (s, 0)).collect();
+        let mut by_status = BTreeMap::new();
         let mut record = StringRecord::new();
-        let mut n_rows = 0;
         while let Ok(true) = reader.read_record(&mut record) {
             if let Some((_, outcome)) = output::parse_result(&record) {
                 *by_status.entry(outcome.status).or_default() += 1;
-                n_rows += 1;
             }
         }
-        self.rows_written = n_rows;
-        self.remaining_transient = by_status
-            .iter()
-            .filter(|(s, _)| !s.is_final())
-            .map(|(_, n)| n)
-            .sum();
-        self.by_status = by_status;
+        self.set_counts(&by_status);
     }
 }
 
@@ -601,23 +587,14 @@ impl Run<'_> {
 
     fn summary(&self, config: &RunConfig, started: Instant, rows_total: u64, end: RunEnd) -> Summary {
         let mut summary = empty_summary(config, started, rows_total, end);
-        for (status, n) in &self.counts {
-            summary.by_status.insert(*status, *n);
-        }
+        summary.set_counts(&self.counts);
         let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-        summary.rows_written = self.n_written;
         summary.requests = self.shared.n_requests.load(Ordering::Relaxed);
         summary.retries = self.shared.n_retries.load(Ordering::Relaxed);
         summary.logins = self.shared.n_logins.load(Ordering::Relaxed);
         summary.duplicates = self.n_duplicates;
         summary.kept_from_before = self.n_kept;
         summary.processed = self.n_written - self.n_kept;
-        summary.remaining_transient = self
-            .counts
-            .iter()
-            .filter(|(s, _)| !s.is_final())
-            .map(|(_, n)| n)
-            .sum();
         summary.not_reached = rows_total.saturating_sub(self.n_written);
         summary.requests_per_sec = summary.requests as f64 / elapsed;
         summary.rows_per_sec = self.n_written as f64 / elapsed;

@@ -26,7 +26,7 @@ use crate::outcome::{RowOutcome, Status};
 use crate::output::{self, LIST_SEPARATOR, RESULT_COLUMNS};
 
 /// The result columns as `run --zh-headers` names them (defined beside the writer).
-pub use crate::output::RESULT_COLUMNS_ZH;
+pub use crate::output::{RESULT_COLUMNS_ZH, ResultHeaders, result_headers};
 
 /// Reasons listed, most frequent first.
 pub const TOP_REASONS: usize = 10;
@@ -52,64 +52,6 @@ pub enum ReportError {
     Empty { path: PathBuf },
     #[error("{path} is not a results file of bihu-renew: {problem}")]
     NotResults { path: PathBuf, problem: String },
-}
-
-/// Which names a results file gives its result columns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResultHeaders {
-    English,
-    /// `run --zh-headers`: [`RESULT_COLUMNS_ZH`].
-    Chinese,
-}
-
-/// Whether `header` is that of a results file (the input's columns, then the 8 result
-/// columns in English or Chinese); if not, what is missing, in words.
-pub fn result_headers(header: &StringRecord) -> Result<ResultHeaders, String> {
-    let names: Vec<&str> = header
-        .iter()
-        .map(|name| name.trim_start_matches('\u{feff}').trim())
-        .collect();
-    let tail = names
-        .len()
-        .checked_sub(RESULT_COLUMNS.len())
-        .map(|start| &names[start..]);
-    if tail == Some(&RESULT_COLUMNS[..]) {
-        return Ok(ResultHeaders::English);
-    }
-    if tail == Some(&RESULT_COLUMNS_ZH[..]) {
-        return Ok(ResultHeaders::Chinese);
-    }
-    let n_present = |set: &[&str]| set.iter().filter(|name| names.contains(name)).count();
-    let set = if n_present(&RESULT_COLUMNS_ZH) > n_present(&RESULT_COLUMNS) {
-        &RESULT_COLUMNS_ZH
-    } else {
-        &RESULT_COLUMNS
-    };
-    let missing: Vec<&str> = set.iter().copied().filter(|name| !names.contains(name)).collect();
-    let found = if names.iter().all(|name| name.is_empty()) {
-        "(empty)".to_string()
-    } else {
-        names.join(",")
-    };
-    let expected = format!(
-        "a results file has the lead list's columns followed by {} (or, with --zh-headers, {})",
-        RESULT_COLUMNS.join(","),
-        RESULT_COLUMNS_ZH.join(",")
-    );
-    Err(if missing.is_empty() {
-        format!(
-            "its result columns are there but not as the last {} columns in this order: {}; {expected}. Its header is: {found}",
-            set.len(),
-            set.join(",")
-        )
-    } else {
-        format!(
-            "its header lacks the result column{} {}; {expected}. Its header is: {found}",
-            if missing.len() == 1 { "" } else { "s" },
-            missing.join(", ")
-        )
-    })
 }
 
 /// A row's vehicle as the report tells vehicles apart.

@@ -9,7 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use csv::StringRecord;
 
@@ -95,7 +95,7 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
     if !output.exists() {
         return fs::rename(&partial, output).map_err(Error::file("cannot rename", &partial));
     }
-    let merging = sibling(output, ".merging");
+    let merging = output::with_suffix(output, ".merging");
     {
         let mut newer = reader(&partial)?;
         let mut older = reader(output)?;
@@ -133,12 +133,6 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
     fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial))
 }
 
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// What an earlier run left in OUTPUT.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Previous {
@@ -154,10 +148,9 @@ pub fn verify(output: &Path, input: &mut LeadReader) -> Result<Previous, Error> 
     let mut previous = reader(output)?;
     let header = previous.headers().map_err(read_error(output))?.clone();
     let shown = output.display();
-    if !output::is_results_header(&header) {
+    if let Err(problem) = output::result_headers(&header) {
         return Err(Error::Resume(format!(
-            "{shown} is not a results file of bihu-renew (its header does not end with {}); use -o to write elsewhere, or --force to replace it",
-            RESULT_COLUMNS.join(",")
+            "{shown} is not a results file of bihu-renew: {problem}. Use -o to write elsewhere, or --force to replace it"
         )));
     }
     let n_input_columns = header.len() - RESULT_COLUMNS.len();

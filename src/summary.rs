@@ -66,6 +66,19 @@ impl Summary {
         }
     }
 
+    /// Takes the rows counted by status, and what follows from them: every status listed
+    /// (zeros included), the rows written, the rows left with a transient outcome.
+    pub fn set_counts(&mut self, counts: &BTreeMap<Status, u64>) {
+        self.by_status = Status::ALL.into_iter().map(|status| (status, 0)).collect();
+        self.by_status.extend(counts);
+        self.rows_written = counts.values().sum();
+        self.remaining_transient = counts
+            .iter()
+            .filter(|(status, _)| !status.is_final())
+            .map(|(_, n)| n)
+            .sum();
+    }
+
     pub fn count(&self, status: Status) -> u64 {
         self.by_status.get(&status).copied().unwrap_or(0)
     }

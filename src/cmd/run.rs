@@ -67,18 +67,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
 }
 
 fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
-    let output = match args.output.as_deref() {
-        Some("-") => OutputTarget::Stdout,
-        Some(path) => OutputTarget::File(path.into()),
-        None => {
-            let stem = args
-                .input
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            OutputTarget::File(args.input.with_file_name(format!("{stem}.dry-run.csv")))
-        }
-    };
+    let output = output_target(args, "dry-run");
     let config = DryRunConfig {
         input: args.input.clone(),
         output,
@@ -97,6 +86,15 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
     eprint!("{summary}");
     write_summary_json(args.summary_json.as_deref(), &summary)?;
     Ok(summary.exit_code())
+}
+
+/// `-o`: `-` for stdout, a path, or `<input stem>.<kind>.csv` beside the input.
+fn output_target(args: &RunArgs, kind: &str) -> OutputTarget {
+    match args.output.as_deref() {
+        Some("-") => OutputTarget::Stdout,
+        Some(path) => OutputTarget::File(path.into()),
+        None => OutputTarget::beside(&args.input, kind),
+    }
 }
 
 fn write_summary_json(path: Option<&Path>, summary: &impl serde::Serialize) -> Result<(), Error> {
@@ -134,11 +132,7 @@ fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
 /// The raw flags (then the config file, then the defaults) into a checked configuration;
 /// every problem is a usage error (exit 2).
 pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials) -> Result<RunConfig, Error> {
-    let output = match args.output.as_deref() {
-        Some("-") => OutputTarget::Stdout,
-        Some(path) => OutputTarget::File(path.into()),
-        None => OutputTarget::default_for(&args.input),
-    };
+    let output = output_target(args, "results");
     if args.resume && output == OutputTarget::Stdout {
         return Err(Error::Usage(
             "--resume needs an OUTPUT file; it cannot continue stdout (-o -)".into(),

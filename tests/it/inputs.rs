@@ -359,19 +359,16 @@ async fn login_prints_a_token_that_the_sandbox_accepts() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     let config = sandbox.config();
     let base = sandbox.base_url().to_string();
-    let login = run_binary(
-        &[
-            "login",
-            "--base-url",
-            &base,
-            "--agent-id",
-            &config.agent_id,
-            "--user-name",
-            "clerk",
-        ],
-        &[("BIHU_SECRET_KEY", config.secret.expose())],
-    )
-    .await;
+    let login_args = [
+        "login",
+        "--base-url",
+        &base,
+        "--agent-id",
+        &config.agent_id,
+        "--user-name",
+        "clerk",
+    ];
+    let login = run_binary(&login_args, &[("BIHU_SECRET_KEY", config.secret.expose())]).await;
     assert_eq!(login.code, 0, "{}", login.stderr);
     let token = login.stdout_text().trim().to_string();
     assert_eq!(token.len(), 32, "{token:?}");
@@ -382,35 +379,11 @@ async fn login_prints_a_token_that_the_sandbox_accepts() {
     let secret_file = dir.path().join("secret");
     std::fs::write(&secret_file, format!("{}\n", config.secret.expose())).unwrap();
     let secret_file = secret_file.display().to_string();
-    let from_file = run_binary(
-        &[
-            "login",
-            "--base-url",
-            &base,
-            "--agent-id",
-            &config.agent_id,
-            "--user-name",
-            "clerk",
-        ],
-        &[("BIHU_SECRET_KEY_FILE", secret_file.as_str())],
-    )
-    .await;
+    let from_file = run_binary(&login_args, &[("BIHU_SECRET_KEY_FILE", secret_file.as_str())]).await;
     assert_eq!(from_file.code, 0, "{}", from_file.stderr);
     assert_eq!(sandbox.stats().logins, 2);
 
-    let wrong = run_binary(
-        &[
-            "login",
-            "--base-url",
-            &base,
-            "--agent-id",
-            &config.agent_id,
-            "--user-name",
-            "clerk",
-        ],
-        &[("BIHU_SECRET_KEY", "wrong")],
-    )
-    .await;
+    let wrong = run_binary(&login_args, &[("BIHU_SECRET_KEY", "wrong")]).await;
     assert_eq!(wrong.code, 3, "{}", wrong.stderr);
     assert!(wrong.stdout.is_empty());
 }

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -990,60 +990,50 @@ impl Tokens {
 /// Stops a run whose credentials keep being refused, instead of burning through the list.
 struct Breaker {
     limit: u32,
-    consecutive: AtomicU32,
-    n_unauthorized: AtomicU32,
-    n_verification: AtomicU32,
+    /// The current run of credential failures: 403s and 406s since the last answer that
+    /// passed the credential checks.
+    streak: Mutex<Streak>,
     agent_id: String,
     user_name: Option<String>,
     stop: CancellationToken,
     diagnosis: OnceLock<String>,
-    lock: Mutex<()>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Streak {
+    n_403: u32,
+    n_406: u32,
 }
 
 impl Breaker {
     fn new(config: &RunConfig, stop: CancellationToken) -> Breaker {
         Breaker {
             limit: config.credential_failure_limit.max(1),
-            consecutive: AtomicU32::new(0),
-            n_unauthorized: AtomicU32::new(0),
-            n_verification: AtomicU32::new(0),
+            streak: Mutex::new(Streak::default()),
             agent_id: config.agent.agent_id.clone(),
             user_name: config.user_name.clone(),
             stop,
             diagnosis: OnceLock::new(),
-            lock: Mutex::new(()),
         }
     }
 
     fn record(&self, status: Status) {
-        let _guard = self.lock.lock().expect("breaker lock");
+        let mut streak = self.streak.lock().expect("breaker lock");
         match status {
-            Status::Unauthorized | Status::VerificationFailed => {
-                let counter = if status == Status::Unauthorized {
-                    &self.n_unauthorized
-                } else {
-                    &self.n_verification
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let consecutive = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
-                if consecutive >= self.limit && self.diagnosis.get().is_none() {
-                    let _ = self.diagnosis.set(self.diagnose(consecutive));
-                    self.stop.cancel();
-                }
-            }
+            Status::Unauthorized => streak.n_403 += 1,
+            Status::VerificationFailed => streak.n_406 += 1,
             // These answers passed the credential checks.
-            Status::Renewed | Status::NotRenewable | Status::InvalidParams => {
-                self.consecutive.store(0, Ordering::Relaxed);
-                self.n_unauthorized.store(0, Ordering::Relaxed);
-                self.n_verification.store(0, Ordering::Relaxed);
-            }
-            _ => {}
+            Status::Renewed | Status::NotRenewable | Status::InvalidParams => *streak = Streak::default(),
+            _ => return,
+        }
+        if streak.n_403 + streak.n_406 >= self.limit && self.diagnosis.get().is_none() {
+            let _ = self.diagnosis.set(self.diagnose(*streak));
+            self.stop.cancel();
         }
     }
 
-    fn diagnose(&self, consecutive: u32) -> String {
-        let n_403 = self.n_unauthorized.load(Ordering::Relaxed);
-        let n_406 = self.n_verification.load(Ordering::Relaxed);
+    fn diagnose(&self, Streak { n_403, n_406 }: Streak) -> String {
+        let consecutive = n_403 + n_406;
         let head = format!(
             "stopped after {consecutive} consecutive credential failures ({n_403}×403, {n_406}×406)."
         );

@@ -3,20 +3,20 @@
 //!
 //! - A survey reads the input once first: the row count, and which vehicles occur more than
 //!   once (only their outcomes are remembered, so memory does not grow with the list).
-//! - A blocking thread reads and validates the input (`input.rs`) into a bounded channel,
-//!   beside the earlier OUTPUT when resuming (`resume.rs`).
-//! - The main loop takes rows in order into a bounded window ([`FuturesOrdered`]): rejected,
-//!   kept and duplicate rows are ready at once; each vehicle to renew is queued, in order, for
-//!   a pool of `concurrency` workers.
-//! - A worker sends one request at a time, passing the shared rate limiter before every
-//!   attempt; a row that must wait out a backoff leaves its worker and comes back through a
-//!   retry queue, so it holds no request slot meanwhile.
-//! - The window hands rows back in input order to the writer (`output.rs`), which flushes
-//!   after every batch, so what is on disk is always a clean, resumable prefix.
+//! - A blocking thread reads and validates the input (`input.rs`), beside the earlier OUTPUT
+//!   when resuming (`resume.rs`), and hands rows over in batches through a bounded channel.
+//! - One loop ([`Run::drive`]) does the rest. It takes rows in order into a bounded window:
+//!   rejected, kept and duplicate rows are decided at once; each vehicle to renew is queued,
+//!   in order, for one of `concurrency` request slots.
+//! - A row's turn in a slot passes the shared rate limiter, then sends one attempt. A row that
+//!   must wait out a backoff leaves its slot and is parked; when its time comes it goes before
+//!   the fresh rows.
+//! - The front of the window is written in input order as soon as it is decided (`output.rs`),
+//!   with one flush after every batch, so what is on disk is always a clean, resumable prefix.
 //! - One stop token ends intake: cancelled from outside (Ctrl-C) or by the credential
 //!   breaker when 403/406 answers keep coming.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,11 +25,10 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use csv::StringRecord;
-use futures::future::{self, BoxFuture};
-use futures::stream::FuturesOrdered;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{self, Client};
@@ -110,15 +109,19 @@ pub async fn run(
         .write_header(&headers)
         .map_err(Error::file("cannot write", config.output.display()))?;
 
-    let pool = Pool::start(&shared, config.concurrency.get());
-    let (rows_rx, reader_thread) = spawn_reader(reader, prepared.previous_rows, config.window());
+    let (batches_rx, reader_thread) = spawn_reader(reader, prepared.previous_rows, config.window());
 
     let mut run = Run {
         config: &config,
         shared: shared.clone(),
         writer,
         duplicates: survey.duplicates,
-        pool,
+        window: VecDeque::new(),
+        window_start: 0,
+        received: VecDeque::new(),
+        fresh: VecDeque::new(),
+        retries: VecDeque::new(),
+        parked: BTreeMap::new(),
         counts: BTreeMap::new(),
         n_written: 0,
         n_read: 0,
@@ -126,8 +129,7 @@ pub async fn run(
         n_duplicates: 0,
         halted: false,
     };
-    let input_done = run.drive(rows_rx).await?;
-    run.pool.workers.abort_all();
+    let input_done = run.drive(batches_rx).await?;
     let _ = reader_thread.join();
     run.writer
         .flush()
@@ -336,25 +338,37 @@ impl Survey {
 /// One input row, with the earlier run's output row for it when resuming.
 type Intake = Result<(InputRow, Option<StringRecord>), InputError>;
 
+/// Rows cross from the reader thread in batches of this many: the main loop is woken once a
+/// batch, and the reader once a batch when it waits for room, instead of once a row each.
+const READ_BATCH: usize = 256;
+
 fn spawn_reader(
     mut reader: LeadReader,
     mut previous: Option<PreviousRows>,
     capacity: usize,
-) -> (mpsc::Receiver<Intake>, std::thread::JoinHandle<()>) {
-    let (rows_tx, rows_rx) = mpsc::channel(capacity.min(1024));
+) -> (mpsc::Receiver<Vec<Intake>>, std::thread::JoinHandle<()>) {
+    let (batches_tx, batches_rx) = mpsc::channel((capacity.min(1024) / READ_BATCH).max(2));
     let thread = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(READ_BATCH);
         while let Some(row) = reader.next_row() {
             let previous_row = previous.as_mut().and_then(PreviousRows::next_record);
             let failed = row.is_err();
-            if rows_tx.blocking_send(row.map(|row| (row, previous_row))).is_err() || failed {
-                break;
+            batch.push(row.map(|row| (row, previous_row)));
+            if failed || batch.len() == READ_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
+                if batches_tx.blocking_send(full).is_err() || failed {
+                    return;
+                }
             }
         }
+        if !batch.is_empty() {
+            let _ = batches_tx.blocking_send(batch);
+        }
     });
-    (rows_rx, thread)
+    (batches_rx, thread)
 }
 
-/// What became of a row, as the writer receives it.
+/// A row between reading and writing.
 struct Finished {
     row: u64,
     fields: StringRecord,
@@ -364,6 +378,8 @@ struct Finished {
 }
 
 enum RowResult {
+    /// Queued, in flight or waiting out a backoff: nothing after it is written yet.
+    Pending,
     Decided(RowOutcome),
     /// An earlier run's final row, copied as it was.
     Kept(StringRecord),
@@ -378,7 +394,18 @@ struct Run<'a> {
     shared: Arc<Shared>,
     writer: ResultWriter,
     duplicates: HashMap<u64, Duplicate>,
-    pool: Pool,
+    /// Rows read and not written yet, in input order; the first is row number `window_start`
+    /// of this run (counted from 0).
+    window: VecDeque<Finished>,
+    window_start: u64,
+    /// Rows received from the reader, not yet taken into the window.
+    received: VecDeque<Intake>,
+    /// Vehicles waiting for a request slot, in input order.
+    fresh: VecDeque<Job>,
+    /// Rows back from a backoff: they go before fresh ones.
+    retries: VecDeque<Job>,
+    /// Rows waiting out a backoff, by the time they may go again. They hold no request slot.
+    parked: BTreeMap<(Instant, u64), Job>,
     counts: BTreeMap<Status, u64>,
     n_written: u64,
     n_read: u64,
@@ -390,18 +417,45 @@ struct Run<'a> {
 
 impl Run<'_> {
     /// The main loop; returns whether the whole input was read.
-    async fn drive(&mut self, mut rows_rx: mpsc::Receiver<Intake>) -> Result<bool, Error> {
+    ///
+    /// One task does everything but reading: it takes rows into the window, starts a turn for
+    /// each vehicle while fewer than `concurrency` are in flight (retries first, then fresh rows
+    /// in input order, so a row started late never holds back the writing of the rows after
+    /// it), parks rows for their backoff, and writes the front of the window as it is decided.
+    async fn drive(&mut self, mut batches_rx: mpsc::Receiver<Vec<Intake>>) -> Result<bool, Error> {
         let capacity = self.config.window();
+        let slots = self.config.concurrency.get();
+        let shared = self.shared.clone();
         // Registered once: a fresh `cancelled()` future in every turn would lock the token.
-        let stop = self.shared.stop.clone();
-        let stopped = stop.cancelled();
+        let stopped = shared.stop.cancelled();
         tokio::pin!(stopped);
-        let mut window: FuturesOrdered<BoxFuture<'static, Finished>> = FuturesOrdered::new();
+        let backoff_over = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(backoff_over);
+        let mut in_flight = FuturesUnordered::new();
         let mut input_done = false;
         let mut stopping = false;
         loop {
-            if window.is_empty() && (input_done || stopping) {
+            while self.window.len() < capacity
+                && let Some(intake) = self.received.pop_front()
+            {
+                let (row, previous) = intake?;
+                self.intake(row, previous);
+            }
+            if !stopping {
+                while in_flight.len() < slots
+                    && let Some(job) = self.retries.pop_front().or_else(|| self.fresh.pop_front())
+                {
+                    in_flight.push(turn(&shared, job));
+                }
+            }
+            if self.write_ready()? {
+                self.flush()?;
+            }
+            if self.window.is_empty() && (stopping || (input_done && self.received.is_empty())) {
                 break;
+            }
+            if let Some(&(due, _)) = self.parked.keys().next() {
+                backoff_over.as_mut().reset(due.into());
             }
             tokio::select! {
                 biased;
@@ -409,23 +463,34 @@ impl Run<'_> {
                     stopping = true;
                     let reason = self.shared.breaker.tripped().unwrap_or("interrupted").to_string();
                     self.shared.observer.on_event(&Event::Stopping { reason });
-                }
-                Some(finished) = window.next(), if !window.is_empty() => {
-                    self.write(finished)?;
-                    // Everything already finished goes out with this one, then one flush.
-                    while let Some(Some(finished)) = window.next().now_or_never() {
-                        self.write(finished)?;
+                    self.received.clear();
+                    for job in std::mem::take(&mut self.fresh) {
+                        self.decide(job.seq, RowResult::Abandoned);
                     }
-                    let output = &self.config.output;
-                    self.writer.flush().map_err(|source| Error::File { action: "cannot write", path: output.display().into(), source })?;
+                    let parked = std::mem::take(&mut self.parked).into_values();
+                    for job in std::mem::take(&mut self.retries).into_iter().chain(parked) {
+                        self.finish_with_last(job);
+                    }
                 }
-                received = rows_rx.recv(), if !stopping && !input_done && window.len() < capacity => {
-                    match received {
-                        Some(Ok((row, previous))) => {
-                            self.n_read += 1;
-                            window.push_back(self.intake(row, previous));
+                Some(ended) = in_flight.next(), if !in_flight.is_empty() => {
+                    // Every turn that has ended goes with this one, then one write and flush.
+                    let mut ended = Some(ended);
+                    while let Some((job, turn)) = ended {
+                        if let Some(job) = self.after_turn(job, turn, stopping) {
+                            in_flight.push(self::turn(&shared, job));
                         }
-                        Some(Err(error)) => return Err(error.into()),
+                        ended = in_flight.next().now_or_never().flatten();
+                    }
+                }
+                _ = &mut backoff_over, if !self.parked.is_empty() => {
+                    let now = Instant::now();
+                    while let Some(entry) = self.parked.first_entry() && entry.key().0 <= now {
+                        self.retries.push_back(entry.remove());
+                    }
+                }
+                batch = batches_rx.recv(), if !stopping && !input_done && self.received.is_empty() => {
+                    match batch {
+                        Some(batch) => self.received.extend(batch),
                         None => input_done = true,
                     }
                 }
@@ -437,7 +502,9 @@ impl Run<'_> {
 
     /// Decides, in input order, what a row needs: nothing (rejected, kept), a copy of an
     /// earlier row, or a request.
-    fn intake(&mut self, input: InputRow, previous: Option<StringRecord>) -> BoxFuture<'static, Finished> {
+    fn intake(&mut self, input: InputRow, previous: Option<StringRecord>) {
+        let seq = self.n_read;
+        self.n_read += 1;
         let InputRow { row, fields, lead } = input;
         let kept = previous
             .and_then(|record| output::parse_result(&record).map(|(_, outcome)| (record, outcome)))
@@ -449,14 +516,14 @@ impl Run<'_> {
                     Some((record, _)) => RowResult::Kept(record),
                     None => RowResult::Decided(RowOutcome::invalid_input(message, Vec::new())),
                 };
-                let finished = Finished {
+                self.window.push_back(Finished {
                     row,
                     fields,
                     key: None,
                     warnings: rejection.warnings,
                     result,
-                };
-                return future::ready(finished).boxed();
+                });
+                return;
             }
             Ok(lead) => lead,
         };
@@ -466,7 +533,7 @@ impl Run<'_> {
             fields,
             key: Some(key),
             warnings: lead.warnings.clone(),
-            result: RowResult::Abandoned,
+            result: RowResult::Pending,
         };
         let duplicate = self.duplicates.get_mut(&key);
         if let Some((record, outcome)) = kept {
@@ -481,25 +548,77 @@ impl Run<'_> {
                 }));
             }
             finished.result = RowResult::Kept(record);
-            return future::ready(finished).boxed();
-        }
-        if let Some(duplicate) = duplicate {
-            if let Some(first_row) = duplicate.first_row {
-                finished.result = RowResult::CopyOf(first_row);
-                return future::ready(finished).boxed();
+        } else if let Some(first_row) = duplicate.as_ref().and_then(|duplicate| duplicate.first_row) {
+            finished.result = RowResult::CopyOf(first_row);
+        } else {
+            if let Some(duplicate) = duplicate {
+                duplicate.first_row = Some(row);
             }
-            duplicate.first_row = Some(row);
+            self.fresh.push_back(Job::new(seq, row, lead));
         }
-        let (done_tx, done_rx) = oneshot::channel();
-        self.pool.submit(Job::new(row, lead, done_tx));
-        async move {
-            finished.result = match done_rx.await {
-                Ok(Some(outcome)) => RowResult::Decided(outcome),
-                Ok(None) | Err(_) => RowResult::Abandoned,
-            };
-            finished
+        self.window.push_back(finished);
+    }
+
+    /// Handles the end of a row's turn; returns the job when it must go again at once.
+    fn after_turn(&mut self, mut job: Job, turn: Turn, stopping: bool) -> Option<Job> {
+        match turn {
+            Turn::Step(Step::Done(outcome)) => self.decide(job.seq, RowResult::Decided(outcome)),
+            Turn::Step(Step::Again) => return Some(job),
+            Turn::Step(Step::Retry(delay)) if !stopping => {
+                self.parked.insert((Instant::now() + delay, job.seq), job);
+            }
+            Turn::Step(Step::Retry(_)) | Turn::Stopped => self.finish_with_last(job),
+            Turn::Panicked => {
+                job.last = Some(RowOutcome {
+                    status: Status::ProtocolError,
+                    message: "internal error while renewing this row (see the log)".to_string(),
+                    ..RowOutcome::default()
+                });
+                self.finish_with_last(job);
+            }
         }
-        .boxed()
+        None
+    }
+
+    /// Gives the row the outcome of its latest attempt, when the run stopped before the next;
+    /// a row never sent is abandoned.
+    fn finish_with_last(&mut self, job: Job) {
+        let result = match job.last {
+            Some(outcome) => RowResult::Decided(outcome),
+            None => RowResult::Abandoned,
+        };
+        self.decide(job.seq, result);
+    }
+
+    fn decide(&mut self, seq: u64, result: RowResult) {
+        let index = (seq - self.window_start) as usize;
+        self.window[index].result = result;
+    }
+
+    /// Writes the decided rows at the front of the window; says whether it wrote any.
+    fn write_ready(&mut self) -> Result<bool, Error> {
+        let mut wrote = false;
+        while self
+            .window
+            .front()
+            .is_some_and(|front| !matches!(front.result, RowResult::Pending))
+        {
+            let finished = self.window.pop_front().expect("checked above");
+            self.window_start += 1;
+            self.write(finished)?;
+            wrote = true;
+        }
+        Ok(wrote)
+    }
+
+    /// One flush per batch of rows written: what is on disk is always a clean prefix.
+    fn flush(&mut self) -> Result<(), Error> {
+        let output = &self.config.output;
+        self.writer.flush().map_err(|source| Error::File {
+            action: "cannot write",
+            path: output.display().into(),
+            source,
+        })
     }
 
     /// Writes one row in order and remembers first outcomes for duplicates.
@@ -521,6 +640,7 @@ impl Run<'_> {
             source,
         };
         let (status, kept, copied) = match result {
+            RowResult::Pending => unreachable!("only decided rows are written"),
             RowResult::Abandoned => {
                 self.halted = true;
                 return Ok(());
@@ -602,11 +722,12 @@ impl Run<'_> {
     }
 }
 
-/// A vehicle to renew, queued in input order, with what its attempts so far have learnt.
+/// A vehicle to renew, with what its attempts so far have learnt.
 struct Job {
+    /// Its place in the window.
+    seq: u64,
     row: u64,
     lead: Lead,
-    done_tx: oneshot::Sender<Option<RowOutcome>>,
     attempts: u32,
     transient_failures: u32,
     logged_in_for_this_row: bool,
@@ -616,11 +737,11 @@ struct Job {
 }
 
 impl Job {
-    fn new(row: u64, lead: Lead, done_tx: oneshot::Sender<Option<RowOutcome>>) -> Job {
+    fn new(seq: u64, row: u64, lead: Lead) -> Job {
         Job {
+            seq,
             row,
             lead,
-            done_tx,
             attempts: 0,
             transient_failures: 0,
             logged_in_for_this_row: false,
@@ -628,133 +749,34 @@ impl Job {
             delays: None,
         }
     }
-
-    /// Hands the row its outcome; `None` abandons it (never sent).
-    fn finish(self, outcome: Option<RowOutcome>) {
-        let _ = self.done_tx.send(outcome);
-    }
-
-    /// Hands the row the outcome of its latest attempt (the run stopped while it waited).
-    fn finish_with_last(mut self) {
-        let last = self.last.take();
-        self.finish(last);
-    }
 }
 
-/// The two queues the workers take jobs from: retries first, then fresh rows in input order.
-struct Queues {
-    retries_rx: mpsc::UnboundedReceiver<Job>,
-    fresh_rx: mpsc::UnboundedReceiver<Job>,
-    fresh_open: bool,
+/// How a row's turn in a request slot ended.
+enum Turn {
+    Step(Step),
+    /// The run stopped while the row waited for the rate limiter: nothing was sent.
+    Stopped,
+    /// The attempt panicked (a bug); the row is written as a protocol error.
+    Panicked,
 }
 
-impl Queues {
-    async fn next(&mut self) -> Job {
-        loop {
-            tokio::select! {
-                biased;
-                Some(job) = self.retries_rx.recv() => return job,
-                job = self.fresh_rx.recv(), if self.fresh_open => match job {
-                    Some(job) => return job,
-                    None => self.fresh_open = false,
-                },
-            }
-        }
-    }
-}
-
-/// The worker pool: `concurrency` workers, each with at most one request in flight. Rows
-/// start in input order, as the fresh queue holds them (a row started late would hold back
-/// the writing of every row after it). A row that must wait out a backoff leaves its worker
-/// and comes back through the retry queue.
-struct Pool {
-    fresh_tx: mpsc::UnboundedSender<Job>,
-    workers: tokio::task::JoinSet<()>,
-}
-
-impl Pool {
-    fn start(shared: &Arc<Shared>, n_workers: usize) -> Pool {
-        let (fresh_tx, fresh_rx) = mpsc::unbounded_channel();
-        let (retries_tx, retries_rx) = mpsc::unbounded_channel();
-        let queues = Arc::new(tokio::sync::Mutex::new(Queues {
-            retries_rx,
-            fresh_rx,
-            fresh_open: true,
-        }));
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..n_workers {
-            workers.spawn(work(shared.clone(), queues.clone(), retries_tx.clone()));
-        }
-        Pool { fresh_tx, workers }
-    }
-
-    /// Queues a row; when the run has stopped, the job is dropped, which abandons the row.
-    fn submit(&self, job: Job) {
-        let _ = self.fresh_tx.send(job);
-    }
-}
-
-/// One worker: takes a job, waits for the rate limiter, sends one attempt, and either
-/// finishes the row, tries again at once (after a re-login), or parks it for its backoff.
-async fn work(
-    shared: Arc<Shared>,
-    queues: Arc<tokio::sync::Mutex<Queues>>,
-    retries_tx: mpsc::UnboundedSender<Job>,
-) {
-    let stop = shared.stop.clone();
-    let stopped = stop.cancelled();
-    tokio::pin!(stopped);
-    loop {
-        let mut job = tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            job = async { queues.lock().await.next().await } => job,
-        };
-        loop {
-            tokio::select! {
-                biased;
-                _ = &mut stopped => {
-                    job.finish_with_last();
-                    break;
-                }
-                _ = shared.pace() => {}
-            }
-            let step = AssertUnwindSafe(attempt(&shared, &mut job)).catch_unwind().await;
-            match step {
-                Ok(Step::Again) => continue,
-                Ok(Step::Done(outcome)) => job.finish(Some(outcome)),
-                Ok(Step::Retry(delay)) => park(&shared, job, delay, retries_tx.clone()),
-                Err(_) => job.finish(Some(RowOutcome {
-                    status: Status::ProtocolError,
-                    message: "internal error while renewing this row (see the log)".to_string(),
-                    ..RowOutcome::default()
-                })),
-            }
-            break;
-        }
-    }
-    // Rows back from their backoff but not started: they keep the outcome they have.
-    if let Ok(mut queues) = queues.try_lock() {
-        while let Ok(job) = queues.retries_rx.try_recv() {
-            job.finish_with_last();
-        }
-    }
-}
-
-/// Waits out a row's backoff without holding a worker, then queues it for a retry.
-fn park(shared: &Arc<Shared>, job: Job, delay: Duration, retries_tx: mpsc::UnboundedSender<Job>) {
-    let stop = shared.stop.clone();
-    tokio::spawn(async move {
+/// A row's turn in a request slot: waits for the rate limiter, then sends one attempt.
+async fn turn(shared: &Shared, mut job: Job) -> (Job, Turn) {
+    if !shared.try_pace() {
+        // Only a row that must wait listens for the stop, which saves registering with the
+        // stop token for every request when the limit does not bind.
         tokio::select! {
             biased;
-            _ = stop.cancelled() => job.finish_with_last(),
-            _ = tokio::time::sleep(delay) => {
-                if let Err(mpsc::error::SendError(job)) = retries_tx.send(job) {
-                    job.finish_with_last();
-                }
-            }
+            _ = shared.stop.cancelled() => return (job, Turn::Stopped),
+            _ = shared.pace() => {}
         }
-    });
+    }
+    let step = AssertUnwindSafe(attempt(shared, &mut job)).catch_unwind().await;
+    let turn = match step {
+        Ok(step) => Turn::Step(step),
+        Err(_) => Turn::Panicked,
+    };
+    (job, turn)
 }
 
 /// What one attempt leads to.
@@ -828,6 +850,14 @@ impl Shared {
             } else {
                 tokio::task::yield_now().await;
             }
+        }
+    }
+
+    /// Lets one more request go at once if nobody is waiting and the limiter has room.
+    fn try_pace(&self) -> bool {
+        match self.pace_turn.try_lock() {
+            Ok(_turn) => self.limiter.check().is_ok(),
+            Err(_) => false,
         }
     }
 

@@ -157,7 +157,8 @@ pub const CITIES: [City; 23] = [
 
 impl City {
     pub fn by_id(id: u8) -> Option<City> {
-        CITIES.iter().copied().find(|city| city.id == id)
+        // The table is in id order from 1 (a test pins it).
+        CITIES.get(usize::from(id).checked_sub(1)?).copied()
     }
 
     /// Reads a city as a clerk writes it: an id (`1`, `01`), a Chinese name with or without
@@ -171,20 +172,54 @@ impl City {
             return text.parse::<u8>().ok().and_then(City::by_id);
         }
         let name = text.strip_suffix('市').unwrap_or(text);
-        CITIES
-            .iter()
-            .copied()
-            .find(|city| city.name == name || city.english.eq_ignore_ascii_case(name))
+        // Chinese names are not ASCII and English ones are: a name can only be one of the two.
+        if name.is_ascii() {
+            CITIES
+                .iter()
+                .copied()
+                .find(|city| city.english.eq_ignore_ascii_case(name))
+        } else {
+            CITIES.iter().copied().find(|city| city.name == name)
+        }
     }
 
     /// The city whose main prefix the plate carries: a two-character prefix (`粤A`) is
     /// matched before a province-wide one (`京`).
+    ///
+    /// Runs for every row without a city, so it is a `match` on the first two characters
+    /// rather than a scan of the table; a test checks it against the table.
     pub fn from_plate(plate: &str) -> Option<City> {
-        CITIES
-            .iter()
-            .copied()
-            .filter(|city| plate.starts_with(city.plate_prefix))
-            .max_by_key(|city| city.plate_prefix.chars().count())
+        let mut chars = plate.chars();
+        let province = chars.next()?;
+        let id = match province {
+            '京' => 1,
+            '渝' => 2,
+            '津' => 3,
+            '沪' => 6,
+            _ => match (province, chars.next()?) {
+                ('川', 'A') => 4,
+                ('云', 'A') => 5,
+                ('宁', 'A') => 7,
+                ('苏', 'A') => 8,
+                ('浙', 'A') => 9,
+                ('闽', 'A') => 10,
+                ('粤', 'B') => 11,
+                ('冀', 'A') => 12,
+                ('皖', 'B') => 13,
+                ('粤', 'A') => 14,
+                ('闽', 'D') => 15,
+                ('苏', 'E') => 16,
+                ('粤', 'S') => 17,
+                ('鲁', 'A') => 18,
+                ('鄂', 'A') => 19,
+                ('粤', 'E') => 20,
+                ('苏', 'B') => 21,
+                ('鲁', 'F') => 22,
+                ('苏', 'M') => 23,
+                _ => return None,
+            },
+        };
+        City::by_id(id)
     }
 
     /// Whether a plate carries this city's main prefix.
@@ -229,5 +264,74 @@ mod tests {
         assert_eq!(City::from_plate("粤E12345").unwrap().id, 20);
         assert_eq!(City::from_plate("粤X12345"), None);
         assert_eq!(City::from_plate("藏A12345"), None);
+    }
+
+    /// The table's rule, as `from_plate` once computed it: the longest prefix that matches.
+    fn from_plate_by_scan(plate: &str) -> Option<City> {
+        CITIES
+            .iter()
+            .copied()
+            .filter(|city| plate.starts_with(city.plate_prefix))
+            .max_by_key(|city| city.plate_prefix.chars().count())
+    }
+
+    #[test]
+    fn plate_prefix_match_agrees_with_the_table() {
+        let mut firsts: Vec<char> = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使A1京"
+            .chars()
+            .collect();
+        firsts.extend(CITIES.iter().flat_map(|city| city.plate_prefix.chars()));
+        let seconds = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefgh0123456789京Ａ ".chars();
+        let mut plates = vec![String::new()];
+        for first in &firsts {
+            plates.push(first.to_string());
+            for second in seconds.clone() {
+                plates.push(format!("{first}{second}"));
+                plates.push(format!("{first}{second}12345"));
+            }
+        }
+        for plate in &plates {
+            assert_eq!(City::from_plate(plate), from_plate_by_scan(plate), "{plate:?}");
+        }
+        for city in CITIES {
+            assert_eq!(City::from_plate(city.plate_prefix), Some(city));
+        }
+    }
+
+    #[test]
+    fn names_are_read_as_the_table_has_them() {
+        // The table's rule, as `parse` once applied it to a name: either spelling matches.
+        let by_scan = |text: &str| {
+            let name = text.trim();
+            let name = name.strip_suffix('市').unwrap_or(name);
+            CITIES
+                .iter()
+                .copied()
+                .find(|city| city.name == name || city.english.eq_ignore_ascii_case(name))
+        };
+        let mut texts = vec![
+            "拉萨".to_string(),
+            "市".to_string(),
+            "beijing市".to_string(),
+            "Xi'an".to_string(),
+        ];
+        for city in CITIES {
+            texts.push(city.name.to_string());
+            texts.push(format!(" {}市 ", city.name));
+            texts.push(city.english.to_string());
+            texts.push(city.english.to_ascii_uppercase());
+            texts.push(format!("{}市", city.english.to_ascii_lowercase()));
+        }
+        for text in &texts {
+            assert_eq!(City::parse(text), by_scan(text), "{text:?}");
+        }
+        assert_eq!(City::parse("SHIJIAZHUANG").unwrap().id, 12);
+    }
+
+    #[test]
+    fn by_id_covers_the_table_and_nothing_else() {
+        for id in 0..=u8::MAX {
+            assert_eq!(City::by_id(id), CITIES.iter().copied().find(|city| city.id == id));
+        }
     }
 }

@@ -298,12 +298,6 @@ struct Duplicate {
     outcome: Option<Arc<RowOutcome>>,
 }
 
-/// The key a run de-duplicates by: 64 bits of the vehicle's digest (a collision among a
-/// million vehicles has odds of about 1 in 37 million).
-fn vehicle_key(lead: &Lead) -> u64 {
-    lead.key().fingerprint() as u64
-}
-
 impl Survey {
     /// Counts the rows (for the progress bar's total) and finds the vehicles that occur more
     /// than once, so that the run remembers outcomes for those only: its memory then grows
@@ -312,10 +306,10 @@ impl Survey {
         let mut reader = LeadReader::open(path, options)?;
         let mut keys = Vec::new();
         let mut n_rows = 0;
-        while let Some(row) = reader.next_row() {
+        while let Some(lead) = reader.next_lead() {
             n_rows += 1;
-            if let Ok(lead) = row?.lead {
-                keys.push(vehicle_key(&lead));
+            if let Ok(lead) = lead? {
+                keys.push(lead.dedupe_key());
             }
         }
         keys.sort_unstable();
@@ -527,7 +521,7 @@ impl Run<'_> {
             }
             Ok(lead) => lead,
         };
-        let key = vehicle_key(&lead);
+        let key = lead.dedupe_key();
         let mut finished = Finished {
             row,
             fields,

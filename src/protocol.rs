@@ -51,19 +51,30 @@ pub struct RenewalRequest {
 impl RenewalRequest {
     /// A signed request for one lead at `timestamp` (unix seconds).
     pub fn signed(lead: &Lead, agent: &Agent, token: &str, timestamp: i64) -> RenewalRequest {
-        let mut request = RenewalRequest {
+        let mut city_code = itoa::Buffer::new();
+        let city_code = city_code.format(lead.city.id);
+        let mut time_stamp = itoa::Buffer::new();
+        // Every field but `secCode`, in signing order (`sign::cmp_keys`), so that signing needs
+        // no sort. A field that is not sent signs as an empty one does: not at all.
+        let fields = [
+            ("AgentId", agent.agent_id.as_str()),
+            ("CarVin", lead.vin.as_deref().unwrap_or_default()),
+            ("CityCode", city_code),
+            ("EngineNo", lead.engine.as_deref().unwrap_or_default()),
+            ("LicenseNo", lead.plate.as_deref().unwrap_or_default()),
+            ("TimeStamp", time_stamp.format(timestamp)),
+            ("Token", token),
+        ];
+        RenewalRequest {
             license_no: lead.plate.clone(),
             car_vin: lead.vin.clone(),
             engine_no: lead.engine.clone(),
-            city_code: lead.city.id.to_string(),
+            city_code: city_code.to_owned(),
             agent_id: agent.agent_id.clone(),
-            token: token.to_string(),
+            token: token.to_owned(),
             time_stamp: timestamp,
-            sec_code: String::new(),
-        };
-        request.sec_code =
-            sign::renewal_sec_code(&request.signed_fields(), &agent.secret_label, &agent.secret);
-        request
+            sec_code: sign::renewal_sec_code_sorted(&fields, &agent.secret_label, &agent.secret),
+        }
     }
 
     /// The fields that are sent, other than `secCode`, as the signature sees them.
@@ -200,21 +211,18 @@ fn snippet(body: &[u8]) -> String {
 
 /// Reads an answer: the HTTP status decides, the body adds the message and the token.
 pub fn classify(status: u16, retry_after_secs: Option<u64>, body: &[u8]) -> Answer {
-    let json: Result<Value, _> = serde_json::from_slice(body);
-    let msg = json
-        .as_ref()
-        .ok()
-        .and_then(|value| text_of(get_ignore_case(value, "msg")))
-        .unwrap_or_else(|| snippet(body));
     match status {
-        200 => match &json {
+        200 => match AnswerText::read(body) {
             Err(error) => Answer::Protocol {
                 status,
                 problem: ProtocolProblem::NotJson(error.to_string()),
             },
-            Ok(value) => {
-                match text_of(get_ignore_case(value, "RenewalToken")).filter(|t| !t.trim().is_empty()) {
-                    Some(renewal_token) => Answer::Renewed { renewal_token, msg },
+            Ok(AnswerText { msg, renewal_token }) => {
+                match renewal_token.filter(|token| !token.trim().is_empty()) {
+                    Some(renewal_token) => Answer::Renewed {
+                        renewal_token,
+                        msg: msg.unwrap_or_else(|| snippet(body)),
+                    },
                     None => Answer::Protocol {
                         status,
                         problem: ProtocolProblem::MissingRenewalToken,
@@ -222,13 +230,13 @@ pub fn classify(status: u16, retry_after_secs: Option<u64>, body: &[u8]) -> Answ
                 }
             }
         },
-        206 => Answer::NotRenewable { msg },
-        403 => Answer::Unauthorized { msg },
-        406 => Answer::VerificationFailed { msg },
-        412 => Answer::InvalidParams { msg },
+        206 => Answer::NotRenewable { msg: message(body) },
+        403 => Answer::Unauthorized { msg: message(body) },
+        406 => Answer::VerificationFailed { msg: message(body) },
+        412 => Answer::InvalidParams { msg: message(body) },
         429 | 500 | 502 | 503 | 504 => Answer::Transient {
             status,
-            msg,
+            msg: message(body),
             retry_after_secs,
         },
         _ => Answer::Protocol {
@@ -238,6 +246,44 @@ pub fn classify(status: u16, retry_after_secs: Option<u64>, body: &[u8]) -> Answ
                 body: snippet(body),
             },
         },
+    }
+}
+
+/// The body's `msg`, or the body itself (shortened) when it has none.
+fn message(body: &[u8]) -> String {
+    AnswerText::read(body)
+        .ok()
+        .and_then(|text| text.msg)
+        .unwrap_or_else(|| snippet(body))
+}
+
+/// The two values [`classify`] takes from a body that is JSON, as text (see [`text_of`]).
+#[derive(Debug, PartialEq, Eq)]
+struct AnswerText {
+    msg: Option<String>,
+    renewal_token: Option<String>,
+}
+
+impl AnswerText {
+    /// What `get_ignore_case` and `text_of` find in the body parsed into a [`Value`], and the
+    /// same error when it is not JSON. Read without building the `Value` when the body is an
+    /// object whose `msg` and `RenewalToken` are strings, as every answer of the spec is.
+    fn read(body: &[u8]) -> Result<AnswerText, serde_json::Error> {
+        // Checking the whole body once spares `serde_json` a UTF-8 check per string. A body that
+        // is not UTF-8 is not JSON either: the `Value` below says so in its own words.
+        if let Ok(text) = std::str::from_utf8(body)
+            && let Ok(fields) = serde_json::from_str::<answer_body::AnswerBody>(text)
+        {
+            return Ok(AnswerText {
+                msg: fields.msg.text().map(Cow::into_owned),
+                renewal_token: fields.renewal_token.text().map(Cow::into_owned),
+            });
+        }
+        let value: Value = serde_json::from_slice(body)?;
+        Ok(AnswerText {
+            msg: text_of(get_ignore_case(&value, "msg")),
+            renewal_token: text_of(get_ignore_case(&value, "RenewalToken")),
+        })
     }
 }
 
@@ -300,7 +346,8 @@ pub fn quote_url(base: &Url, token: &str, renewal_token: &str) -> String {
 /// The quote page of one base URL, joined once: a run builds a URL for every renewed row.
 #[derive(Debug, Clone)]
 pub struct QuotePage {
-    page: String,
+    /// `{base}DoQuote/SelectInsuranceNew?Token=`: everything before the first value.
+    prefix: String,
 }
 
 impl QuotePage {
@@ -309,19 +356,248 @@ impl QuotePage {
             .join(QUOTE_PATH)
             .expect("a constant relative path joins");
         QuotePage {
-            page: page.to_string(),
+            prefix: format!("{page}?Token="),
         }
     }
 
     /// The page for one renewal; values percent-encoded as a form would encode them.
     pub fn url(&self, token: &str, renewal_token: &str) -> String {
-        let mut url = String::with_capacity(self.page.len() + token.len() + renewal_token.len() + 24);
-        url.push_str(&self.page);
-        url.push_str("?Token=");
-        url.extend(url::form_urlencoded::byte_serialize(token.as_bytes()));
-        url.push_str("&RenewalToken=");
-        url.extend(url::form_urlencoded::byte_serialize(renewal_token.as_bytes()));
+        const SECOND: &str = "&RenewalToken=";
+        let len =
+            self.prefix.len() + form_encoded_len(token) + SECOND.len() + form_encoded_len(renewal_token);
+        let mut url = String::with_capacity(len);
+        url.push_str(&self.prefix);
+        push_form_encoded(&mut url, token);
+        url.push_str(SECOND);
+        push_form_encoded(&mut url, renewal_token);
         url
+    }
+}
+
+/// The bytes that form encoding keeps as they are, as `url::form_urlencoded` encodes:
+/// letters, digits and `*-._`. A space becomes `+`, any other byte `%XX`.
+const FORM_UNCHANGED: [bool; 256] = {
+    let mut unchanged = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        unchanged[byte] =
+            (byte as u8).is_ascii_alphanumeric() || matches!(byte as u8, b'*' | b'-' | b'.' | b'_');
+        byte += 1;
+    }
+    unchanged
+};
+
+fn form_encoded_len(value: &str) -> usize {
+    value
+        .bytes()
+        .map(|byte| {
+            if FORM_UNCHANGED[usize::from(byte)] || byte == b' ' {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
+}
+
+/// Appends `value` form-encoded, copying runs of unchanged bytes whole: a value is a token,
+/// which has nothing to escape.
+fn push_form_encoded(out: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut rest = value;
+    while let Some(at) = rest.bytes().position(|byte| !FORM_UNCHANGED[usize::from(byte)]) {
+        // Unchanged bytes are ASCII: `at` starts a char, and the char is changed whole.
+        out.push_str(&rest[..at]);
+        let char_len = rest[at..].chars().next().map_or(1, char::len_utf8);
+        for &byte in &rest.as_bytes()[at..at + char_len] {
+            if byte == b' ' {
+                out.push('+');
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xF)]));
+            }
+        }
+        rest = &rest[at + char_len..];
+    }
+    out.push_str(rest);
+}
+
+/// Reads `msg` and `RenewalToken` out of an answer's body without a [`Value`] in between.
+///
+/// The parse goes through the same `serde_json` reader and the same `deserialize_any` calls as
+/// a [`Value`] does, so it accepts no body that a `Value` would refuse, and it resolves the keys
+/// as [`get_ignore_case`] does over the `Value`'s map. It refuses what it does not expect in an
+/// answer (JSON that is not an object, a `msg` that is a number, `serde_json`'s raw-value
+/// marker as a first key); the caller then reads a `Value` instead.
+mod answer_body {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// The key under which `serde_json` passes a `RawValue` through a map: a `Value` whose first
+    /// key this is means something else than an object.
+    const RAW_VALUE_KEY: &str = "$serde_json::private::RawValue";
+
+    #[derive(Default)]
+    pub struct AnswerBody<'de> {
+        pub msg: Found<'de>,
+        pub renewal_token: Found<'de>,
+    }
+
+    /// One key looked up ignoring ASCII case, resolved as in a `serde_json::Map` (a `BTreeMap`):
+    /// of the matching keys the least in byte order, of a repeated key the last value.
+    #[derive(Default)]
+    pub struct Found<'de>(Option<(Cow<'de, str>, Text<'de>)>);
+
+    impl<'de> Found<'de> {
+        fn offer(&mut self, key: Cow<'de, str>, value: Text<'de>) {
+            match &self.0 {
+                Some((kept, _)) if *kept < key => {}
+                _ => self.0 = Some((key, value)),
+            }
+        }
+
+        /// What `text_of` makes of the value: `None` when absent or null.
+        pub fn text(self) -> Option<Cow<'de, str>> {
+            self.0.and_then(|(_, Text(text))| text)
+        }
+    }
+
+    /// A string or null; any other value fails the parse.
+    struct Text<'de>(Option<Cow<'de, str>>);
+
+    impl<'de> Deserialize<'de> for AnswerBody<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(AnswerBodyVisitor)
+        }
+    }
+
+    struct AnswerBodyVisitor;
+
+    impl<'de> Visitor<'de> for AnswerBodyVisitor {
+        type Value = AnswerBody<'de>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut body = AnswerBody::default();
+            let mut first = true;
+            while let Some(Key(key)) = map.next_key()? {
+                if std::mem::take(&mut first) && key == RAW_VALUE_KEY {
+                    return Err(de::Error::custom("a raw value, not an object"));
+                }
+                if key.eq_ignore_ascii_case("msg") {
+                    body.msg.offer(key, map.next_value()?);
+                } else if key.eq_ignore_ascii_case("RenewalToken") {
+                    body.renewal_token.offer(key, map.next_value()?);
+                } else {
+                    map.next_value::<AnyJson>()?;
+                }
+            }
+            Ok(body)
+        }
+    }
+
+    /// A key as read, borrowed from the body unless it had escapes.
+    struct Key<'de>(Cow<'de, str>);
+
+    impl<'de> Deserialize<'de> for Key<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            // `serde_json` reads a key as a string, never as null.
+            deserializer
+                .deserialize_str(TextVisitor)
+                .map(|text| Key(text.unwrap_or_default()))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Text<'de> {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(TextVisitor).map(Text)
+        }
+    }
+
+    struct TextVisitor;
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Option<Cow<'de, str>>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a string or null")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(text)))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(text.to_owned())))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    /// Any JSON value, parsed through as a `Value` would be (numbers in range, strings valid)
+    /// but kept nowhere.
+    struct AnyJson;
+
+    impl<'de> Deserialize<'de> for AnyJson {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(AnyJson)
+        }
+    }
+
+    impl<'de> Visitor<'de> for AnyJson {
+        type Value = AnyJson;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("any JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut first = true;
+            while let Some(Key(key)) = map.next_key()? {
+                if std::mem::take(&mut first) && key == RAW_VALUE_KEY {
+                    return Err(de::Error::custom("a raw value, not an object"));
+                }
+                map.next_value::<AnyJson>()?;
+            }
+            Ok(AnyJson)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<AnyJson>()?.is_some() {}
+            Ok(AnyJson)
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(AnyJson)
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(AnyJson)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(AnyJson)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(AnyJson)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(AnyJson)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(AnyJson)
+        }
     }
 }
 
@@ -477,5 +753,318 @@ mod tests {
         );
         let nested = Url::parse("http://h/api").unwrap();
         assert!(quote_url(&nested, "T", "R").starts_with("http://h/api/DoQuote/"));
+    }
+
+    #[test]
+    fn quote_url_encodes_as_url_form_urlencoded_does() {
+        let page = QuotePage::new(&Url::parse("http://h:1/base/").unwrap());
+        let every_ascii: String = (0..128u8).map(char::from).collect();
+        let values = [
+            "",
+            " ",
+            "4773EEC3EE9B572851C11DF730DCE827",
+            "a b  c",
+            "*-._~!'()%+&=/?#",
+            "京J97896 é\u{10FFFF}x",
+            "é",
+            every_ascii.as_str(),
+        ];
+        for token in values {
+            for renewal_token in values {
+                let expected = format!(
+                    "http://h:1/base/DoQuote/SelectInsuranceNew?Token={}&RenewalToken={}",
+                    url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>(),
+                    url::form_urlencoded::byte_serialize(renewal_token.as_bytes()).collect::<String>(),
+                );
+                let url = page.url(token, renewal_token);
+                assert_eq!(url, expected);
+                assert_eq!(url.len(), url.capacity(), "the length is worked out exactly");
+            }
+        }
+    }
+
+    /// `RenewalRequest::signed` as first written: owned copies, then the generic signature over
+    /// `signed_fields` (which `sign`'s tests hold to the reference algorithm).
+    fn reference_signed(lead: &Lead, agent: &Agent, token: &str, timestamp: i64) -> RenewalRequest {
+        let mut request = RenewalRequest {
+            license_no: lead.plate.clone(),
+            car_vin: lead.vin.clone(),
+            engine_no: lead.engine.clone(),
+            city_code: lead.city.id.to_string(),
+            agent_id: agent.agent_id.clone(),
+            token: token.to_string(),
+            time_stamp: timestamp,
+            sec_code: String::new(),
+        };
+        request.sec_code =
+            sign::renewal_sec_code(&request.signed_fields(), &agent.secret_label, &agent.secret);
+        request
+    }
+
+    #[test]
+    fn signed_bodies_are_byte_identical_to_the_reference() {
+        let text = |value: &str| Some(value.to_string());
+        let vehicles = [
+            (text("京J97896"), None, None),
+            (None, text("LS4ASE2A2GJ137027"), text("2192209")),
+            (
+                text("粤B12345"),
+                text("LS4ASE2A2GJ137027"),
+                text("4G15S 4L9AM4623"),
+            ),
+            (text(" 京J97896 "), text(""), text("  ")),
+            (None, None, None),
+        ];
+        let agents = [
+            ("102", "xxxxx", "secretKey"),
+            (" 7 ", " s e c ", "SecretKey"),
+            ("", "", "token"),
+            ("102", "xxxxx", "AAA"),
+            ("102", "xxxxx", "zzz"),
+            ("102", "xxxxx", "CityCode"),
+            ("102", "xxxxx", ""),
+        ];
+        let tokens = ["4773EEC3EE9B572851C11DF730DCE827", "  ", "", "a\"quote\\"];
+        for (plate, vin, engine) in vehicles {
+            for city in [1, 11, 23] {
+                let lead = Lead {
+                    plate: plate.clone(),
+                    vin: vin.clone(),
+                    engine: engine.clone(),
+                    city: City::by_id(city).unwrap(),
+                    warnings: vec![],
+                };
+                for (agent_id, secret, label) in agents {
+                    let agent = Agent {
+                        agent_id: agent_id.into(),
+                        secret: Secret::new(secret),
+                        secret_label: label.into(),
+                    };
+                    for token in tokens {
+                        for timestamp in [11111111, 0, -1, i64::MAX, i64::MIN] {
+                            let request = RenewalRequest::signed(&lead, &agent, token, timestamp);
+                            let expected = reference_signed(&lead, &agent, token, timestamp);
+                            assert_eq!(
+                                serde_json::to_vec(&request).unwrap(),
+                                serde_json::to_vec(&expected).unwrap()
+                            );
+                            assert_eq!(request, expected);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `classify` as first written, over a `serde_json::Value`: the reading it must keep.
+    fn reference_classify(status: u16, retry_after_secs: Option<u64>, body: &[u8]) -> Answer {
+        let json: Result<Value, _> = serde_json::from_slice(body);
+        let msg = json
+            .as_ref()
+            .ok()
+            .and_then(|value| text_of(get_ignore_case(value, "msg")))
+            .unwrap_or_else(|| snippet(body));
+        match status {
+            200 => match &json {
+                Err(error) => Answer::Protocol {
+                    status,
+                    problem: ProtocolProblem::NotJson(error.to_string()),
+                },
+                Ok(value) => {
+                    match text_of(get_ignore_case(value, "RenewalToken")).filter(|t| !t.trim().is_empty()) {
+                        Some(renewal_token) => Answer::Renewed { renewal_token, msg },
+                        None => Answer::Protocol {
+                            status,
+                            problem: ProtocolProblem::MissingRenewalToken,
+                        },
+                    }
+                }
+            },
+            206 => Answer::NotRenewable { msg },
+            403 => Answer::Unauthorized { msg },
+            406 => Answer::VerificationFailed { msg },
+            412 => Answer::InvalidParams { msg },
+            429 | 500 | 502 | 503 | 504 => Answer::Transient {
+                status,
+                msg,
+                retry_after_secs,
+            },
+            _ => Answer::Protocol {
+                status,
+                problem: ProtocolProblem::UnexpectedStatus {
+                    status,
+                    body: snippet(body),
+                },
+            },
+        }
+    }
+
+    const STATUSES: [u16; 9] = [200, 206, 403, 406, 412, 429, 500, 503, 418];
+
+    #[track_caller]
+    fn assert_classified_as_the_reference(body: &[u8]) {
+        for status in STATUSES {
+            assert_eq!(
+                classify(status, Some(3), body),
+                reference_classify(status, Some(3), body),
+                "HTTP {status}, body {:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn classify_reads_odd_bodies_as_the_value_did() {
+        let deep = format!("{{\"msg\":\"m\",\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let long_html = format!("<html>{}</html>", "错误".repeat(100));
+        let bodies: Vec<&[u8]> = vec![
+            r#"{"code":200,"msg":"续保成功","RenewalToken":"xxxx"}"#.as_bytes(),
+            br#"{"code":200,"msg":"\u7eed\u4fdd\u6210\u529f","RenewalToken":"0123456789ABCDEF"}"#,
+            br#"{"code":200,"msg":"ok","renewalToken":"RT1"}"#,
+            br#"{"code":200,"msg":"ok"}"#,
+            b" \t\r\n{ \"msg\" : \"spaced\" , \"RenewalToken\" : \" RT \" } \n",
+            b"",
+            b"   ",
+            b"{}",
+            b"bad",
+            b"<html>oops</html>",
+            long_html.as_bytes(),
+            // Keys that fold alike: a map sorts them, the least wins; a repeated key keeps its last.
+            br#"{"msg":"a","msg":"b","RenewalToken":"1","RenewalToken":"2"}"#,
+            br#"{"msg":"lower","MSG":"upper","Msg":"mixed"}"#,
+            br#"{"RENEWALTOKEN":"A","renewaltoken":"B","RenewalToken":"C"}"#,
+            br#"{"Msg":null,"msg":"x","RenewalToken":"t"}"#,
+            br#"{"msg":null,"RenewalToken":null}"#,
+            br#"{"msg":"x","msg":null,"RenewalToken":"t"}"#,
+            br#"{"msg":null,"msg":"x","RenewalToken":"t"}"#,
+            br#"{"RenewalToken":"   ","msg":"blank token"}"#,
+            // Values that are not strings: text_of prints them.
+            br#"{"msg":5,"RenewalToken":true}"#,
+            br#"{"msg":1.5e3,"RenewalToken":-0}"#,
+            br#"{"msg":12345678901234567890123,"RenewalToken":18446744073709551615}"#,
+            br#"{"msg":[1,"a",null],"RenewalToken":{"b":[]}}"#,
+            br#"{"msg":{"a":1},"RenewalToken":"t"}"#,
+            br#"{"msg":"fine","MSG":7,"RenewalToken":"t"}"#,
+            br#"{"code":1e400,"msg":"out of range","RenewalToken":"t"}"#,
+            br#"{"code":-1e-400,"msg":"underflow is fine","RenewalToken":"t"}"#,
+            br#"{"data":{"msg":"inner","RenewalToken":"no"},"msg":"outer","RenewalToken":"t"}"#,
+            deep.as_bytes(),
+            // serde_json's raw-value marker: a Value reads it specially as the first key only.
+            br#"{"$serde_json::private::RawValue":"{\"msg\":\"raw\",\"RenewalToken\":\"t\"}"}"#,
+            br#"{"$serde_json::private::RawValue":"[1]"}"#,
+            br#"{"$serde_json::private::RawValue":5}"#,
+            br#"{"$serde_json::private::RawValue":"{}","msg":"more"}"#,
+            br#"{"a":1,"$serde_json::private::RawValue":"x","msg":"m","RenewalToken":"t"}"#,
+            br#"{"x":[{"$serde_json::private::RawValue":"5"}],"msg":"m","RenewalToken":"t"}"#,
+            br#"{"x":{"$serde_json::private::RawValue":"nope"},"msg":"m","RenewalToken":"t"}"#,
+            // Escapes, in keys and values.
+            br#"{"m\u0073g":"escaped key","Renewal\u0054oken":"t"}"#,
+            br#"{"msg":"line\nbreak \"q\" \/ \\ \u00e9 \ud83d\ude00","RenewalToken":"t\tt"}"#,
+            br#"{"msg":"\ud800","RenewalToken":"t"}"#,
+            br#"{"msg":"\udc00x","RenewalToken":"t"}"#,
+            br#"{"msg":"\x","RenewalToken":"t"}"#,
+            br#"{"msg":"\u12","RenewalToken":"t"}"#,
+            br#"{"code":"\ud800","msg":"lone surrogate elsewhere","RenewalToken":"t"}"#,
+            b"{\"msg\":\"raw\ttab\",\"RenewalToken\":\"t\"}",
+            b"{\"msg\":\"\xff\",\"RenewalToken\":\"t\"}",
+            b"{\"code\":\"\xc3\",\"msg\":\"bad utf-8 elsewhere\",\"RenewalToken\":\"t\"}",
+            "\u{feff}{\"msg\":\"bom\",\"RenewalToken\":\"t\"}".as_bytes(),
+            // Not one JSON object.
+            br#"{"msg":"x","RenewalToken":"t"} x"#,
+            br#"{"msg":"x","RenewalToken":"t"}}"#,
+            br#"{"msg":"x","RenewalToken":"t",}"#,
+            br#"{"msg":"x" "RenewalToken":"t"}"#,
+            br#"{"msg":"x","RenewalToken":"t""#,
+            br#"{"msg":01,"RenewalToken":"t"}"#,
+            br#"{msg:"x"}"#,
+            br#"[{"msg":"in an array","RenewalToken":"t"}]"#,
+            br#""a string""#,
+            b"5",
+            b"null",
+            b"true",
+        ];
+        for body in bodies {
+            assert_classified_as_the_reference(body);
+        }
+    }
+
+    /// Bodies put together from pieces of answers, well formed or not, by a fixed-seed generator.
+    #[test]
+    fn classify_reads_generated_bodies_as_the_value_did() {
+        const KEYS: [&str; 10] = [
+            "\"msg\"",
+            "\"MSG\"",
+            "\"Msg\"",
+            "\"RenewalToken\"",
+            "\"renewaltoken\"",
+            "\"RENEWALTOKEN\"",
+            "\"code\"",
+            "\"m\\u0073g\"",
+            "\"$serde_json::private::RawValue\"",
+            "\"\"",
+        ];
+        const VALUES: [&str; 14] = [
+            "\"ok\"",
+            "\"\\u7eed\\u4fdd\"",
+            "null",
+            "200",
+            "-3.5e2",
+            "1e400",
+            "[1,{\"a\":null}]",
+            "{\"msg\":\"in\"}",
+            "\"  \"",
+            "true",
+            "\"\\ud800\"",
+            "\"r\\\"t\"",
+            "\"0123456789ABCDEF\"",
+            "\"{\\\"msg\\\":\\\"raw\\\"}\"",
+        ];
+        const SEPARATORS: [&str; 6] = [",", ",", ",", " , ", ",,", ""];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        let mut n_read_short = 0;
+        for _ in 0..3000 {
+            let mut body = String::from("{");
+            for i in 0..next(5) {
+                if i > 0 {
+                    body.push_str(SEPARATORS[next(SEPARATORS.len())]);
+                }
+                body.push_str(KEYS[next(KEYS.len())]);
+                body.push(':');
+                body.push_str(VALUES[next(VALUES.len())]);
+            }
+            if next(20) > 0 {
+                body.push('}');
+            }
+            assert_classified_as_the_reference(body.as_bytes());
+            n_read_short += usize::from(serde_json::from_str::<answer_body::AnswerBody>(&body).is_ok());
+        }
+        // Both ways of reading are exercised.
+        assert!((500..2500).contains(&n_read_short), "{n_read_short}");
+    }
+
+    #[test]
+    fn answers_of_the_spec_take_the_short_way() {
+        for body in [
+            r#"{"code":200,"msg":"续保成功","RenewalToken":"xxxx"}"#,
+            r#"{"code":206,"msg":"\u7eed\u4fdd\u5931\u8d25"}"#,
+            r#"{"code":500,"msg":null,"data":[{"a":1.5}]}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<answer_body::AnswerBody>(body).is_ok(),
+                "{body}"
+            );
+        }
+        for body in [r#"{"$serde_json::private::RawValue":"{}"}"#, r#"{"msg":5}"#, "[]"] {
+            assert!(
+                serde_json::from_str::<answer_body::AnswerBody>(body).is_err(),
+                "{body}"
+            );
+        }
     }
 }

@@ -127,7 +127,6 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// Writes result rows as CSV.
 pub struct ResultWriter {
     csv: csv::Writer<Box<dyn Write + Send>>,
-    record: StringRecord,
     result_columns: [&'static str; 8],
 }
 
@@ -155,7 +154,6 @@ impl ResultWriter {
         let csv = csv::WriterBuilder::new().flexible(true).from_writer(sink);
         ResultWriter {
             csv,
-            record: StringRecord::new(),
             result_columns: style.result_columns(),
         }
     }
@@ -169,20 +167,25 @@ impl ResultWriter {
 
     /// One row: the input's fields as read, then the outcome.
     pub fn write_row(&mut self, fields: &StringRecord, row: u64, outcome: &RowOutcome) -> io::Result<()> {
-        self.record.clone_from(fields);
-        let mut number = itoa_buffer();
-        self.record.push_field(number.format(row));
-        self.record.push_field(outcome.status.as_str());
-        match outcome.http_status {
-            Some(status) => self.record.push_field(number.format(status)),
-            None => self.record.push_field(""),
-        }
-        self.record.push_field(&outcome.message);
-        self.record.push_field(&outcome.renewal_token);
-        self.record.push_field(&outcome.quote_url);
-        self.record.push_field(number.format(outcome.attempts));
-        self.record.push_field(&outcome.warnings.join(LIST_SEPARATOR));
-        self.csv.write_record(&self.record).map_err(io::Error::from)
+        let (mut row_number, mut http_status, mut attempts) =
+            (itoa::Buffer::new(), itoa::Buffer::new(), itoa::Buffer::new());
+        let warnings = outcome.warnings.join(LIST_SEPARATOR);
+        let result = [
+            row_number.format(row),
+            outcome.status.as_str(),
+            outcome
+                .http_status
+                .map_or("", |status| http_status.format(status)),
+            &outcome.message,
+            &outcome.renewal_token,
+            &outcome.quote_url,
+            attempts.format(outcome.attempts),
+            &warnings,
+        ];
+        // Straight to the CSV writer, without gathering the row into a record first.
+        self.csv
+            .write_record(fields.iter().chain(result))
+            .map_err(io::Error::from)
     }
 
     /// A row copied as is (a kept row of an earlier run).
@@ -194,10 +197,6 @@ impl ResultWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()
     }
-}
-
-fn itoa_buffer() -> itoa::Buffer {
-    itoa::Buffer::new()
 }
 
 /// Reads the result columns of a row written by [`ResultWriter`]: the row number and the

@@ -92,6 +92,8 @@ run_client() { # tag input extra-flags...
     }
 }
 
+# CPU seconds the sandbox has used so far (user + system), from /proc.
+sandbox_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$SANDBOX_PID/stat"; }
 json() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 cpu_secs() { awk -F': ' '/User time/{u=$2} /System time/{s=$2} END{printf "%.3f", u+s}' "$1"; }
 peak_mb() { awk -F': ' '/Maximum resident set size/{printf "%.1f", $2/1024}' "$1"; }
@@ -124,18 +126,22 @@ make_list "$N_ISOLATION" "$WORK/isolation.csv"
 say "1-2: throughput and CPU, $N_THROUGHPUT rows, concurrency 64 ..."
 start_sandbox
 body=$(signed_body)
+sandbox_before_oha=$(sandbox_cpu)
 /usr/bin/time -v -o "$WORK/oha.time" "$OHA" --no-tui --output-format json -n "$N_THROUGHPUT" -c 64 \
   -m POST -H 'Content-Type: application/json; charset=utf-8' -d "$body" "${BASE}unite/unitecheckrenewal" \
   >"$WORK/oha.json" 2>"$WORK/oha.stderr"
 oha_rps=$(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['summary']['requestsPerSec'], 1))" "$WORK/oha.json")
 oha_cpu=$(cpu_secs "$WORK/oha.time")
+sandbox_before_run=$(sandbox_cpu)
 run_client throughput "$WORK/throughput.csv" --rate 1000000000 --concurrency 64
+sandbox_after_run=$(sandbox_cpu)
 run_rps=$(json "$WORK/throughput.json" requests_per_sec)
 run_cpu=$(cpu_secs "$WORK/throughput.time")
 oha_cpu_100k=$(python3 -c "print(f'{$oha_cpu / $N_THROUGHPUT * 100000:.3f}')")
 run_cpu_100k=$(python3 -c "print(f'{$run_cpu / $N_THROUGHPUT * 100000:.3f}')")
 row "1. throughput (req/s), c=64, $N_THROUGHPUT rows" "bihu-renew $(printf %.0f "$run_rps") vs oha $oha_rps" "$(ratio "$run_rps" "$oha_rps") x" ">= 0.80 x"
 row "2. CPU s per 100k rows (user+sys)" "bihu-renew $run_cpu_100k vs oha $oha_cpu_100k" "$(ratio "$run_cpu_100k" "$oha_cpu_100k") x" "<= 1.50 x"
+row "sandbox CPU per request (µs), same two runs" "$(python3 -c "print(f'{($sandbox_after_run - $sandbox_before_run) / $N_THROUGHPUT * 1e6:.1f} during bihu-renew, {($sandbox_before_run - $sandbox_before_oha) / $N_THROUGHPUT * 1e6:.1f} during oha')")" "" "(reported)"
 
 # 3: memory, flat in the list's length.
 say "3: peak memory, $N_SMALL and $N_LARGE rows ..."

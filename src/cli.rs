@@ -181,11 +181,11 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.verbose);
-    // `run` drives all its requests from one thread: a row costs the client some 20 µs, so
-    // one core carries tens of thousands of requests a second, far beyond any quota, and
-    // tasks that never hop threads spare a wake-up per row (25% less CPU in BENCHMARKS.md).
-    // Reading and validating the list still run on threads of their own. The sandbox serves
-    // from every core.
+    // `run` drives all its requests from one thread: a row costs the client some 17 µs, so
+    // one core carries over 50,000 requests a second, far beyond any quota, and requests that
+    // never hop threads spare a wake-up each (a multi-threaded runtime, and sending threads
+    // of their own, both cost more CPU for no more speed: BENCHMARKS.md). Reading and
+    // validating the list run on threads of their own. The sandbox serves from every core.
     let mut builder = match cli.command {
         Command::Run(_) => tokio::runtime::Builder::new_current_thread(),
         _ => tokio::runtime::Builder::new_multi_thread(),

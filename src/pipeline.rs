@@ -416,6 +416,10 @@ impl Run<'_> {
     /// each vehicle while fewer than `concurrency` are in flight (retries first, then fresh rows
     /// in input order, so a row started late never holds back the writing of the rows after
     /// it), parks rows for their backoff, and writes the front of the window as it is decided.
+    ///
+    /// Turns are futures polled by this loop rather than spawned tasks: on the current-thread
+    /// runtime that spares a task, a channel and a wake-up per row. Measured against worker
+    /// tasks and against sending threads in BENCHMARKS.md.
     async fn drive(&mut self, mut batches_rx: mpsc::Receiver<Vec<Intake>>) -> Result<bool, Error> {
         let capacity = self.config.window();
         let slots = self.config.concurrency.get();

@@ -561,11 +561,12 @@ impl Run<'_> {
     fn after_turn(&mut self, mut job: Job, turn: Turn, stopping: bool) -> Option<Job> {
         match turn {
             Turn::Step(Step::Done(outcome)) => self.decide(job.seq, RowResult::Decided(outcome)),
-            Turn::Step(Step::Again) => return Some(job),
+            Turn::Step(Step::Again) if !stopping => return Some(job),
             Turn::Step(Step::Retry(delay)) if !stopping => {
                 self.parked.insert((Instant::now() + delay, job.seq), job);
             }
-            Turn::Step(Step::Retry(_)) | Turn::Stopped => self.finish_with_last(job),
+            // After a stop nothing more is sent: the row keeps what it has.
+            Turn::Step(Step::Again | Step::Retry(_)) | Turn::Stopped => self.finish_with_last(job),
             Turn::Panicked => {
                 job.last = Some(RowOutcome {
                     status: Status::ProtocolError,

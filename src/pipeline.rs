@@ -117,7 +117,6 @@ pub async fn run(
         writer,
         duplicates: survey.duplicates,
         window: VecDeque::new(),
-        window_start: 0,
         received: VecDeque::new(),
         fresh: VecDeque::new(),
         retries: VecDeque::new(),
@@ -388,10 +387,9 @@ struct Run<'a> {
     shared: Arc<Shared>,
     writer: ResultWriter,
     duplicates: HashMap<u64, Duplicate>,
-    /// Rows read and not written yet, in input order; the first is row number `window_start`
-    /// of this run (counted from 0).
+    /// Rows read and not written yet, in input order: the last `window.len()` of the
+    /// `n_read` rows taken in.
     window: VecDeque<Finished>,
-    window_start: u64,
     /// Rows received from the reader, not yet taken into the window.
     received: VecDeque<Intake>,
     /// Vehicles waiting for a request slot, in input order.
@@ -474,9 +472,7 @@ impl Run<'_> {
                     // Every turn that has ended goes with this one, then one write and flush.
                     let mut ended = Some(ended);
                     while let Some((job, turn)) = ended {
-                        if let Some(job) = self.after_turn(job, turn, stopping) {
-                            in_flight.push(self::turn(&shared, job));
-                        }
+                        self.after_turn(job, turn, stopping);
                         ended = in_flight.next().now_or_never().flatten();
                     }
                 }
@@ -557,26 +553,16 @@ impl Run<'_> {
         self.window.push_back(finished);
     }
 
-    /// Handles the end of a row's turn; returns the job when it must go again at once.
-    fn after_turn(&mut self, mut job: Job, turn: Turn, stopping: bool) -> Option<Job> {
+    /// Handles the end of a row's turn.
+    fn after_turn(&mut self, job: Job, turn: Turn, stopping: bool) {
         match turn {
-            Turn::Step(Step::Done(outcome)) => self.decide(job.seq, RowResult::Decided(outcome)),
-            Turn::Step(Step::Again) if !stopping => return Some(job),
-            Turn::Step(Step::Retry(delay)) if !stopping => {
+            Turn::Done(outcome) => self.decide(job.seq, RowResult::Decided(outcome)),
+            Turn::Retry(delay) if !stopping => {
                 self.parked.insert((Instant::now() + delay, job.seq), job);
             }
             // After a stop nothing more is sent: the row keeps what it has.
-            Turn::Step(Step::Again | Step::Retry(_)) | Turn::Stopped => self.finish_with_last(job),
-            Turn::Panicked => {
-                job.last = Some(RowOutcome {
-                    status: Status::ProtocolError,
-                    message: "internal error while renewing this row (see the log)".to_string(),
-                    ..RowOutcome::default()
-                });
-                self.finish_with_last(job);
-            }
+            Turn::Retry(_) | Turn::Stopped => self.finish_with_last(job),
         }
-        None
     }
 
     /// Gives the row the outcome of its latest attempt, when the run stopped before the next;
@@ -590,7 +576,8 @@ impl Run<'_> {
     }
 
     fn decide(&mut self, seq: u64, result: RowResult) {
-        let index = (seq - self.window_start) as usize;
+        let window_start = self.n_read - self.window.len() as u64;
+        let index = (seq - window_start) as usize;
         self.window[index].result = result;
     }
 
@@ -603,7 +590,6 @@ impl Run<'_> {
             .is_some_and(|front| !matches!(front.result, RowResult::Pending))
         {
             let finished = self.window.pop_front().expect("checked above");
-            self.window_start += 1;
             self.write(finished)?;
             wrote = true;
         }
@@ -752,30 +738,41 @@ impl Job {
 
 /// How a row's turn in a request slot ended.
 enum Turn {
-    Step(Step),
-    /// The run stopped while the row waited for the rate limiter: nothing was sent.
+    /// The row has its outcome (a panic in the attempt, a bug, is written as a protocol error).
+    Done(RowOutcome),
+    /// Send again after this backoff.
+    Retry(Duration),
+    /// The run stopped before this turn's request was sent.
     Stopped,
-    /// The attempt panicked (a bug); the row is written as a protocol error.
-    Panicked,
 }
 
-/// A row's turn in a request slot: waits for the rate limiter, then sends one attempt.
+/// A row's turn in a request slot: waits for the rate limiter, then sends one attempt (and
+/// another at once after a re-login).
 async fn turn(shared: &Shared, mut job: Job) -> (Job, Turn) {
-    if !shared.try_pace() {
-        // Only a row that must wait listens for the stop, which saves registering with the
-        // stop token for every request when the limit does not bind.
-        tokio::select! {
-            biased;
-            _ = shared.stop.cancelled() => return (job, Turn::Stopped),
-            _ = shared.pace() => {}
+    loop {
+        if !shared.try_pace() {
+            // Only a row that must wait listens for the stop, which saves registering with the
+            // stop token for every request when the limit does not bind.
+            tokio::select! {
+                biased;
+                _ = shared.stop.cancelled() => return (job, Turn::Stopped),
+                _ = shared.pace() => {}
+            }
         }
+        let turn = match AssertUnwindSafe(attempt(shared, &mut job)).catch_unwind().await {
+            // Logged in again: the same row goes again at once, unless the run has stopped.
+            Ok(Step::Again) if !shared.stop.is_cancelled() => continue,
+            Ok(Step::Again) => Turn::Stopped,
+            Ok(Step::Done(outcome)) => Turn::Done(outcome),
+            Ok(Step::Retry(delay)) => Turn::Retry(delay),
+            Err(_) => Turn::Done(RowOutcome {
+                status: Status::ProtocolError,
+                message: "internal error while renewing this row (see the log)".to_string(),
+                ..RowOutcome::default()
+            }),
+        };
+        return (job, turn);
     }
-    let step = AssertUnwindSafe(attempt(shared, &mut job)).catch_unwind().await;
-    let turn = match step {
-        Ok(step) => Turn::Step(step),
-        Err(_) => Turn::Panicked,
-    };
-    (job, turn)
 }
 
 /// What one attempt leads to.

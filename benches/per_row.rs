@@ -26,7 +26,7 @@ fn per_row(c: &mut Criterion) {
         secret: Secret::new("xxxxx"),
         secret_label: "secretKey".into(),
     };
-    let quote_page = protocol::QuotePage::new(&reqwest::Url::parse("http://127.0.0.1:8080/").unwrap());
+    let quote_page = protocol::QuotePage::new(&url::Url::parse("http://127.0.0.1:8080/").unwrap());
     let token = "4773EEC3EE9B572851C11DF730DCE827";
     let answer =
         br#"{"code":200,"msg":"\u7eed\u4fdd\u6210\u529f","RenewalToken":"0123456789ABCDEF0123456789ABCDEF"}"#;

@@ -1,13 +1,34 @@
-//! The HTTP side of the protocol: one renewal attempt and one login, over reqwest.
+//! The HTTP side of the protocol: one renewal attempt and one login, over hyper-util's pooled
+//! client.
 //!
 //! Owns the connection pool and the endpoint URLs; knows nothing of retries, pacing or rows
 //! (the pipeline decides those). Transport failures come back as [`TransportError`] so the
 //! pipeline can tell a timeout from a refused connection.
+//!
+//! hyper-util's client is the one reqwest wraps. reqwest adds, for every request, a redirect
+//! layer and a retry layer that parse the URL again, and clones of its client and connector;
+//! with no server latency those cost a quarter of this tool's CPU per row (BENCHMARKS.md,
+//! "HTTP client"). The API never redirects, and retries are the pipeline's business, so the
+//! layers bought nothing here. What reqwest did and this module keeps: a request timeout, a
+//! connect timeout, TCP_NODELAY, TLS by rustls with the platform's certificate verifier, and
+//! the proxy named by `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use reqwest::Url;
-use reqwest::header::RETRY_AFTER;
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT};
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::{Intercept, Matcher};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use url::Url;
 
 use crate::lead::Lead;
 use crate::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, QuotePage, RenewalRequest};
@@ -34,12 +55,29 @@ pub enum LoginError {
     AgentIdNotNumeric(String),
 }
 
+/// Why no client could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("the base URL {0} is not a valid HTTP URI: {1}")]
+    BaseUrl(String, String),
+    #[error(
+        "the proxy {proxy} (from the environment's {variable}) is not an http:// proxy; \
+         bihu-renew speaks to http:// proxies only. Name an http:// proxy there, or add the \
+         host to NO_PROXY to connect directly"
+    )]
+    ProxyScheme { proxy: String, variable: &'static str },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
 /// A client for one agent against one base URL.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
-    renewal_url: Url,
-    login_url: Url,
+    http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    renewal_uri: Uri,
+    login_uri: Uri,
+    /// `Proxy-Authorization` for a forwarding proxy, which reads every request.
+    proxy_authorization: Option<HeaderValue>,
     agent: Agent,
     timeout: Duration,
     quote_page: QuotePage,
@@ -48,38 +86,55 @@ pub struct Client {
 /// Lifetime asked for a Token obtained by logging in: a working day and more.
 pub const LOGIN_TOKEN_LIFETIME_SECS: u64 = 86_400;
 
+const USER_AGENT_VALUE: &str = concat!("bihu-renew/", env!("CARGO_PKG_VERSION"));
+
 impl Client {
+    /// A client for `base`, holding up to `max_idle_per_host` idle connections.
+    ///
+    /// The proxy, if any, is read from the environment once here: every request of a client
+    /// goes to the same host. A loopback base URL (the sandbox) is never proxied.
     pub fn new(
         base: Url,
         agent: Agent,
         timeout: Duration,
         max_idle_per_host: usize,
-    ) -> reqwest::Result<Client> {
+    ) -> Result<Client, BuildError> {
         let base = protocol::normalise_base(base);
-        let mut builder = reqwest::Client::builder();
-        // A proxy from the environment must not capture traffic meant for a local sandbox.
-        let loopback = match base.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
+        let uri = |url: Url| {
+            url.as_str()
+                .parse::<Uri>()
+                .map_err(|e| BuildError::BaseUrl(base.to_string(), e.to_string()))
         };
-        if loopback {
-            builder = builder.no_proxy();
+        let renewal_uri = uri(base.join(protocol::RENEWAL_PATH).expect("constant path joins"))?;
+        let login_uri = uri(base.join(protocol::LOGIN_PATH).expect("constant path joins"))?;
+
+        let proxy = if is_loopback(&base) {
+            None
+        } else {
+            Matcher::from_env().intercept(&renewal_uri)
+        };
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+        let (route, proxy_authorization) = match proxy {
+            None => (Route::Direct(tls(tcp)?), None),
+            Some(proxy) => route_through(&proxy, base.scheme(), tcp)?,
+        };
+        if let Route::Forward { proxy, .. } | Route::Tunnel { proxy, .. } = &route {
+            tracing::debug!(%proxy, "requests go through the proxy named in the environment");
         }
-        let http = builder
-            .timeout(timeout)
-            // The API never redirects; a redirected POST would be a misconfigured base URL.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
+
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(max_idle_per_host)
-            .user_agent(concat!("bihu-renew/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .pool_timer(TokioTimer::new())
+            .build(Connector { route });
         Ok(Client {
-            renewal_url: base.join(protocol::RENEWAL_PATH).expect("constant path joins"),
-            login_url: base.join(protocol::LOGIN_PATH).expect("constant path joins"),
-            quote_page: QuotePage::new(&base),
             http,
+            renewal_uri,
+            login_uri,
+            proxy_authorization,
+            quote_page: QuotePage::new(&base),
             agent,
             timeout,
         })
@@ -92,7 +147,7 @@ impl Client {
     /// One signed renewal attempt at `timestamp`.
     pub async fn renew(&self, lead: &Lead, token: &str, timestamp: i64) -> Result<Answer, TransportError> {
         let request = RenewalRequest::signed(lead, &self.agent, token, timestamp);
-        let (status, retry_after, body) = self.post(&self.renewal_url, &request).await?;
+        let (status, retry_after, body) = self.post(&self.renewal_uri, &request).await?;
         Ok(protocol::classify(status, retry_after, &body))
     }
 
@@ -100,47 +155,262 @@ impl Client {
     pub async fn login(&self, user_name: &str, timestamp: i64) -> Result<String, LoginError> {
         let request = LoginRequest::signed(&self.agent, user_name, timestamp, LOGIN_TOKEN_LIFETIME_SECS)
             .ok_or_else(|| LoginError::AgentIdNotNumeric(self.agent.agent_id.clone()))?;
-        let (status, _, body) = self.post(&self.login_url, &request).await?;
+        let (status, _, body) = self.post(&self.login_uri, &request).await?;
         Ok(protocol::classify_login(status, &body)?)
     }
 
+    /// POSTs `body` as JSON and reads the whole answer, all within the timeout.
     async fn post<T: serde::Serialize>(
         &self,
-        url: &Url,
+        uri: &Uri,
         body: &T,
-    ) -> Result<(u16, Option<u64>, bytes::Bytes), TransportError> {
-        let response = self
-            .http
-            .post(url.clone())
-            .json(body)
-            .send()
+    ) -> Result<(u16, Option<u64>, Bytes), TransportError> {
+        let json = serde_json::to_vec(body).expect("request bodies are plain strings and numbers");
+        let mut request = Request::new(Full::new(Bytes::from(json)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Some(value) = &self.proxy_authorization {
+            headers.insert(PROXY_AUTHORIZATION, value.clone());
+        }
+        let exchange = async {
+            let response = self.http.request(request).await.map_err(|e| {
+                let detail = chain(&e);
+                if e.is_connect() {
+                    TransportError::Connect(detail)
+                } else {
+                    TransportError::Broken(detail)
+                }
+            })?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<u64>().ok());
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| TransportError::Broken(chain(&e)))?;
+            Ok((status, retry_after, body.to_bytes()))
+        };
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|e| self.transport(e))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok());
-        let body = response.bytes().await.map_err(|e| self.transport(e))?;
-        Ok((status, retry_after, body))
+            .unwrap_or(Err(TransportError::Timeout(self.timeout)))
+    }
+}
+
+/// An error and its causes, one after another: hyper's Display names the step, the causes say
+/// what happened.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut detail = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        detail = format!("{detail}: {cause}");
+        source = cause.source();
+    }
+    detail
+}
+
+fn is_loopback(base: &Url) -> bool {
+    match base.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+fn tls<C>(connector: C) -> Result<HttpsConnector<C>, BuildError> {
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .try_with_platform_verifier()
+        .map_err(|e| BuildError::Tls(e.to_string()))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector))
+}
+
+/// The route to a base URL that the environment sends through `proxy`: an http:// base is
+/// forwarded (the proxy reads each request, so each carries the proxy's credentials); an
+/// https:// base is tunnelled with CONNECT, as curl and reqwest do.
+fn route_through(
+    proxy: &Intercept,
+    base_scheme: &str,
+    tcp: HttpConnector,
+) -> Result<(Route, Option<HeaderValue>), BuildError> {
+    let proxy_uri = proxy.uri().clone();
+    if proxy_uri.scheme_str() != Some("http") {
+        let variable = if base_scheme == "https" {
+            "HTTPS_PROXY or ALL_PROXY"
+        } else {
+            "HTTP_PROXY or ALL_PROXY"
+        };
+        return Err(BuildError::ProxyScheme {
+            proxy: redacted(&proxy_uri),
+            variable,
+        });
+    }
+    let auth = proxy.basic_auth().cloned().map(|mut value| {
+        value.set_sensitive(true);
+        value
+    });
+    if base_scheme == "https" {
+        let mut tunnel = Tunnel::new(proxy_uri.clone(), tcp);
+        if let Some(auth) = auth {
+            tunnel = tunnel.with_auth(auth);
+        }
+        Ok((
+            Route::Tunnel {
+                proxy: redacted(&proxy_uri),
+                tls: tls(tunnel)?,
+            },
+            None,
+        ))
+    } else {
+        Ok((
+            Route::Forward {
+                proxy: redacted(&proxy_uri),
+                to: proxy_uri,
+                tls: tls(tcp)?,
+            },
+            auth,
+        ))
+    }
+}
+
+/// A proxy URI as it may be logged: scheme, host and port, never the credentials.
+fn redacted(uri: &Uri) -> String {
+    let host = uri.host().unwrap_or_default();
+    match uri.port_u16() {
+        Some(port) => format!("{}://{host}:{port}", uri.scheme_str().unwrap_or("http")),
+        None => format!("{}://{host}", uri.scheme_str().unwrap_or("http")),
+    }
+}
+
+/// Opens connections to the base URL's host, or to the proxy in front of it.
+#[derive(Debug, Clone)]
+struct Connector {
+    route: Route,
+}
+
+#[derive(Debug, Clone)]
+enum Route {
+    Direct(HttpsConnector<HttpConnector>),
+    /// Connects to the proxy and sends it requests in absolute form.
+    Forward {
+        proxy: String,
+        to: Uri,
+        tls: HttpsConnector<HttpConnector>,
+    },
+    /// Asks the proxy for a tunnel to the host, then speaks TLS through it.
+    Tunnel {
+        proxy: String,
+        tls: HttpsConnector<Tunnel<HttpConnector>>,
+    },
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Stream;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        match &mut self.route {
+            Route::Direct(tls) | Route::Forward { tls, .. } => tls.poll_ready(cx),
+            Route::Tunnel { tls, .. } => tls.poll_ready(cx),
+        }
     }
 
-    fn transport(&self, error: reqwest::Error) -> TransportError {
-        // reqwest's Display names the URL but not the cause; the cause chain says what happened.
-        let mut detail = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(cause) = source {
-            detail = format!("{detail}: {cause}");
-            source = cause.source();
+    fn call(&mut self, host: Uri) -> Self::Future {
+        match &mut self.route {
+            Route::Direct(tls) => {
+                let connecting = tls.call(host);
+                Box::pin(async move {
+                    Ok(Stream {
+                        io: connecting.await?,
+                        forwarded: false,
+                    })
+                })
+            }
+            Route::Forward { to, tls, .. } => {
+                let connecting = tls.call(to.clone());
+                Box::pin(async move {
+                    Ok(Stream {
+                        io: connecting.await?,
+                        forwarded: true,
+                    })
+                })
+            }
+            Route::Tunnel { tls, .. } => {
+                let connecting = tls.call(host);
+                Box::pin(async move {
+                    Ok(Stream {
+                        io: connecting.await?,
+                        forwarded: false,
+                    })
+                })
+            }
         }
-        if error.is_timeout() {
-            TransportError::Timeout(self.timeout)
-        } else if error.is_connect() {
-            TransportError::Connect(detail)
-        } else {
-            TransportError::Broken(detail)
-        }
+    }
+}
+
+/// A connection, which tells hyper-util whether it leads to a forwarding proxy (requests
+/// then carry the whole URL rather than only the path).
+struct Stream {
+    io: Io,
+    forwarded: bool,
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.forwarded)
+    }
+}
+
+impl hyper::rt::Read for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -7,7 +7,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::Url;
+use url::Url;
 
 use crate::input::InputOptions;
 use crate::output::{OutputStyle, OutputTarget};

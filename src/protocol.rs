@@ -6,9 +6,9 @@
 
 use std::borrow::Cow;
 
-use reqwest::Url;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use url::Url;
 
 use crate::lead::Lead;
 use crate::secret::Secret;

@@ -188,8 +188,8 @@ impl Sandbox {
     }
 
     /// `http://{addr}/`, the base URL a client joins the endpoint paths to.
-    pub fn base_url(&self) -> reqwest::Url {
-        reqwest::Url::parse(&format!("http://{}/", self.addr)).expect("a socket address makes a URL")
+    pub fn base_url(&self) -> url::Url {
+        url::Url::parse(&format!("http://{}/", self.addr)).expect("a socket address makes a URL")
     }
 
     pub fn config(&self) -> &SandboxConfig {

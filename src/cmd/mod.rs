@@ -6,7 +6,7 @@ pub mod report;
 pub mod run;
 pub mod sandbox;
 
-use reqwest::Url;
+use url::Url;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 

@@ -271,10 +271,15 @@ fn route_through(
             None,
         ))
     } else {
+        // Connect to the proxy by scheme, host and port alone: its credentials travel in
+        // Proxy-Authorization, never in a URI that Debug could print.
+        let to = redacted(&proxy_uri)
+            .parse::<Uri>()
+            .expect("a proxy's scheme, host and port form a URI");
         Ok((
             Route::Forward {
                 proxy: redacted(&proxy_uri),
-                to: proxy_uri,
+                to,
                 tls: tls(tcp)?,
             },
             auth,

@@ -99,6 +99,17 @@ impl Client {
         timeout: Duration,
         max_idle_per_host: usize,
     ) -> Result<Client, BuildError> {
+        Client::with_proxies(base, agent, timeout, max_idle_per_host, &Matcher::from_env())
+    }
+
+    /// As [`Client::new`], with the proxies that `proxies` names rather than the environment's.
+    pub fn with_proxies(
+        base: Url,
+        agent: Agent,
+        timeout: Duration,
+        max_idle_per_host: usize,
+        proxies: &Matcher,
+    ) -> Result<Client, BuildError> {
         let base = protocol::normalise_base(base);
         let uri = |url: Url| {
             url.as_str()
@@ -111,7 +122,7 @@ impl Client {
         let proxy = if is_loopback(&base) {
             None
         } else {
-            Matcher::from_env().intercept(&renewal_uri)
+            proxies.intercept(&renewal_uri)
         };
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
@@ -425,4 +436,215 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::lead::{self, RawLead};
+    use crate::secret::Secret;
+
+    const PROXY_PASSWORD: &str = "pr0xy-Pa55";
+
+    fn agent() -> Agent {
+        Agent {
+            agent_id: "102".into(),
+            secret: Secret::new("client-test-secret"),
+            secret_label: "secretKey".into(),
+        }
+    }
+
+    fn lead() -> Lead {
+        lead::validate(
+            &RawLead {
+                plate: "京A12345",
+                ..Default::default()
+            },
+            None,
+        )
+        .unwrap()
+    }
+
+    fn client_via(base: &str, proxy: &str) -> Result<Client, BuildError> {
+        let proxies = Matcher::builder().all(proxy.to_string()).build();
+        Client::with_proxies(
+            base.parse().unwrap(),
+            agent(),
+            Duration::from_secs(5),
+            1,
+            &proxies,
+        )
+    }
+
+    /// A one-connection stand-in for a proxy: it reads one request head (and its body), answers
+    /// `reply`, closes, and hands back the head it read.
+    async fn fake_proxy(reply: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 4096];
+            let head = loop {
+                let n = socket.read(&mut buffer).await.unwrap();
+                assert!(n > 0, "the client closed before a whole head: {seen:?}");
+                seen.extend_from_slice(&buffer[..n]);
+                if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break String::from_utf8(seen[..end].to_vec()).unwrap();
+                }
+            };
+            let length = head
+                .lines()
+                .find_map(|line| {
+                    line.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .map_or(0, |v| v.parse::<usize>().unwrap());
+            while seen.len() < head.len() + 4 + length {
+                let n = socket.read(&mut buffer).await.unwrap();
+                assert!(n > 0, "the client closed before the whole body");
+                seen.extend_from_slice(&buffer[..n]);
+            }
+            socket.write_all(reply.as_bytes()).await.unwrap();
+            socket.shutdown().await.ok();
+            head
+        });
+        (address, served)
+    }
+
+    #[tokio::test]
+    async fn an_http_base_is_forwarded_through_the_proxy_with_its_credentials() {
+        let (proxy, served) = fake_proxy(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 48\r\nconnection: close\r\n\r\n\
+             {\"msg\":\"ok\",\"RenewalToken\":\"0123456789ABCDEFab\"}",
+        )
+        .await;
+        let with_credentials = proxy.replace("http://", &format!("http://clerk:{PROXY_PASSWORD}@"));
+        let client = client_via("http://bihu-renew.invalid/", &with_credentials).unwrap();
+        assert!(!format!("{client:?}").contains(PROXY_PASSWORD), "{client:?}");
+
+        let answer = client.renew(&lead(), "T0KEN", 1_700_000_000).await.unwrap();
+        assert_eq!(
+            answer,
+            Answer::Renewed {
+                renewal_token: "0123456789ABCDEFab".into(),
+                msg: "ok".into()
+            }
+        );
+        let head = served.await.unwrap();
+        let lines: Vec<&str> = head.lines().collect();
+        assert_eq!(
+            lines[0],
+            "POST http://bihu-renew.invalid/unite/unitecheckrenewal HTTP/1.1"
+        );
+        let auth = format!("proxy-authorization: Basic {}", "Y2xlcms6cHIweHktUGE1NQ==");
+        assert!(
+            lines.iter().any(|line| line.eq_ignore_ascii_case(&auth)),
+            "{head}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.eq_ignore_ascii_case("host: bihu-renew.invalid")),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_https_base_is_tunnelled_with_connect() {
+        // The stand-in grants the tunnel and hangs up, so TLS fails: what matters is the ask.
+        let (proxy, served) = fake_proxy("HTTP/1.1 200 Connection established\r\n\r\n").await;
+        let with_credentials = proxy.replace("http://", &format!("http://clerk:{PROXY_PASSWORD}@"));
+        let client = client_via("https://bihu-renew.invalid/", &with_credentials).unwrap();
+
+        let error = client.renew(&lead(), "T0KEN", 1_700_000_000).await.unwrap_err();
+        assert!(matches!(error, TransportError::Connect(_)), "{error:?}");
+        let head = served.await.unwrap();
+        let lines: Vec<&str> = head.lines().collect();
+        assert_eq!(lines[0], "CONNECT bihu-renew.invalid:443 HTTP/1.1");
+        assert!(
+            lines
+                .iter()
+                .any(|line| line.eq_ignore_ascii_case("proxy-authorization: Basic Y2xlcms6cHIweHktUGE1NQ==")),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_loopback_base_never_goes_through_a_proxy() {
+        let sandbox = crate::sandbox::Sandbox::start(
+            "127.0.0.1:0".parse().unwrap(),
+            crate::sandbox::SandboxConfig::default(),
+        )
+        .await
+        .unwrap();
+        let config = sandbox.config();
+        let agent = Agent {
+            agent_id: config.agent_id.clone(),
+            secret: config.secret.clone(),
+            secret_label: config.secret_label.clone(),
+        };
+        // Port 9 on loopback (discard) has no listener here: a proxied request would fail.
+        let proxies = Matcher::builder().all("http://127.0.0.1:9".to_string()).build();
+        let client =
+            Client::with_proxies(sandbox.base_url(), agent, Duration::from_secs(5), 1, &proxies).unwrap();
+        let answer = client.renew(&lead(), &config.token, unix_now()).await.unwrap();
+        assert!(
+            matches!(answer, Answer::Renewed { .. } | Answer::NotRenewable { .. }),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn a_proxy_that_is_not_http_is_refused_by_name_without_its_credentials() {
+        for (base, proxy) in [
+            (
+                "http://bihu-renew.invalid/",
+                "socks5://clerk:pr0xy-Pa55@127.0.0.1:1080",
+            ),
+            (
+                "https://bihu-renew.invalid/",
+                "https://clerk:pr0xy-Pa55@127.0.0.1:3128",
+            ),
+        ] {
+            let error = client_via(base, proxy).unwrap_err().to_string();
+            assert!(error.contains("127.0.0.1"), "{error}");
+            assert!(error.contains("NO_PROXY"), "{error}");
+            assert!(!error.contains(PROXY_PASSWORD), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error_and_a_silent_server_a_timeout() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let no_proxies = Matcher::builder().build();
+        let base: Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let client = Client::with_proxies(base, agent(), Duration::from_secs(5), 1, &no_proxies).unwrap();
+        let error = client.renew(&lead(), "T0KEN", 1).await.unwrap_err();
+        assert!(
+            matches!(&error, TransportError::Connect(detail) if detail.contains("refused")),
+            "{error:?}"
+        );
+
+        // Accepts, reads, never answers.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base: Url = format!("http://{}/", silent.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let _held = tokio::spawn(async move {
+            let (mut socket, _) = silent.accept().await.unwrap();
+            let mut sink = Vec::new();
+            socket.read_to_end(&mut sink).await.ok();
+        });
+        let timeout = Duration::from_millis(300);
+        let client = Client::with_proxies(base, agent(), timeout, 1, &no_proxies).unwrap();
+        let error = client.renew(&lead(), "T0KEN", 1).await.unwrap_err();
+        assert_eq!(error, TransportError::Timeout(timeout));
+    }
 }

@@ -1057,3 +1057,48 @@ async fn the_sandbox_demo_renews_the_sample_list_without_credentials() {
         assert!(count_status(&rows, status) > 0, "no {status} row: {rows:#?}");
     }
 }
+
+#[tokio::test]
+async fn an_http_proxy_named_in_the_environment_carries_every_request() {
+    let test = RunTest::new(SandboxConfig::default()).await.input(plate_list(6));
+    // The sandbox stands in for the proxy: it serves requests in absolute form like any other,
+    // so the host named in the base URL is never looked up or reached.
+    let proxy = test
+        .sandbox
+        .base_url()
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let sandbox = test.sandbox.config();
+    let out = run_binary(
+        &[
+            "run",
+            test.input_path(),
+            "--no-progress",
+            "--base-url",
+            "http://bihu-renew.invalid/",
+            "--agent-id",
+            &sandbox.agent_id,
+            "--token",
+            &sandbox.token,
+            "--secret-key",
+            SECRET,
+        ],
+        &[("HTTP_PROXY", &proxy), ("http_proxy", &proxy)],
+    )
+    .await;
+
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = read_results(&test.output_path());
+    assert_eq!(rows.len(), 6);
+    for (i, row) in rows.iter().enumerate() {
+        assert_final_answer(row, &plate(i + 1));
+        if row.status == "renewed" {
+            assert!(
+                row.quote_url.starts_with("http://bihu-renew.invalid/DoQuote/"),
+                "{row:?}"
+            );
+        }
+    }
+    assert_eq!(test.sandbox.requests().len(), 6);
+}

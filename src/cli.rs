@@ -181,8 +181,8 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.verbose);
-    // `run` drives all its requests from one thread: a row costs the client some 17 µs, so
-    // one core carries over 50,000 requests a second, far beyond any quota, and requests that
+    // `run` drives all its requests from one thread: a row costs the client some 12 µs, so
+    // one core carries over 70,000 requests a second, far beyond any quota, and requests that
     // never hop threads spare a wake-up each (a multi-threaded runtime, and sending threads
     // of their own, both cost more CPU for no more speed: BENCHMARKS.md). Reading and
     // validating the list run on threads of their own. The sandbox serves from every core.

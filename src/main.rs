@@ -1,4 +1,4 @@
-// mimalloc: every request allocates many small buffers (hyper, reqwest, the row's strings).
+// mimalloc: every request allocates many small buffers (hyper, the row's strings).
 // Measured with 200,000 rows, the run takes 2.3 CPU seconds per 100k rows with mimalloc and
 // 2.7 with glibc's malloc, which also contended on its arena locks when the run used several
 // threads (BENCHMARKS.md).

@@ -10,8 +10,10 @@
 //! with no server latency those cost a quarter of this tool's CPU per row (BENCHMARKS.md,
 //! "HTTP client"). The API never redirects, and retries are the pipeline's business, so the
 //! layers bought nothing here. What reqwest did and this module keeps: a request timeout, a
-//! connect timeout, TCP_NODELAY, TLS by rustls with the platform's certificate verifier, and
-//! the proxy named by `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`.
+//! connect timeout, TCP_NODELAY and keepalive, TLS by rustls with the platform's certificate
+//! verifier for an https:// base URL, and the proxy named by `HTTP_PROXY`, `HTTPS_PROXY`,
+//! `ALL_PROXY` and `NO_PROXY`. A base URL with a user name or password is refused rather than
+//! sent on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,7 +40,8 @@ use crate::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, QuotePage
 pub enum TransportError {
     #[error("timed out after {0:?}")]
     Timeout(Duration),
-    #[error("could not connect: {0}")]
+    /// Says where to: the host, and the proxy when there is one.
+    #[error("could not connect to {0}")]
     Connect(String),
     #[error("connection broken: {0}")]
     Broken(String),
@@ -61,6 +64,13 @@ pub enum BuildError {
     #[error("the base URL {0} is not a valid HTTP URI: {1}")]
     BaseUrl(String, String),
     #[error(
+        "the base URL carries a user name or password; Bihu's API takes none. Remove the \
+         `user:password@` part"
+    )]
+    BaseUrlCredentials,
+    #[error("the proxy {0} (from the environment) has a port out of range; name one from 1 to 65535")]
+    ProxyPort(String),
+    #[error(
         "the proxy {proxy} (from the environment's {variable}) is not an http:// proxy; \
          bihu-renew speaks to http:// proxies only. Name an http:// proxy there, or add the \
          host to NO_PROXY to connect directly"
@@ -78,6 +88,8 @@ pub struct Client {
     login_uri: Uri,
     /// `Proxy-Authorization` for a forwarding proxy, which reads every request.
     proxy_authorization: Option<HeaderValue>,
+    /// Where requests go, for messages: the host, and the proxy in front of it if any.
+    endpoint: String,
     agent: Agent,
     timeout: Duration,
     quote_page: QuotePage,
@@ -111,6 +123,10 @@ impl Client {
         proxies: &Matcher,
     ) -> Result<Client, BuildError> {
         let base = protocol::normalise_base(base);
+        // They would be sent to a proxy, and written into every quote URL.
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(BuildError::BaseUrlCredentials);
+        }
         let uri = |url: Url| {
             url.as_str()
                 .parse::<Uri>()
@@ -124,17 +140,29 @@ impl Client {
         } else {
             proxies.intercept(&renewal_uri)
         };
+        // As reqwest set them: a pooled connection that a NAT or load balancer dropped in
+        // silence is found out in under a minute rather than at the request's timeout.
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
-        let (route, proxy_authorization) = match proxy {
-            None => (Route::Direct(tls(tcp)?), None),
-            Some(proxy) => route_through(&proxy, base.scheme(), tcp)?,
+        tcp.set_keepalive(Some(Duration::from_secs(15)));
+        tcp.set_keepalive_interval(Some(Duration::from_secs(15)));
+        tcp.set_keepalive_retries(Some(3));
+        tcp.set_tcp_user_timeout(Some(Duration::from_secs(30)));
+        let https = base.scheme() == "https";
+        let host = renewal_uri
+            .authority()
+            .map_or_else(String::new, ToString::to_string);
+        let (route, proxy_authorization, endpoint) = match proxy {
+            None if https => (Route::Tls(tls(tcp)?), None, host),
+            None => (Route::Plain(tcp), None, host),
+            Some(proxy) => {
+                let (route, authorization, proxy) = route_through(&proxy, https, tcp)?;
+                tracing::debug!(%proxy, "requests go through the proxy named in the environment");
+                (route, authorization, format!("{host} through the proxy {proxy}"))
+            }
         };
-        if let Route::Forward { proxy, .. } | Route::Tunnel { proxy, .. } = &route {
-            tracing::debug!(%proxy, "requests go through the proxy named in the environment");
-        }
 
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(max_idle_per_host)
@@ -145,6 +173,7 @@ impl Client {
             renewal_uri,
             login_uri,
             proxy_authorization,
+            endpoint,
             quote_page: QuotePage::new(&base),
             agent,
             timeout,
@@ -191,7 +220,7 @@ impl Client {
             let response = self.http.request(request).await.map_err(|e| {
                 let detail = chain(&e);
                 if e.is_connect() {
-                    TransportError::Connect(detail)
+                    TransportError::Connect(format!("{}: {detail}", self.endpoint))
                 } else {
                     TransportError::Broken(detail)
                 }
@@ -240,61 +269,59 @@ fn tls<C>(connector: C) -> Result<HttpsConnector<C>, BuildError> {
     Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .try_with_platform_verifier()
         .map_err(|e| BuildError::Tls(e.to_string()))?
-        .https_or_http()
+        .https_only()
         .enable_http1()
         .wrap_connector(connector))
 }
 
-/// The route to a base URL that the environment sends through `proxy`: an http:// base is
-/// forwarded (the proxy reads each request, so each carries the proxy's credentials); an
-/// https:// base is tunnelled with CONNECT, as curl and reqwest do.
+/// The route to a base URL that the environment sends through `proxy`, the proxy's
+/// credentials if a forwarding proxy needs them with every request, and the proxy as it may be
+/// shown. An http:// base is forwarded (the proxy reads each request); an https:// base is
+/// tunnelled with CONNECT, as curl and reqwest do.
 fn route_through(
     proxy: &Intercept,
-    base_scheme: &str,
+    https: bool,
     tcp: HttpConnector,
-) -> Result<(Route, Option<HeaderValue>), BuildError> {
+) -> Result<(Route, Option<HeaderValue>, String), BuildError> {
     let proxy_uri = proxy.uri().clone();
+    let shown = redacted(&proxy_uri);
     if proxy_uri.scheme_str() != Some("http") {
-        let variable = if base_scheme == "https" {
+        let variable = if https {
             "HTTPS_PROXY or ALL_PROXY"
         } else {
             "HTTP_PROXY or ALL_PROXY"
         };
         return Err(BuildError::ProxyScheme {
-            proxy: redacted(&proxy_uri),
+            proxy: shown,
             variable,
         });
+    }
+    // http's URI keeps "host:99999" but reports no port, which would mean port 80.
+    let port_text = proxy_uri
+        .authority()
+        .and_then(|authority| authority.as_str().rsplit_once(':'))
+        .map(|(_, port)| port)
+        .filter(|port| !port.is_empty() && !port.ends_with(']'));
+    if port_text.is_some_and(|port| port.parse::<u16>().is_err()) {
+        return Err(BuildError::ProxyPort(shown));
     }
     let auth = proxy.basic_auth().cloned().map(|mut value| {
         value.set_sensitive(true);
         value
     });
-    if base_scheme == "https" {
-        let mut tunnel = Tunnel::new(proxy_uri.clone(), tcp);
+    if https {
+        let mut tunnel = Tunnel::new(proxy_uri, tcp);
         if let Some(auth) = auth {
             tunnel = tunnel.with_auth(auth);
         }
-        Ok((
-            Route::Tunnel {
-                proxy: redacted(&proxy_uri),
-                tls: tls(tunnel)?,
-            },
-            None,
-        ))
+        Ok((Route::Tunnel(tls(tunnel)?), None, shown))
     } else {
         // Connect to the proxy by scheme, host and port alone: its credentials travel in
         // Proxy-Authorization, never in a URI that Debug could print.
-        let to = redacted(&proxy_uri)
+        let to = shown
             .parse::<Uri>()
             .expect("a proxy's scheme, host and port form a URI");
-        Ok((
-            Route::Forward {
-                proxy: redacted(&proxy_uri),
-                to,
-                tls: tls(tcp)?,
-            },
-            auth,
-        ))
+        Ok((Route::Forward { to, tcp }, auth, shown))
     }
 }
 
@@ -315,18 +342,15 @@ struct Connector {
 
 #[derive(Debug, Clone)]
 enum Route {
-    Direct(HttpsConnector<HttpConnector>),
-    /// Connects to the proxy and sends it requests in absolute form.
-    Forward {
-        proxy: String,
-        to: Uri,
-        tls: HttpsConnector<HttpConnector>,
-    },
-    /// Asks the proxy for a tunnel to the host, then speaks TLS through it.
-    Tunnel {
-        proxy: String,
-        tls: HttpsConnector<Tunnel<HttpConnector>>,
-    },
+    /// An http:// base, straight to its host. No TLS is set up: the platform's certificates
+    /// are only loaded for an https:// base.
+    Plain(HttpConnector),
+    /// An https:// base, straight to its host.
+    Tls(HttpsConnector<HttpConnector>),
+    /// An http:// base through a proxy that is sent requests in absolute form.
+    Forward { to: Uri, tcp: HttpConnector },
+    /// An https:// base through a CONNECT tunnel, with TLS inside it.
+    Tunnel(HttpsConnector<Tunnel<HttpConnector>>),
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -339,14 +363,23 @@ impl tower_service::Service<Uri> for Connector {
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match &mut self.route {
-            Route::Direct(tls) | Route::Forward { tls, .. } => tls.poll_ready(cx),
-            Route::Tunnel { tls, .. } => tls.poll_ready(cx),
+            Route::Plain(tcp) | Route::Forward { tcp, .. } => tcp.poll_ready(cx).map_err(Into::into),
+            Route::Tls(tls) => tls.poll_ready(cx),
+            Route::Tunnel(tls) => tls.poll_ready(cx),
         }
     }
 
     fn call(&mut self, host: Uri) -> Self::Future {
         match &mut self.route {
-            Route::Direct(tls) => {
+            Route::Plain(tcp) => {
+                let connecting = tcp.call(host);
+                Box::pin(async move { Ok(Stream::plain(connecting.await?, false)) })
+            }
+            Route::Forward { to, tcp } => {
+                let connecting = tcp.call(to.clone());
+                Box::pin(async move { Ok(Stream::plain(connecting.await?, true)) })
+            }
+            Route::Tls(tls) => {
                 let connecting = tls.call(host);
                 Box::pin(async move {
                     Ok(Stream {
@@ -355,16 +388,7 @@ impl tower_service::Service<Uri> for Connector {
                     })
                 })
             }
-            Route::Forward { to, tls, .. } => {
-                let connecting = tls.call(to.clone());
-                Box::pin(async move {
-                    Ok(Stream {
-                        io: connecting.await?,
-                        forwarded: true,
-                    })
-                })
-            }
-            Route::Tunnel { tls, .. } => {
+            Route::Tunnel(tls) => {
                 let connecting = tls.call(host);
                 Box::pin(async move {
                     Ok(Stream {
@@ -382,6 +406,15 @@ impl tower_service::Service<Uri> for Connector {
 struct Stream {
     io: Io,
     forwarded: bool,
+}
+
+impl Stream {
+    fn plain(tcp: TokioIo<TcpStream>, forwarded: bool) -> Stream {
+        Stream {
+            io: MaybeHttpsStream::Http(tcp),
+            forwarded,
+        }
+    }
 }
 
 impl Connection for Stream {
@@ -448,6 +481,8 @@ mod tests {
     use crate::secret::Secret;
 
     const PROXY_PASSWORD: &str = "pr0xy-Pa55";
+    /// `clerk:pr0xy-Pa55` in Basic form.
+    const PROXY_BASIC: &str = "proxy-authorization: Basic Y2xlcms6cHIweHktUGE1NQ==";
 
     fn agent() -> Agent {
         Agent {
@@ -458,14 +493,11 @@ mod tests {
     }
 
     fn lead() -> Lead {
-        lead::validate(
-            &RawLead {
-                plate: "京A12345",
-                ..Default::default()
-            },
-            None,
-        )
-        .unwrap()
+        let raw = RawLead {
+            plate: "京A12345",
+            ..Default::default()
+        };
+        lead::validate(&raw, None).unwrap()
     }
 
     fn client_via(base: &str, proxy: &str) -> Result<Client, BuildError> {
@@ -479,11 +511,11 @@ mod tests {
         )
     }
 
-    /// A one-connection stand-in for a proxy: it reads one request head (and its body), answers
-    /// `reply`, closes, and hands back the head it read.
-    async fn fake_proxy(reply: &'static str) -> (String, tokio::task::JoinHandle<String>) {
+    /// A one-connection stand-in for a proxy: it reads one request head and its body, answers
+    /// `reply`, closes, and hands back the head and the body it read.
+    async fn fake_proxy(reply: &'static str) -> (String, tokio::task::JoinHandle<(String, String)>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let address = format!("http://clerk:{PROXY_PASSWORD}@{}", listener.local_addr().unwrap());
         let served = tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             let mut seen = Vec::new();
@@ -501,9 +533,9 @@ mod tests {
                 .find_map(|line| {
                     line.to_ascii_lowercase()
                         .strip_prefix("content-length:")
-                        .map(|v| v.trim().to_string())
+                        .map(str::to_owned)
                 })
-                .map_or(0, |v| v.parse::<usize>().unwrap());
+                .map_or(0, |value| value.trim().parse::<usize>().unwrap());
             while seen.len() < head.len() + 4 + length {
                 let n = socket.read(&mut buffer).await.unwrap();
                 assert!(n > 0, "the client closed before the whole body");
@@ -511,84 +543,94 @@ mod tests {
             }
             socket.write_all(reply.as_bytes()).await.unwrap();
             socket.shutdown().await.ok();
-            head
+            let body = String::from_utf8(seen[head.len() + 4..].to_vec()).unwrap();
+            (head, body)
         });
         (address, served)
     }
 
+    /// What a stand-in proxy read, failing rather than hanging if it was never reached.
+    async fn read_by<T>(stand_in: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), stand_in)
+            .await
+            .expect("the stand-in proxy is reached within 10 s")
+            .unwrap()
+    }
+
+    fn has_line(head: &str, wanted: &str) -> bool {
+        head.lines().any(|line| line.eq_ignore_ascii_case(wanted))
+    }
+
     #[tokio::test]
     async fn an_http_base_is_forwarded_through_the_proxy_with_its_credentials() {
-        let (proxy, served) = fake_proxy(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 48\r\nconnection: close\r\n\r\n\
-             {\"msg\":\"ok\",\"RenewalToken\":\"0123456789ABCDEFab\"}",
+        let (proxy, stand_in) = fake_proxy(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 48\r\n\
+             connection: close\r\n\r\n{\"msg\":\"ok\",\"RenewalToken\":\"0123456789ABCDEFab\"}",
         )
         .await;
-        let with_credentials = proxy.replace("http://", &format!("http://clerk:{PROXY_PASSWORD}@"));
-        let client = client_via("http://bihu-renew.invalid/", &with_credentials).unwrap();
+        let client = client_via("http://bihu-renew.invalid/", &proxy).unwrap();
         assert!(!format!("{client:?}").contains(PROXY_PASSWORD), "{client:?}");
 
         let answer = client.renew(&lead(), "T0KEN", 1_700_000_000).await.unwrap();
+        let renewed = Answer::Renewed {
+            renewal_token: "0123456789ABCDEFab".into(),
+            msg: "ok".into(),
+        };
+        assert_eq!(answer, renewed);
+        let (head, body) = read_by(stand_in).await;
         assert_eq!(
-            answer,
-            Answer::Renewed {
-                renewal_token: "0123456789ABCDEFab".into(),
-                msg: "ok".into()
-            }
-        );
-        let head = served.await.unwrap();
-        let lines: Vec<&str> = head.lines().collect();
-        assert_eq!(
-            lines[0],
+            head.lines().next().unwrap(),
             "POST http://bihu-renew.invalid/unite/unitecheckrenewal HTTP/1.1"
         );
-        let auth = format!("proxy-authorization: Basic {}", "Y2xlcms6cHIweHktUGE1NQ==");
-        assert!(
-            lines.iter().any(|line| line.eq_ignore_ascii_case(&auth)),
-            "{head}"
-        );
-        assert!(
-            lines
-                .iter()
-                .any(|line| line.eq_ignore_ascii_case("host: bihu-renew.invalid")),
-            "{head}"
+        for header in [
+            PROXY_BASIC,
+            "host: bihu-renew.invalid",
+            "content-type: application/json",
+        ] {
+            assert!(has_line(&head, header), "no {header:?} in {head}");
+        }
+        let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (sent["LicenseNo"].as_str(), sent["Token"].as_str()),
+            (Some("京A12345"), Some("T0KEN"))
         );
     }
 
     #[tokio::test]
     async fn an_https_base_is_tunnelled_with_connect() {
         // The stand-in grants the tunnel and hangs up, so TLS fails: what matters is the ask.
-        let (proxy, served) = fake_proxy("HTTP/1.1 200 Connection established\r\n\r\n").await;
-        let with_credentials = proxy.replace("http://", &format!("http://clerk:{PROXY_PASSWORD}@"));
-        let client = client_via("https://bihu-renew.invalid/", &with_credentials).unwrap();
+        let (proxy, stand_in) = fake_proxy("HTTP/1.1 200 Connection established\r\n\r\n").await;
+        let client = client_via("https://bihu-renew.invalid/", &proxy).unwrap();
 
         let error = client.renew(&lead(), "T0KEN", 1_700_000_000).await.unwrap_err();
-        assert!(matches!(error, TransportError::Connect(_)), "{error:?}");
-        let head = served.await.unwrap();
-        let lines: Vec<&str> = head.lines().collect();
-        assert_eq!(lines[0], "CONNECT bihu-renew.invalid:443 HTTP/1.1");
-        assert!(
-            lines
-                .iter()
-                .any(|line| line.eq_ignore_ascii_case("proxy-authorization: Basic Y2xlcms6cHIweHktUGE1NQ==")),
-            "{head}"
+        let (head, _) = read_by(stand_in).await;
+        assert_eq!(
+            head.lines().next().unwrap(),
+            "CONNECT bihu-renew.invalid:443 HTTP/1.1"
         );
+        assert!(has_line(&head, PROXY_BASIC), "{head}");
+        let message = error.to_string();
+        assert!(matches!(error, TransportError::Connect(_)), "{error:?}");
+        assert!(
+            message.contains("bihu-renew.invalid through the proxy http://127.0.0.1:"),
+            "{message}"
+        );
+        assert!(!message.contains(PROXY_PASSWORD), "{message}");
     }
 
     #[tokio::test]
     async fn a_loopback_base_never_goes_through_a_proxy() {
-        let sandbox = crate::sandbox::Sandbox::start(
-            "127.0.0.1:0".parse().unwrap(),
-            crate::sandbox::SandboxConfig::default(),
-        )
-        .await
-        .unwrap();
+        let config = crate::sandbox::SandboxConfig::default();
+        let sandbox = crate::sandbox::Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap();
         let config = sandbox.config();
         let agent = Agent {
             agent_id: config.agent_id.clone(),
             secret: config.secret.clone(),
             secret_label: config.secret_label.clone(),
         };
-        // Port 9 on loopback (discard) has no listener here: a proxied request would fail.
+        // Nothing listens on loopback's port 9 here: a proxied request would fail.
         let proxies = Matcher::builder().all("http://127.0.0.1:9".to_string()).build();
         let client =
             Client::with_proxies(sandbox.base_url(), agent, Duration::from_secs(5), 1, &proxies).unwrap();
@@ -618,6 +660,27 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_base_url_with_credentials_or_a_proxy_port_out_of_range_is_refused() {
+        let base: Url = "http://clerk:s3cret-base@bihu-renew.invalid/".parse().unwrap();
+        let error = Client::with_proxies(
+            base,
+            agent(),
+            Duration::from_secs(5),
+            1,
+            &Matcher::builder().build(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("user:password@"), "{error}");
+        assert!(!error.contains("s3cret-base"), "{error}");
+
+        let error = client_via("http://bihu-renew.invalid/", "http://127.0.0.1:99999")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("port out of range"), "{error}");
+    }
+
     #[tokio::test]
     async fn a_refused_connection_is_a_connect_error_and_a_silent_server_a_timeout() {
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -630,6 +693,11 @@ mod tests {
         assert!(
             matches!(&error, TransportError::Connect(detail) if detail.contains("refused")),
             "{error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("could not connect to 127.0.0.1:{port}: ")),
+            "{message}"
         );
 
         // Accepts, reads, never answers.
@@ -644,7 +712,10 @@ mod tests {
         });
         let timeout = Duration::from_millis(300);
         let client = Client::with_proxies(base, agent(), timeout, 1, &no_proxies).unwrap();
-        let error = client.renew(&lead(), "T0KEN", 1).await.unwrap_err();
+        let error = tokio::time::timeout(Duration::from_secs(10), client.renew(&lead(), "T0KEN", 1))
+            .await
+            .expect("the client gives up by itself")
+            .unwrap_err();
         assert_eq!(error, TransportError::Timeout(timeout));
     }
 }

@@ -871,6 +871,22 @@ async fn exit_2_for_missing_credentials_naming_flag_and_variable_with_nothing_se
 }
 
 #[tokio::test]
+async fn exit_2_for_a_base_url_with_a_password_which_is_never_echoed() {
+    let t = RunTest::new(SandboxConfig::default()).await.input(plate_list(3));
+    let with_password = t
+        .sandbox
+        .base_url()
+        .to_string()
+        .replace("http://", "http://clerk:B4se-pw@");
+    let out = t.cli_with(&[("--base-url", Some(&with_password))], &[]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("user:password@"), "{}", out.stderr);
+    assert!(!out.stderr.contains("B4se-pw"), "{}", out.stderr);
+    assert_eq!(t.sandbox.stats().requests, 0);
+    assert!(!t.output_path().exists());
+}
+
+#[tokio::test]
 async fn exit_2_for_an_input_without_vehicle_columns_listing_the_accepted_headers() {
     let t = RunTest::new(SandboxConfig::default())
         .await

@@ -7,7 +7,7 @@
 //!
 //! hyper-util's client is the one reqwest wraps. reqwest adds, for every request, a redirect
 //! layer and a retry layer that parse the URL again, and clones of its client and connector;
-//! with no server latency those cost a quarter of this tool's CPU per row (BENCHMARKS.md,
+//! with no server latency those cost about 30% of this tool's CPU per row (BENCHMARKS.md,
 //! "HTTP client"). The API never redirects, and retries are the pipeline's business, so the
 //! layers bought nothing here. What reqwest did and this module keeps: a request timeout, a
 //! connect timeout, TCP_NODELAY and keepalive, TLS by rustls with the platform's certificate

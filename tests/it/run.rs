@@ -124,6 +124,16 @@ impl RunTest {
 
     /// As [`RunTest::cli`], with credential flags replaced (`Some`) or left out (`None`).
     async fn cli_with(&self, credentials: &[(&str, Option<&str>)], args: &[&str]) -> BinOutput {
+        self.cli_with_env(credentials, &[], args).await
+    }
+
+    /// As [`RunTest::cli_with`], with environment variables set for the binary.
+    async fn cli_with_env(
+        &self,
+        credentials: &[(&str, Option<&str>)],
+        envs: &[(&str, &str)],
+        args: &[&str],
+    ) -> BinOutput {
         let base_url = self.sandbox.base_url().to_string();
         let sandbox = self.sandbox.config();
         let defaults = [
@@ -143,7 +153,7 @@ impl RunTest {
             }
         }
         all.extend_from_slice(args);
-        run_binary(&all, &[]).await
+        run_binary(&all, envs).await
     }
 }
 
@@ -1085,24 +1095,14 @@ async fn an_http_proxy_named_in_the_environment_carries_every_request() {
         .to_string()
         .trim_end_matches('/')
         .to_string();
-    let sandbox = test.sandbox.config();
-    let out = run_binary(
-        &[
-            "run",
-            test.input_path(),
-            "--no-progress",
-            "--base-url",
-            "http://bihu-renew.invalid/",
-            "--agent-id",
-            &sandbox.agent_id,
-            "--token",
-            &sandbox.token,
-            "--secret-key",
-            SECRET,
-        ],
-        &[("HTTP_PROXY", &proxy), ("http_proxy", &proxy)],
-    )
-    .await;
+    let proxies = [("HTTP_PROXY", proxy.as_str()), ("http_proxy", proxy.as_str())];
+    let out = test
+        .cli_with_env(
+            &[("--base-url", Some("http://bihu-renew.invalid/"))],
+            &proxies,
+            &[],
+        )
+        .await;
 
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows = read_results(&test.output_path());

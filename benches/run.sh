@@ -2,7 +2,7 @@
 # The performance suite of issue 6, in one invocation:
 #   benches/run.sh            full sizes (200,000 / 1,000,000 rows; takes a few minutes)
 #   QUICK=1 benches/run.sh    smaller sizes, for a smoke test of the script itself
-#   ROUNDS=5 benches/run.sh   more turns of oha and bihu-renew for targets 1 and 2 (default 3)
+#   ROUNDS=9 benches/run.sh   more turns of oha and bihu-renew for targets 1 and 2 (default 5)
 #
 # It builds the release binary, starts `bihu-renew sandbox` on loopback, generates lead lists,
 # measures every target against the HTTP ceiling that oha reaches on the same sandbox, and
@@ -126,7 +126,7 @@ make_list "$N_ISOLATION" "$WORK/isolation.csv"
 # 1 and 2: throughput and CPU against the HTTP ceiling. Two cores shared by the sandbox and
 # the client make single runs vary by about 5%, so oha and bihu-renew take turns ROUNDS times
 # and the table shows the medians, with the range in brackets.
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 say "1-2: throughput and CPU, $N_THROUGHPUT rows, concurrency 64, $ROUNDS rounds ..."
 start_sandbox
 oha_rps_all=(); oha_cpu_all=(); run_rps_all=(); run_cpu_all=()

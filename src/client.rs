@@ -123,10 +123,7 @@ impl Client {
         proxies: &Matcher,
     ) -> Result<Client, BuildError> {
         let base = protocol::normalise_base(base);
-        // They would be sent to a proxy, and written into every quote URL.
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(BuildError::BaseUrlCredentials);
-        }
+        refuse_credentials(&base)?;
         let uri = |url: Url| {
             url.as_str()
                 .parse::<Uri>()
@@ -256,6 +253,16 @@ fn chain(error: &dyn std::error::Error) -> String {
     detail
 }
 
+/// Refuses a base URL that carries a user name or password: they would be sent to a proxy,
+/// and written into every quote URL. Never echoes them.
+pub fn refuse_credentials(base: &Url) -> Result<(), BuildError> {
+    if base.username().is_empty() && base.password().is_none() {
+        Ok(())
+    } else {
+        Err(BuildError::BaseUrlCredentials)
+    }
+}
+
 fn is_loopback(base: &Url) -> bool {
     match base.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -373,29 +380,19 @@ impl tower_service::Service<Uri> for Connector {
         match &mut self.route {
             Route::Plain(tcp) => {
                 let connecting = tcp.call(host);
-                Box::pin(async move { Ok(Stream::plain(connecting.await?, false)) })
+                Box::pin(async move { Ok(Stream::new(MaybeHttpsStream::Http(connecting.await?), false)) })
             }
             Route::Forward { to, tcp } => {
                 let connecting = tcp.call(to.clone());
-                Box::pin(async move { Ok(Stream::plain(connecting.await?, true)) })
+                Box::pin(async move { Ok(Stream::new(MaybeHttpsStream::Http(connecting.await?), true)) })
             }
             Route::Tls(tls) => {
                 let connecting = tls.call(host);
-                Box::pin(async move {
-                    Ok(Stream {
-                        io: connecting.await?,
-                        forwarded: false,
-                    })
-                })
+                Box::pin(async move { Ok(Stream::new(connecting.await?, false)) })
             }
             Route::Tunnel(tls) => {
                 let connecting = tls.call(host);
-                Box::pin(async move {
-                    Ok(Stream {
-                        io: connecting.await?,
-                        forwarded: false,
-                    })
-                })
+                Box::pin(async move { Ok(Stream::new(connecting.await?, false)) })
             }
         }
     }
@@ -409,11 +406,8 @@ struct Stream {
 }
 
 impl Stream {
-    fn plain(tcp: TokioIo<TcpStream>, forwarded: bool) -> Stream {
-        Stream {
-            io: MaybeHttpsStream::Http(tcp),
-            forwarded,
-        }
+    fn new(io: Io, forwarded: bool) -> Stream {
+        Stream { io, forwarded }
     }
 }
 

@@ -75,12 +75,8 @@ pub fn resolve_credentials(
                 crate::cli::DEFAULT_BASE_URL
             ))
         })?;
-    if !base_url.username().is_empty() || base_url.password().is_some() {
-        // Never echoed: the password would land in logs and in every quote URL.
-        return Err(Error::Usage(
-            "--base-url carries a user name or password, which Bihu's API does not take: remove the `user:password@` part".into(),
-        ));
-    }
+    // Checked here too, so that a run refuses before it reads the list.
+    crate::client::refuse_credentials(&base_url).map_err(|e| Error::Usage(format!("--base-url: {e}")))?;
     let label = non_empty(args.secret_key_label.as_ref())
         .or_else(|| non_empty(file.secret_key_label.as_ref()))
         .unwrap_or_else(|| crate::sign::DEFAULT_SECRET_KEY_LABEL.to_string());

@@ -5,11 +5,11 @@
 
 use std::hint::black_box;
 
-use bihu_renew::lead::{self, RawLead};
-use bihu_renew::outcome::RowOutcome;
-use bihu_renew::output::{OutputStyle, ResultWriter};
-use bihu_renew::protocol::{self, Agent, RenewalRequest};
-use bihu_renew::secret::Secret;
+use bihu_renew::api::protocol::{self, Agent, RenewalRequest};
+use bihu_renew::api::secret::Secret;
+use bihu_renew::leads::lead::{self, RawLead};
+use bihu_renew::results::outcome::RowOutcome;
+use bihu_renew::results::output::{OutputStyle, ResultWriter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use csv::StringRecord;
 

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 
-use bihu_renew::input::{InputOptions, LeadReader};
-use bihu_renew::lead::{self, RawLead};
+use bihu_renew::leads::input::{InputOptions, LeadReader};
+use bihu_renew::leads::lead::{self, RawLead};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 // The binary's allocator (see `src/main.rs`), so that the figures are the binary's.

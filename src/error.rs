@@ -6,8 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::input::InputError;
-use crate::report::ReportError;
+use crate::leads::input::InputError;
 
 /// Exit codes, as documented in the README.
 pub mod exit {
@@ -32,8 +31,8 @@ pub enum Error {
     #[error(transparent)]
     Input(#[from] InputError),
     /// A file given to `report` cannot be read, or is not a results file.
-    #[error(transparent)]
-    Report(#[from] ReportError),
+    #[error("{0}")]
+    Report(String),
     #[error("{action} {path}: {source}")]
     File {
         action: &'static str,

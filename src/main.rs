@@ -8,5 +8,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(bihu_renew::cli::main());
+    std::process::exit(bihu_renew::cmd::cli::main());
 }

@@ -3,11 +3,18 @@
 
 use std::time::Duration;
 
-use crate::cli::LoginArgs;
-use crate::client::{self, Client};
-use crate::cmd::resolve_credentials;
-use crate::config_file::ConfigFile;
+use clap::Args;
+
+use crate::api::client::{self, Client};
+use crate::cmd::config_file::ConfigFile;
+use crate::cmd::{CredentialArgs, resolve_credentials};
 use crate::error::{Error, exit};
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+}
 
 pub async fn run(args: LoginArgs) -> Result<i32, Error> {
     let file = ConfigFile::load(args.credentials.config.as_deref())?;

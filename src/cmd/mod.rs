@@ -1,5 +1,7 @@
 //! One module per subcommand: its arguments' validation and its `run`, returning an exit code.
 
+pub mod cli;
+pub mod config_file;
 pub mod docs;
 pub mod login;
 pub mod report;
@@ -10,11 +12,50 @@ use url::Url;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::CredentialArgs;
-use crate::config_file::{self, ConfigFile};
+use std::path::PathBuf;
+
+use crate::api::protocol::Agent;
+use crate::api::secret::Secret;
+use crate::cmd::config_file::ConfigFile;
 use crate::error::Error;
-use crate::protocol::Agent;
-use crate::secret::Secret;
+use clap::Args;
+
+/// Who the tool is to Bihu. Every value can come from the environment or a config file
+/// instead; a flag wins over the environment, which wins over the file.
+#[derive(Debug, Clone, Args)]
+pub struct CredentialArgs {
+    /// TOML file with credentials and settings (see README); keep it chmod 600.
+    #[arg(long, env = "BIHU_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Bihu's base URL [default: http://bao.91bihu.com/].
+    #[arg(long, env = "BIHU_BASE_URL")]
+    pub base_url: Option<String>,
+
+    /// Top-level agent id issued by Bihu.
+    #[arg(long, env = "BIHU_AGENT_ID")]
+    pub agent_id: Option<String>,
+
+    /// Token from the login API (or pass --user-name and let the tool log in).
+    #[arg(long, env = "BIHU_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// The agent's secret key: signs requests, is never sent.
+    #[arg(long, env = "BIHU_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+
+    /// Read the secret key from this file (first line) instead.
+    #[arg(long, env = "BIHU_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+
+    /// How the secret's key is spelled in the signed string [default: secretKey].
+    #[arg(long, env = "BIHU_SECRET_KEY_LABEL")]
+    pub secret_key_label: Option<String>,
+
+    /// User name for the login API: lets the tool get a Token, and a new one when it expires.
+    #[arg(long, env = "BIHU_USER_NAME")]
+    pub user_name: Option<String>,
+}
 
 /// Credentials checked and built, ready for a client.
 #[derive(Debug, Clone)]
@@ -65,23 +106,24 @@ pub fn resolve_credentials(
     }
     let base_text = non_empty(args.base_url.as_ref())
         .or_else(|| non_empty(file.base_url.as_ref()))
-        .unwrap_or_else(|| crate::cli::DEFAULT_BASE_URL.to_string());
+        .unwrap_or_else(|| crate::cmd::cli::DEFAULT_BASE_URL.to_string());
     let base_url = Url::parse(&base_text)
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
         .ok_or_else(|| {
             Error::Usage(format!(
                 "--base-url {base_text:?} is not an http(s) URL such as {}",
-                crate::cli::DEFAULT_BASE_URL
+                crate::cmd::cli::DEFAULT_BASE_URL
             ))
         })?;
     // Checked here too, so that a run refuses before it reads the list.
-    crate::client::refuse_credentials(&base_url).map_err(|e| Error::Usage(format!("--base-url: {e}")))?;
+    crate::api::client::refuse_credentials(&base_url)
+        .map_err(|e| Error::Usage(format!("--base-url: {e}")))?;
     let label = non_empty(args.secret_key_label.as_ref())
         .or_else(|| non_empty(file.secret_key_label.as_ref()))
-        .unwrap_or_else(|| crate::sign::DEFAULT_SECRET_KEY_LABEL.to_string());
+        .unwrap_or_else(|| crate::api::sign::DEFAULT_SECRET_KEY_LABEL.to_string());
     Ok(Credentials {
-        base_url: crate::protocol::normalise_base(base_url),
+        base_url: crate::api::protocol::normalise_base(base_url),
         agent: Agent {
             agent_id: agent_id.expect("checked above"),
             secret: Secret::new(secret.expect("checked above")),
@@ -93,8 +135,8 @@ pub fn resolve_credentials(
 }
 
 /// A `--city-code` flag: an id or a name, or a usage error that says what is accepted.
-pub fn parse_city_flag(text: &str) -> Result<crate::city::City, Error> {
-    crate::city::City::parse(text).ok_or_else(|| {
+pub fn parse_city_flag(text: &str) -> Result<crate::leads::city::City, Error> {
+    crate::leads::city::City::parse(text).ok_or_else(|| {
         Error::Usage(format!(
             "--city-code {text:?} is not a Bihu city: use an id from 1 to 23 or a name such as 北京 or 广州"
         ))

@@ -8,18 +8,103 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::RunArgs;
-use crate::cmd::{Credentials, StopSignals, resolve_credentials};
-use crate::config::{Backoff, Existing, RunConfig};
-use crate::config_file::ConfigFile;
-use crate::dry_run::{self, DryRunConfig};
+use std::path::PathBuf;
+
+use crate::api::protocol::Agent;
+use crate::cmd::config_file::ConfigFile;
+use crate::cmd::{CredentialArgs, Credentials, StopSignals, resolve_credentials};
 use crate::error::{Error, exit};
-use crate::input::InputOptions;
-use crate::output::{OutputStyle, OutputTarget};
-use crate::pipeline;
-use crate::progress::{Progress, ProgressMode};
-use crate::protocol::Agent;
+use crate::leads::input::{InputEncoding, InputOptions};
+use crate::results::output::{OutputStyle, OutputTarget};
+use crate::run::config::{Backoff, Existing, RunConfig};
+use crate::run::dry_run::{self, DryRunConfig};
+use crate::run::pipeline;
+use crate::run::progress::{Progress, ProgressMode};
 use crate::sandbox::{Sandbox, SandboxConfig};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The lead list: CSV (UTF-8 or GBK) with a header row, or an .xlsx workbook.
+    pub input: PathBuf,
+
+    /// Results CSV; `-` for stdout. Default: <input stem>.results.csv beside the input
+    /// (<input stem>.dry-run.csv with --dry-run).
+    #[arg(short, long)]
+    pub output: Option<String>,
+
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
+    /// City for rows that have none: an id 1-23 or a name such as 北京.
+    #[arg(long)]
+    pub city_code: Option<String>,
+
+    /// Requests per second, every attempt counted [default: 10].
+    #[arg(long)]
+    pub rate: Option<u32>,
+
+    /// Requests that may go at once after a quiet spell [default: 1].
+    #[arg(long)]
+    pub burst: Option<u32>,
+
+    /// Requests in flight at most [default: 8].
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+
+    /// Retries after the first attempt, for 500/502/503/504/429, timeouts and connection
+    /// errors [default: 3].
+    #[arg(long)]
+    pub retries: Option<u32>,
+
+    /// Seconds per request before it counts as timed out [default: 30].
+    #[arg(long)]
+    pub timeout: Option<f64>,
+
+    /// Also write the end-of-run summary as JSON to this file.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+
+    /// No progress bar or progress lines.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Start the built-in sandbox in-process and run against it (no credentials needed).
+    #[arg(long)]
+    pub sandbox: bool,
+
+    /// Continue an existing OUTPUT: keep rows with a final outcome, redo the rest.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
+
+    /// Replace an existing OUTPUT and start over.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Check the list only: read, normalise and validate every row, send nothing.
+    #[arg(long, conflicts_with_all = ["sandbox", "resume"])]
+    pub dry_run: bool,
+
+    /// Input text encoding: auto (UTF-8 if the whole file is, else GBK), utf-8, gbk.
+    #[arg(long, value_parser = parse_encoding, default_value = "auto")]
+    pub input_encoding: InputEncoding,
+
+    /// Worksheet to read from an .xlsx input [default: the first].
+    #[arg(long)]
+    pub sheet: Option<String>,
+
+    /// No UTF-8 BOM at the start of the results file (for machine consumers).
+    #[arg(long)]
+    pub no_bom: bool,
+
+    /// Chinese names for the result columns (状态, 续保令牌, 报价链接, …), for people.
+    #[arg(long)]
+    pub zh_headers: bool,
+}
+
+fn parse_encoding(text: &str) -> Result<InputEncoding, String> {
+    InputEncoding::parse(text).ok_or_else(|| format!("unknown encoding {text:?}: use auto, utf-8 or gbk"))
+}
 
 /// Consecutive 403/406 answers that stop a run.
 pub const CREDENTIAL_FAILURE_LIMIT: u32 = 5;

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::api::secret::Secret;
 use crate::error::{Error, exit};
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::secret::Secret;
 
 #[derive(Debug, Args)]
 pub struct SandboxArgs {
@@ -29,7 +29,7 @@ pub struct SandboxArgs {
     pub secret_key: String,
 
     /// How the secret's key is spelled in the signed string.
-    #[arg(long, default_value = crate::sign::DEFAULT_SECRET_KEY_LABEL)]
+    #[arg(long, default_value = crate::api::sign::DEFAULT_SECRET_KEY_LABEL)]
     pub secret_key_label: String,
 
     /// User name the login API accepts (default: any).

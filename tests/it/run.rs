@@ -9,15 +9,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bihu_renew::api::secret::Secret;
 use bihu_renew::cmd::run::CREDENTIAL_FAILURE_LIMIT;
-use bihu_renew::config::{Backoff, Existing, RunConfig};
-use bihu_renew::events::Silent;
-use bihu_renew::input::{InputEncoding, InputOptions};
-use bihu_renew::output::{OutputStyle, OutputTarget};
-use bihu_renew::pipeline;
+use bihu_renew::leads::input::{InputEncoding, InputOptions};
+use bihu_renew::results::output::{OutputStyle, OutputTarget};
+use bihu_renew::run::config::{Backoff, Existing, RunConfig};
+use bihu_renew::run::events::Silent;
+use bihu_renew::run::pipeline;
+use bihu_renew::run::summary::{RunEnd, Summary};
 use bihu_renew::sandbox::{RecordedRequest, Sandbox, SandboxConfig, expected_renewal};
-use bihu_renew::secret::Secret;
-use bihu_renew::summary::{RunEnd, Summary};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -359,7 +359,11 @@ async fn every_input_row_has_one_output_row_malformed_ones_included() {
     let mut sorted = sent.clone();
     sorted.sort();
     assert_eq!(sorted, expected);
-    assert_eq!(ran.summary.count(bihu_renew::outcome::Status::InvalidInput), 6);
+    assert_eq!(
+        ran.summary
+            .count(bihu_renew::results::outcome::Status::InvalidInput),
+        6
+    );
     assert_eq!(ran.summary.rows_written, 9);
 }
 
@@ -690,7 +694,7 @@ async fn a_wrong_secret_aborts_with_exit_3_after_a_few_requests() {
         rows.iter().all(|row| row.status == "verification_failed"),
         "{rows:#?}"
     );
-    assert!(!bihu_renew::output::partial_path(&t.output_path()).exists());
+    assert!(!bihu_renew::results::output::partial_path(&t.output_path()).exists());
 }
 
 #[tokio::test]
@@ -1031,7 +1035,7 @@ async fn default_output_sits_beside_the_input_and_summary_json_counts_its_rows()
         "stdout carries data only: {}",
         out.stdout_text()
     );
-    assert!(!bihu_renew::output::partial_path(&t.output_path()).exists());
+    assert!(!bihu_renew::results::output::partial_path(&t.output_path()).exists());
     let rows = read_results(&t.output_path());
     assert_eq!(rows.len(), 14);
 

@@ -3,8 +3,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bihu_renew::lead::{self, Lead, RawLead};
-use bihu_renew::protocol::Agent;
+use bihu_renew::api::protocol::Agent;
+use bihu_renew::leads::lead::{self, Lead, RawLead};
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 
 /// A client that never goes through a proxy, whatever the environment says.
@@ -66,7 +66,7 @@ pub struct ResultRow {
 /// the header does not end with the result columns.
 #[track_caller]
 pub fn parse_results(bytes: &[u8]) -> (Vec<String>, Vec<ResultRow>) {
-    use bihu_renew::output::RESULT_COLUMNS;
+    use bihu_renew::results::output::RESULT_COLUMNS;
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let header: Vec<String> = reader
         .headers()

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::input::InputOptions;
-use crate::output::{OutputStyle, OutputTarget};
-use crate::protocol::Agent;
+use crate::api::protocol::Agent;
+use crate::leads::input::InputOptions;
+use crate::results::output::{OutputStyle, OutputTarget};
 
 /// What to do when OUTPUT (or its `.partial`) already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use crate::lead::Lead;
-use crate::secret::Secret;
-use crate::sign;
+use crate::api::secret::Secret;
+use crate::api::sign;
+use crate::leads::lead::Lead;
 
 pub const RENEWAL_PATH: &str = "unite/unitecheckrenewal";
 pub const LOGIN_PATH: &str = "unite/login";
@@ -604,7 +604,7 @@ mod answer_body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::city::City;
+    use crate::leads::city::City;
 
     fn agent() -> Agent {
         Agent {

@@ -31,17 +31,17 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{self, Client};
-use crate::config::{Existing, RunConfig};
+use crate::api::client::{self, Client};
+use crate::api::protocol::Answer;
 use crate::error::Error;
-use crate::events::{Event, Observer};
-use crate::input::{InputError, InputRow, LeadReader};
-use crate::lead::Lead;
-use crate::outcome::{RowOutcome, Status};
-use crate::output::{self, OutputTarget, ResultWriter};
-use crate::protocol::Answer;
-use crate::resume::{self, PreviousRows};
-use crate::summary::{RunEnd, Summary};
+use crate::leads::input::{InputError, InputRow, LeadReader};
+use crate::leads::lead::Lead;
+use crate::results::outcome::{RowOutcome, Status};
+use crate::results::output::{self, OutputTarget, ResultWriter};
+use crate::results::resume::{self, PreviousRows};
+use crate::run::config::{Existing, RunConfig};
+use crate::run::events::{Event, Observer};
+use crate::run::summary::{RunEnd, Summary};
 
 /// Runs a whole list. `cancel` stops intake (Ctrl-C); the result says how the run ended.
 pub async fn run(
@@ -301,7 +301,7 @@ impl Survey {
     /// Counts the rows (for the progress bar's total) and finds the vehicles that occur more
     /// than once, so that the run remembers outcomes for those only: its memory then grows
     /// with the duplicates, not with the list (8 bytes a row while surveying).
-    fn of(path: &std::path::Path, options: &crate::input::InputOptions) -> Result<Survey, InputError> {
+    fn of(path: &std::path::Path, options: &crate::leads::input::InputOptions) -> Result<Survey, InputError> {
         let mut reader = LeadReader::open(path, options)?;
         let mut keys = Vec::new();
         let mut n_rows = 0;
@@ -792,7 +792,7 @@ struct Shared {
     pace_turn: tokio::sync::Mutex<()>,
     tokens: Tokens,
     retries: u32,
-    backoff: crate::config::Backoff,
+    backoff: crate::run::config::Backoff,
     stop: CancellationToken,
     breaker: Breaker,
     observer: Arc<dyn Observer>,

@@ -34,11 +34,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::city::City;
-use crate::lead::{PlateCheck, VehicleKey, check_plate, check_vin, normalise_plate, normalise_vin};
-use crate::protocol::{LOGIN_PATH, QUOTE_PATH, RENEWAL_PATH};
-use crate::secret::Secret;
-use crate::sign;
+use crate::api::protocol::{LOGIN_PATH, QUOTE_PATH, RENEWAL_PATH};
+use crate::api::secret::Secret;
+use crate::api::sign;
+use crate::leads::city::City;
+use crate::leads::lead::{PlateCheck, VehicleKey, check_plate, check_vin, normalise_plate, normalise_vin};
 
 /// How the sandbox behaves. Rates are shares in `0.0..=1.0` (below 0 never, above 1 always).
 #[derive(Debug, Clone)]
@@ -924,10 +924,7 @@ async fn quote_handler(
         TokenStatus::Valid => html_page(
             StatusCode::OK,
             "报价 / Quote",
-            &format!(
-                "Sandbox quote placeholder for RenewalToken {}.",
-                crate::report::escape_html(renewal_token)
-            ),
+            &format!("Sandbox quote placeholder for RenewalToken {renewal_token}."),
         ),
         TokenStatus::Unknown | TokenStatus::Expired => html_page(
             StatusCode::FORBIDDEN,
@@ -946,11 +943,20 @@ async fn not_found_handler(uri: Uri) -> Response {
 }
 
 /// A small UTF-8 page; `paragraph` must already be HTML-safe.
+/// The sandbox's one page; askama escapes every value it is given.
+#[derive(askama::Template)]
+#[template(path = "sandbox_page.html")]
+struct Page<'a> {
+    title: &'a str,
+    paragraph: &'a str,
+}
+
 fn html_page(status: StatusCode, title: &str, paragraph: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n</head>\n<body>\n<h1>{title}</h1>\n<p>{paragraph}</p>\n</body>\n</html>\n"
-    );
-    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+    use askama::Template;
+    match (Page { title, paragraph }).render() {
+        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 #[cfg(test)]

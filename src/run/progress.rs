@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, Observer};
-use crate::outcome::Status;
+use crate::results::outcome::Status;
+use crate::run::events::{Event, Observer};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

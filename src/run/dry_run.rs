@@ -10,12 +10,12 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::Existing;
 use crate::error::{Error, exit};
-use crate::input::{InputOptions, LeadReader};
-use crate::lead::ReasonKind;
-use crate::outcome::{RowOutcome, Status};
-use crate::output::{self, OutputStyle, OutputTarget};
+use crate::leads::input::{InputOptions, LeadReader};
+use crate::leads::lead::ReasonKind;
+use crate::results::outcome::{RowOutcome, Status};
+use crate::results::output::{self, OutputStyle, OutputTarget};
+use crate::run::config::Existing;
 
 /// What a dry run needs.
 #[derive(Debug, Clone)]

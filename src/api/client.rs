@@ -32,8 +32,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use url::Url;
 
-use crate::lead::Lead;
-use crate::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, QuotePage, RenewalRequest};
+use crate::api::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, QuotePage, RenewalRequest};
+use crate::leads::lead::Lead;
 
 /// What went wrong below HTTP: no answer was read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -471,8 +471,8 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
-    use crate::lead::{self, RawLead};
-    use crate::secret::Secret;
+    use crate::api::secret::Secret;
+    use crate::leads::lead::{self, RawLead};
 
     const PROXY_PASSWORD: &str = "pr0xy-Pa55";
     /// `clerk:pr0xy-Pa55` in Basic form.

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use md5::{Digest, Md5};
 
-use crate::secret::Secret;
+use crate::api::secret::Secret;
 
 /// The secret's key in the signed string unless an operator changes it.
 pub const DEFAULT_SECRET_KEY_LABEL: &str = "secretKey";

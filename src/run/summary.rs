@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::error::exit;
-use crate::outcome::Status;
+use crate::results::outcome::Status;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -4,7 +4,7 @@
 //! the pipeline does not know which is listening. Observers are called from the pipeline's
 //! tasks, so they must be quick and must not block.
 
-use crate::outcome::Status;
+use crate::results::outcome::Status;
 
 /// One thing that happened in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use std::path::Path;
 use csv::StringRecord;
 
 use crate::error::Error;
-use crate::input::LeadReader;
-use crate::output::{self, RESULT_COLUMNS, partial_path};
+use crate::leads::input::LeadReader;
+use crate::results::output::{self, RESULT_COLUMNS, partial_path};
 
 /// Cuts `path` after its last complete record (one ending in a newline, with the header's
 /// number of fields) and returns the number of data rows it keeps. A file without a whole

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, StringRecord};
 
-use crate::city::City;
-use crate::lead::{self, Lead, RawLead, Reason, ReasonKind, Rejection};
+use crate::leads::city::City;
+use crate::leads::lead::{self, Lead, RawLead, Reason, ReasonKind, Rejection};
 
 /// Header names accepted for each vehicle column, compared with case and spacing ignored.
 pub const PLATE_HEADERS: [&str; 5] = ["LicenseNo", "plate", "车牌号", "车牌", "车牌号码"];

@@ -7,8 +7,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::client::TransportError;
-use crate::protocol::{Answer, QuotePage};
+use crate::api::client::TransportError;
+use crate::api::protocol::{Answer, QuotePage};
 
 /// A row's outcome class, as the `status` column spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

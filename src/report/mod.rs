@@ -19,14 +19,14 @@ use csv::{ByteRecord, StringRecord};
 use md5::{Digest, Md5};
 use serde::Serialize;
 
-use crate::city::City;
-use crate::input::Columns;
-use crate::lead::{self, RawLead};
-use crate::outcome::{RowOutcome, Status};
-use crate::output::{self, LIST_SEPARATOR, RESULT_COLUMNS};
+use crate::leads::city::City;
+use crate::leads::input::Columns;
+use crate::leads::lead::{self, RawLead};
+use crate::results::outcome::{RowOutcome, Status};
+use crate::results::output::{self, LIST_SEPARATOR, RESULT_COLUMNS};
 
 /// The result columns as `run --zh-headers` names them (defined beside the writer).
-pub use crate::output::{RESULT_COLUMNS_ZH, ResultHeaders, result_headers};
+pub use crate::results::output::{RESULT_COLUMNS_ZH, ResultHeaders, result_headers};
 
 /// Reasons listed, most frequent first.
 pub const TOP_REASONS: usize = 10;
@@ -52,6 +52,12 @@ pub enum ReportError {
     Empty { path: PathBuf },
     #[error("{path} is not a results file of bihu-renew: {problem}")]
     NotResults { path: PathBuf, problem: String },
+}
+
+impl From<ReportError> for crate::error::Error {
+    fn from(error: ReportError) -> Self {
+        crate::error::Error::Report(error.to_string())
+    }
 }
 
 /// A row's vehicle as the report tells vehicles apart.

@@ -10,7 +10,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use md5::{Digest, Md5};
 
-use crate::city::City;
+use crate::leads::city::City;
 
 /// The vehicle columns of one row, as typed (empty where the column is absent or blank).
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,7 +42,7 @@ impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, reason) in self.reasons.iter().enumerate() {
             if i > 0 {
-                f.write_str(crate::output::LIST_SEPARATOR)?;
+                f.write_str(crate::results::output::LIST_SEPARATOR)?;
             }
             f.write_str(&reason.text)?;
         }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use csv::StringRecord;
 use serde::Serialize;
 
-use crate::outcome::RowOutcome;
+use crate::results::outcome::RowOutcome;
 
 /// The result columns, in order, after the input's own.
 pub const RESULT_COLUMNS: [&str; 8] = [
@@ -208,7 +208,7 @@ pub fn parse_result(record: &StringRecord) -> Option<(u64, RowOutcome)> {
     }
     let result = |i: usize| &record[n - RESULT_COLUMNS.len() + i];
     let row = result(0).parse().ok()?;
-    let status = crate::outcome::Status::parse(result(1))?;
+    let status = crate::results::outcome::Status::parse(result(1))?;
     let http_status = match result(2) {
         "" => None,
         text => Some(text.parse().ok()?),
@@ -303,7 +303,7 @@ pub fn write_bom(sink: &mut impl Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::Status;
+    use crate::results::outcome::Status;
 
     #[test]
     fn a_written_row_parses_back() {

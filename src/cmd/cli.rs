@@ -1,0 +1,107 @@
+//! The command line as typed: clap definitions with their `BIHU_…` environment fallbacks,
+//! and the top-level dispatch that turns a command's result into an exit code.
+//!
+//! Each subcommand lives in its own file beside this one, with its arguments and its `run`.
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::cmd;
+use crate::error::{Error, exit};
+
+pub const DEFAULT_BASE_URL: &str = "http://bao.91bihu.com/";
+
+/// Renew car-insurance leads in bulk against Bihu (壁虎车险).
+#[derive(Debug, Parser)]
+#[command(name = "bihu-renew", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). BIHU_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Renew every vehicle of a lead list and write a results CSV.
+    Run(Box<cmd::run::RunArgs>),
+    /// Serve a local imitation of the Bihu API, for rehearsals and tests.
+    Sandbox(cmd::sandbox::SandboxArgs),
+    /// Log in and print a fresh Token on stdout (for scripts).
+    Login(cmd::login::LoginArgs),
+    /// Print a shell completion script on stdout.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+    /// Summarise results files, and what changed since an earlier run.
+    Report(cmd::report::ReportArgs),
+}
+
+/// Parses the command line, runs the command, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = error.print();
+            return code;
+        }
+    };
+    init_logging(cli.verbose);
+    // `run` drives all its requests from one thread: a row costs the client some 12 µs, so
+    // one core carries over 70,000 requests a second, far beyond any quota, and requests that
+    // never hop threads spare a wake-up each (a multi-threaded runtime, and sending threads
+    // of their own, both cost more CPU for no more speed: BENCHMARKS.md). Reading and
+    // validating the list run on threads of their own. The sandbox serves from every core.
+    let mut builder = match cli.command {
+        Command::Run(_) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bihu-renew: error: cannot start the async runtime: {error}");
+            return exit::USAGE;
+        }
+    };
+    let result: Result<i32, Error> = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => cmd::run::run(*args).await,
+            Command::Sandbox(args) => cmd::sandbox::run(args).await,
+            Command::Login(args) => cmd::login::run(args).await,
+            Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
+            Command::Man => cmd::docs::man(Cli::command()),
+            Command::Report(args) => cmd::report::run(args).await,
+        }
+    });
+    // Blocking reader threads still parked after an early stop must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("bihu-renew: error: {error}");
+            error.exit_code()
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BIHU_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("bihu_renew={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in cron mail or log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

@@ -18,6 +18,8 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// Aborted because the credentials were rejected.
     pub const CREDENTIALS: i32 = 3;
+    /// A results file or the journal could not be written during the run; `--resume` goes on.
+    pub const WRITE_FAILED: i32 = 4;
     /// Interrupted (SIGINT / SIGTERM): 128 + 2.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -39,6 +41,12 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+    /// Writing OUTPUT's `.partial` or journal failed during the run (disk full, directory
+    /// gone, permission lost): the run stopped taking rows at once.
+    #[error(
+        "cannot write {path}: {source}. The run stopped at once; every answer already in the journal is kept. Fix the cause (free space, restore the directory or its permissions), then run the same command with --resume"
+    )]
+    Write { path: PathBuf, source: io::Error },
     /// The existing OUTPUT was not made from this input, or is not a results file.
     #[error("{0}")]
     Resume(String),
@@ -53,6 +61,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Credentials(_) => exit::CREDENTIALS,
+            Error::Write { .. } => exit::WRITE_FAILED,
             Error::Usage(_)
             | Error::Input(_)
             | Error::Report(_)

@@ -129,6 +129,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     } else {
         None
     };
+    check_writable(args.summary_json.as_deref())?;
     let credentials = match &sandbox {
         Some(sandbox) => sandbox_credentials(sandbox),
         None => resolve_credentials(&args.credentials, &file, false)?,
@@ -167,6 +168,7 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
             zh_headers: args.zh_headers,
         },
     };
+    check_writable(args.summary_json.as_deref())?;
     let summary = dry_run::check(&config)?;
     eprint!("{summary}");
     write_summary_json(args.summary_json.as_deref(), &summary)?;
@@ -180,6 +182,27 @@ fn output_target(args: &RunArgs, kind: &str) -> OutputTarget {
         Some(path) => OutputTarget::File(path.into()),
         None => OutputTarget::beside(&args.input, kind),
     }
+}
+
+/// Refuses (exit 2, before any request) a `--summary-json` path that cannot be written, so
+/// that a run never does its work only to fail at the end.
+fn check_writable(path: Option<&Path>) -> Result<(), Error> {
+    let Some(path) = path else { return Ok(()) };
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|error| {
+            Error::Usage(format!(
+                "cannot write --summary-json {}: {error}; nothing was sent. Give a path in a directory you can write to",
+                path.display()
+            ))
+        })?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 fn write_summary_json(path: Option<&Path>, summary: &impl serde::Serialize) -> Result<(), Error> {

@@ -28,6 +28,7 @@ pub enum Status {
 }
 
 impl Status {
+    /// The statuses of a real run, as summaries list them (`ready` is `--dry-run`'s alone).
     pub const ALL: [Status; 9] = [
         Status::Renewed,
         Status::NotRenewable,
@@ -55,9 +56,12 @@ impl Status {
         }
     }
 
+    /// Reads a `status` cell: any status this tool writes, `ready` (a `--dry-run` file's)
+    /// included.
     pub fn parse(text: &str) -> Option<Status> {
         Status::ALL
             .into_iter()
+            .chain([Status::Ready])
             .find(|status| status.as_str() == text.trim())
     }
 

@@ -128,6 +128,8 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 pub struct ResultWriter {
     csv: csv::Writer<Box<dyn Write + Send>>,
     result_columns: [&'static str; 8],
+    /// The file written, when it is one: to notice it deleted, and to `fsync` it.
+    file: Option<File>,
 }
 
 impl ResultWriter {
@@ -138,11 +140,15 @@ impl ResultWriter {
 
     /// Creates (or truncates) `path` for writing, with a BOM if the style says so.
     pub fn create(path: &Path, style: OutputStyle) -> io::Result<ResultWriter> {
-        let mut file = BufWriter::with_capacity(1 << 16, File::create(path)?);
+        let file = File::create(path)?;
+        let handle = file.try_clone()?;
+        let mut file = BufWriter::with_capacity(1 << 16, file);
         if style.bom {
             file.write_all(UTF8_BOM)?;
         }
-        Ok(ResultWriter::new(Box::new(file), style))
+        let mut writer = ResultWriter::new(Box::new(file), style);
+        writer.file = Some(handle);
+        Ok(writer)
     }
 
     /// Results into any sink (no BOM: the caller decides what comes first).
@@ -155,6 +161,7 @@ impl ResultWriter {
         ResultWriter {
             csv,
             result_columns: style.result_columns(),
+            file: None,
         }
     }
 
@@ -195,7 +202,26 @@ impl ResultWriter {
 
     /// Pushes everything written so far to the operating system.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.csv.flush()
+        self.csv.flush()?;
+        if let Some(file) = &self.file {
+            use std::os::unix::fs::MetadataExt;
+            if file.metadata()?.nlink() == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "the file was deleted (is its directory gone?)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and `fsync`s a file (nothing more for other sinks).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
+        match &self.file {
+            Some(file) => file.sync_data(),
+            None => Ok(()),
+        }
     }
 }
 

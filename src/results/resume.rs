@@ -145,6 +145,15 @@ pub struct Previous {
 /// Checks, before any request, that OUTPUT is a results file made from `input` (same header,
 /// same input fields row by row) and counts what it holds.
 pub fn verify(output: &Path, input: &mut LeadReader) -> Result<Previous, Error> {
+    verify_each(output, input, |_| {})
+}
+
+/// [`verify`], telling `each` the status of every row in order.
+pub fn verify_each(
+    output: &Path,
+    input: &mut LeadReader,
+    mut each: impl FnMut(crate::results::outcome::Status),
+) -> Result<Previous, Error> {
     let mut previous = reader(output)?;
     let header = previous.headers().map_err(read_error(output))?.clone();
     let shown = output.display();
@@ -198,6 +207,7 @@ pub fn verify(output: &Path, input: &mut LeadReader) -> Result<Previous, Error> 
         if outcome.status.is_final() {
             counts.n_final += 1;
         }
+        each(outcome.status);
     }
     Ok(counts)
 }

@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::error::{Error, exit};
 use crate::leads::input::{InputOptions, LeadReader};
 use crate::leads::lead::ReasonKind;
+use crate::results::lock::OutputLock;
 use crate::results::outcome::{RowOutcome, Status};
 use crate::results::output::{self, OutputStyle, OutputTarget};
 use crate::run::config::Existing;
@@ -81,6 +82,11 @@ impl fmt::Display for DryRunSummary {
 }
 
 pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
+    // The same lock as a real run's: one run per OUTPUT, dry or not.
+    let _lock = match &config.output {
+        OutputTarget::File(path) => Some(OutputLock::acquire(path)?),
+        OutputTarget::Stdout => None,
+    };
     let mut reader = LeadReader::open(&config.input, &config.input_options)?;
     let columns = reader.columns();
     if let OutputTarget::File(path) = &config.output

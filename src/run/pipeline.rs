@@ -11,8 +11,11 @@
 //! - A row's turn in a slot passes the shared rate limiter, then sends one attempt. A row that
 //!   must wait out a backoff leaves its slot and is parked; when its time comes it goes before
 //!   the fresh rows.
-//! - The front of the window is written in input order as soon as it is decided (`output.rs`),
-//!   with one flush after every batch, so what is on disk is always a clean, resumable prefix.
+//! - Every answer is appended to the journal beside OUTPUT as it arrives (`journal.rs`), and
+//!   the front of the window is written in input order as soon as it is decided (`output.rs`),
+//!   both flushed after every batch: what is on disk is a clean, resumable prefix plus every
+//!   answer beyond it. A failed write stops the run at once (no new request is sent).
+//! - One run per OUTPUT: the run holds OUTPUT's lock (`lock.rs`) from start to end.
 //! - One stop token ends intake: cancelled from outside (Ctrl-C) or by the credential
 //!   breaker when 403/406 answers keep coming.
 
@@ -36,6 +39,8 @@ use crate::api::protocol::Answer;
 use crate::error::Error;
 use crate::leads::input::{InputError, InputRow, LeadReader};
 use crate::leads::lead::Lead;
+use crate::results::journal::{self, Journal};
+use crate::results::lock::OutputLock;
 use crate::results::outcome::{RowOutcome, Status};
 use crate::results::output::{self, OutputTarget, ResultWriter};
 use crate::results::resume::{self, PreviousRows};
@@ -50,9 +55,14 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<Summary, Error> {
     let started = Instant::now();
+    // First of all: another run on this OUTPUT must not see its files touched.
+    let _lock = match &config.output {
+        OutputTarget::File(path) => Some(OutputLock::acquire(path)?),
+        OutputTarget::Stdout => None,
+    };
     let reader = LeadReader::open(&config.input, &config.input_options)?;
     let headers = reader.headers().clone();
-    let prepared = prepare_output(&config)?;
+    let mut prepared = prepare_output(&config)?;
     if let Some(summary) = prepared.nothing_to_do(&config, started) {
         return Ok(summary);
     }
@@ -82,6 +92,28 @@ pub async fn run(
         "surveyed the input"
     );
 
+    // Every file the run writes is created before the first request (a login included).
+    let mut writer = config
+        .output
+        .open(config.output_style)
+        .map_err(Error::file("cannot create", written_path(&config.output)))?;
+    writer
+        .write_header(&headers)
+        .map_err(write_error(written_path(&config.output)))?;
+    writer
+        .flush()
+        .map_err(write_error(written_path(&config.output)))?;
+    let journal_live = std::mem::take(&mut prepared.journal_live);
+    let journal = match &config.output {
+        OutputTarget::File(path) => {
+            let path = journal::journal_path(path);
+            let journal =
+                Journal::create(&path, journal_live.values()).map_err(Error::file("cannot create", &path))?;
+            Some(journal)
+        }
+        OutputTarget::Stdout => None,
+    };
+
     let client = Client::new(
         config.base_url.clone(),
         config.agent.clone(),
@@ -101,20 +133,14 @@ pub async fn run(
     };
     shared.tokens.set(token);
 
-    let mut writer = config
-        .output
-        .open(config.output_style)
-        .map_err(Error::file("cannot create", config.output.display()))?;
-    writer
-        .write_header(&headers)
-        .map_err(Error::file("cannot write", config.output.display()))?;
-
-    let (batches_rx, reader_thread) = spawn_reader(reader, prepared.previous_rows, config.window());
+    let (batches_rx, reader_thread) =
+        spawn_reader(reader, prepared.previous_rows, journal_live, config.window());
 
     let mut run = Run {
         config: &config,
         shared: shared.clone(),
         writer,
+        journal,
         duplicates: survey.duplicates,
         window: VecDeque::new(),
         received: VecDeque::new(),
@@ -128,20 +154,45 @@ pub async fn run(
         n_duplicates: 0,
         halted: false,
     };
-    let input_done = run.drive(batches_rx).await?;
+    let input_done = match run.drive(batches_rx).await {
+        Ok(input_done) => input_done,
+        Err(error) => {
+            // Whatever failed, the answers already journalled are pushed out if they can be.
+            if let Some(journal) = run.journal.take() {
+                let _ = journal.finish();
+            }
+            return Err(error);
+        }
+    };
     let _ = reader_thread.join();
-    run.writer
-        .flush()
-        .map_err(Error::file("cannot write", config.output.display()))?;
+    let written = written_path(&config.output);
+    run.writer.flush().map_err(write_error(&written))?;
 
     let complete = input_done && !run.halted && run.n_written == run.n_read;
+    let journal = run.journal.take();
     if complete {
+        // OUTPUT is on disk before the journal goes: a power cut loses neither.
+        run.writer.sync().map_err(write_error(&written))?;
         config
             .output
             .complete()
-            .map_err(Error::file("cannot rename", config.output.display()))?;
-    } else if let OutputTarget::File(path) = &config.output {
-        resume::consolidate(path)?;
+            .map_err(Error::file("cannot rename", &written))?;
+        if let OutputTarget::File(path) = &config.output {
+            sync_directory(path).map_err(Error::file("cannot sync the directory of", path))?;
+        }
+        if let Some(journal) = journal {
+            let path = journal.path().to_path_buf();
+            drop(journal);
+            journal::remove(&path).map_err(Error::file("cannot remove", &path))?;
+        }
+    } else {
+        if let Some(journal) = journal {
+            let path = journal.path().to_path_buf();
+            journal.finish().map_err(write_error(&path))?;
+        }
+        if let OutputTarget::File(path) = &config.output {
+            resume::consolidate(path)?;
+        }
     }
 
     let end = if complete {
@@ -164,12 +215,35 @@ pub async fn run(
     Ok(summary)
 }
 
+/// The file the run writes its rows into: OUTPUT's `.partial`, or stdout.
+fn written_path(output: &OutputTarget) -> std::path::PathBuf {
+    match output {
+        OutputTarget::File(path) => output::partial_path(path),
+        OutputTarget::Stdout => "stdout".into(),
+    }
+}
+
+fn write_error(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |source| Error::Write { path, source }
+}
+
+/// `fsync`s the directory holding `path`, so that a rename in it survives a power cut.
+fn sync_directory(path: &std::path::Path) -> std::io::Result<()> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => fs::File::open(dir)?.sync_all(),
+        None => fs::File::open(".")?.sync_all(),
+    }
+}
+
 /// What the output side looks like before the first row: a fresh file, or an earlier run
 /// to continue.
 struct Prepared {
     previous: Option<resume::Previous>,
     previous_rows: Option<PreviousRows>,
     input_exhausted_by_previous: bool,
+    /// The journal's records for rows that OUTPUT does not hold as final, by row.
+    journal_live: BTreeMap<u64, journal::Record>,
 }
 
 fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
@@ -177,19 +251,21 @@ fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
         previous: None,
         previous_rows: None,
         input_exhausted_by_previous: false,
+        journal_live: BTreeMap::new(),
     };
     let OutputTarget::File(path) = &config.output else {
         return Ok(prepared);
     };
     let partial = output::partial_path(path);
-    let exists = path.exists() || partial.exists();
+    let journal_path = journal::journal_path(path);
+    let exists = path.exists() || partial.exists() || journal_path.exists();
     match config.existing {
         Existing::Refuse if exists => {
-            let which = if path.exists() {
-                path.clone()
-            } else {
-                partial.clone()
-            };
+            let which = [path, &partial, &journal_path]
+                .into_iter()
+                .find(|file| file.exists())
+                .expect("one exists")
+                .clone();
             return Err(Error::Usage(format!(
                 "{} already exists; nothing was sent. Pass --resume to continue it (rows already renewed are kept), or --force to start over, or -o to write elsewhere",
                 which.display()
@@ -197,7 +273,7 @@ fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
         }
         Existing::Refuse => {}
         Existing::Overwrite => {
-            for file in [path, &partial] {
+            for file in [path, &partial, &journal_path] {
                 if file.exists() {
                     fs::remove_file(file).map_err(Error::file("cannot remove", file))?;
                 }
@@ -205,12 +281,30 @@ fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
         }
         Existing::Resume => {
             resume::consolidate(path)?;
+            // One flag a row: which rows OUTPUT holds as final (the journal's others count).
+            let mut final_rows = Vec::new();
             if path.exists() {
                 let mut input = LeadReader::open(&config.input, &config.input_options)?;
-                let previous = resume::verify(path, &mut input)?;
+                let previous =
+                    resume::verify_each(path, &mut input, |status| final_rows.push(status.is_final()))?;
                 prepared.input_exhausted_by_previous = input.next_row().is_none();
                 prepared.previous = Some(previous);
                 prepared.previous_rows = Some(PreviousRows::open(path)?);
+            }
+            if journal_path.exists() {
+                let is_final = |row: u64| {
+                    row.checked_sub(1)
+                        .and_then(|i| final_rows.get(i as usize))
+                        .copied()
+                        .unwrap_or(false)
+                };
+                prepared.journal_live = journal::load_live(&journal_path, is_final).map_err(|error| {
+                    Error::Resume(format!(
+                        "cannot read the journal {}: {error}. Move it away to resume from {} alone, or pass --force to start over",
+                        journal_path.display(),
+                        path.display()
+                    ))
+                })?;
             }
         }
     }
@@ -221,7 +315,10 @@ impl Prepared {
     /// A resumed run whose OUTPUT is complete and final: nothing to send, nothing to write.
     fn nothing_to_do(&self, config: &RunConfig, started: Instant) -> Option<Summary> {
         let previous = self.previous?;
-        if !self.input_exhausted_by_previous || previous.n_final != previous.n_rows {
+        if !self.input_exhausted_by_previous
+            || previous.n_final != previous.n_rows
+            || !self.journal_live.is_empty()
+        {
             return None;
         }
         let OutputTarget::File(path) = &config.output else {
@@ -328,8 +425,18 @@ impl Survey {
     }
 }
 
-/// One input row, with the earlier run's output row for it when resuming.
-type Intake = Result<(InputRow, Option<StringRecord>), InputError>;
+/// One input row, with what earlier runs left for it when resuming.
+type Intake = Result<(InputRow, Earlier), InputError>;
+
+/// What earlier runs left for a row.
+enum Earlier {
+    Nothing,
+    /// OUTPUT's row (kept if final, done again if not).
+    Output(StringRecord),
+    /// The journal's latest record, newer than OUTPUT's row: a final answer, or a row that was
+    /// waiting out a backoff.
+    Journal(journal::Record),
+}
 
 /// Rows cross from the reader thread in batches of this many: the main loop is woken once a
 /// batch, and the reader once a batch when it waits for room, instead of once a row each.
@@ -338,6 +445,7 @@ const READ_BATCH: usize = 256;
 fn spawn_reader(
     mut reader: LeadReader,
     mut previous: Option<PreviousRows>,
+    mut journalled: BTreeMap<u64, journal::Record>,
     capacity: usize,
 ) -> (mpsc::Receiver<Vec<Intake>>, std::thread::JoinHandle<()>) {
     let (batches_tx, batches_rx) = mpsc::channel((capacity.min(1024) / READ_BATCH).max(2));
@@ -346,7 +454,14 @@ fn spawn_reader(
         while let Some(row) = reader.next_row() {
             let previous_row = previous.as_mut().and_then(PreviousRows::next_record);
             let failed = row.is_err();
-            batch.push(row.map(|row| (row, previous_row)));
+            batch.push(row.map(|row| {
+                let earlier = match (journalled.remove(&row.row), previous_row) {
+                    (Some(record), _) => Earlier::Journal(record),
+                    (None, Some(record)) => Earlier::Output(record),
+                    (None, None) => Earlier::Nothing,
+                };
+                (row, earlier)
+            }));
             if failed || batch.len() == READ_BATCH {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
                 if batches_tx.blocking_send(full).is_err() || failed {
@@ -376,6 +491,8 @@ enum RowResult {
     Decided(RowOutcome),
     /// An earlier run's final row, copied as it was.
     Kept(StringRecord),
+    /// An earlier run's final answer, from its journal.
+    Journalled(RowOutcome),
     /// Same vehicle as this earlier row: copy its outcome.
     CopyOf(u64),
     /// Never sent, because the run stopped first.
@@ -386,6 +503,8 @@ struct Run<'a> {
     config: &'a RunConfig,
     shared: Arc<Shared>,
     writer: ResultWriter,
+    /// Every answer as it arrives (none for stdout).
+    journal: Option<Journal>,
     duplicates: HashMap<u64, Duplicate>,
     /// Rows read and not written yet, in input order: the last `window.len()` of the
     /// `n_read` rows taken in.
@@ -434,8 +553,8 @@ impl Run<'_> {
             while self.window.len() < capacity
                 && let Some(intake) = self.received.pop_front()
             {
-                let (row, previous) = intake?;
-                self.intake(row, previous);
+                let (row, earlier) = intake?;
+                self.intake(row, earlier)?;
             }
             if !stopping {
                 while in_flight.len() < slots
@@ -444,7 +563,8 @@ impl Run<'_> {
                     in_flight.push(turn(&shared, job));
                 }
             }
-            if self.write_ready()? {
+            let wrote = self.write_ready()?;
+            if wrote || self.journal.as_ref().is_some_and(Journal::is_dirty) {
                 self.flush()?;
             }
             if self.window.is_empty() && (stopping || (input_done && self.received.is_empty())) {
@@ -472,7 +592,7 @@ impl Run<'_> {
                     // Every turn that has ended goes with this one, then one write and flush.
                     let mut ended = Some(ended);
                     while let Some((job, turn)) = ended {
-                        self.after_turn(job, turn, stopping);
+                        self.after_turn(job, turn, stopping)?;
                         ended = in_flight.next().now_or_never().flatten();
                     }
                 }
@@ -496,10 +616,26 @@ impl Run<'_> {
 
     /// Decides, in input order, what a row needs: nothing (rejected, kept), a copy of an
     /// earlier row, or a request.
-    fn intake(&mut self, input: InputRow, previous: Option<StringRecord>) {
+    fn intake(&mut self, input: InputRow, earlier: Earlier) -> Result<(), Error> {
         let seq = self.n_read;
         self.n_read += 1;
         let InputRow { row, fields, lead } = input;
+        let (previous, journalled) = match earlier {
+            Earlier::Nothing => (None, None),
+            Earlier::Output(record) => (Some(record), None),
+            Earlier::Journal(record) => (None, Some(record)),
+        };
+        if let Some(record) = &journalled
+            && lead.as_ref().ok().map(journal::vehicle_id) != Some(record.vehicle)
+        {
+            let path = match &self.config.output {
+                OutputTarget::File(path) => journal::journal_path(path).display().to_string(),
+                OutputTarget::Stdout => "the journal".to_string(),
+            };
+            return Err(Error::Resume(format!(
+                "{path} holds an answer for data row {row} that is not this input's vehicle at row {row}: it was made from another input (or with another --city-code). Resume with the input and settings it was made from, or pass --force to start over"
+            )));
+        }
         let kept = previous
             .and_then(|record| output::parse_result(&record).map(|(_, outcome)| (record, outcome)))
             .filter(|(_, outcome)| outcome.status.is_final());
@@ -517,7 +653,7 @@ impl Run<'_> {
                     warnings: rejection.warnings,
                     result,
                 });
-                return;
+                return Ok(());
             }
             Ok(lead) => lead,
         };
@@ -542,27 +678,86 @@ impl Run<'_> {
                 }));
             }
             finished.result = RowResult::Kept(record);
+        } else if let Some(record) = journalled.as_ref().filter(|record| record.retry.is_none()) {
+            // Answered before the interruption, beyond what OUTPUT holds.
+            if let Some(duplicate) = duplicate
+                && duplicate.first_row.is_none()
+            {
+                duplicate.first_row = Some(row);
+                duplicate.outcome = Some(Arc::new(record.outcome.clone()));
+            }
+            finished.result = RowResult::Journalled(record.outcome.clone());
         } else if let Some(first_row) = duplicate.as_ref().and_then(|duplicate| duplicate.first_row) {
             finished.result = RowResult::CopyOf(first_row);
         } else {
             if let Some(duplicate) = duplicate {
                 duplicate.first_row = Some(row);
             }
-            self.fresh.push_back(Job::new(seq, row, lead));
+            let mut job = Job::new(seq, row, lead);
+            match journalled.and_then(|record| Some((record.retry?, record.outcome))) {
+                // Waiting out a backoff when the run ended: it goes on where it was.
+                Some((retry, last)) => {
+                    job.attempts = last.attempts;
+                    job.transient_failures = retry.transient_failures;
+                    job.last = Some(last);
+                    let wait = retry.due_unix_ms.saturating_sub(journal::unix_ms_now());
+                    if wait > 0 {
+                        let due = Instant::now() + Duration::from_millis(wait);
+                        self.parked.insert((due, seq), job);
+                    } else {
+                        self.retries.push_back(job);
+                    }
+                }
+                None => self.fresh.push_back(job),
+            }
         }
         self.window.push_back(finished);
+        Ok(())
     }
 
-    /// Handles the end of a row's turn.
-    fn after_turn(&mut self, job: Job, turn: Turn, stopping: bool) {
+    /// Handles the end of a row's turn; its answer goes to the journal at once.
+    fn after_turn(&mut self, job: Job, turn: Turn, stopping: bool) -> Result<(), Error> {
         match turn {
-            Turn::Done(outcome) => self.decide(job.seq, RowResult::Decided(outcome)),
-            Turn::Retry(delay) if !stopping => {
-                self.parked.insert((Instant::now() + delay, job.seq), job);
+            Turn::Done(outcome) => {
+                self.journal(&job, &outcome, None)?;
+                self.decide(job.seq, RowResult::Decided(outcome));
             }
-            // After a stop nothing more is sent: the row keeps what it has.
-            Turn::Retry(_) | Turn::Stopped => self.finish_with_last(job),
+            Turn::Retry(delay) => {
+                if let Some(last) = &job.last {
+                    let retry = journal::Retry {
+                        transient_failures: job.transient_failures,
+                        due_unix_ms: journal::unix_ms_now() + delay.as_millis() as u64,
+                    };
+                    self.journal(&job, last, Some(retry))?;
+                }
+                if stopping {
+                    // After a stop nothing more is sent: the row keeps what it has.
+                    self.finish_with_last(job);
+                } else {
+                    self.parked.insert((Instant::now() + delay, job.seq), job);
+                }
+            }
+            Turn::Stopped => self.finish_with_last(job),
         }
+        Ok(())
+    }
+
+    /// Appends a row's latest answer to the journal (flushed with the batch).
+    fn journal(
+        &mut self,
+        job: &Job,
+        outcome: &RowOutcome,
+        retry: Option<journal::Retry>,
+    ) -> Result<(), Error> {
+        let Some(journal) = &mut self.journal else {
+            return Ok(());
+        };
+        journal
+            .append_parts(job.row, journal::vehicle_id(&job.lead), outcome, retry)
+            .map_err(|source| Error::Write {
+                path: journal.path().to_path_buf(),
+                source,
+            })
     }
 
     /// Gives the row the outcome of its latest attempt, when the run stopped before the next;
@@ -596,14 +791,15 @@ impl Run<'_> {
         Ok(wrote)
     }
 
-    /// One flush per batch of rows written: what is on disk is always a clean prefix.
+    /// One flush per batch: the journal's new answers, then the rows written in order, so
+    /// that what is on disk is always a clean prefix plus the answers beyond it.
     fn flush(&mut self) -> Result<(), Error> {
-        let output = &self.config.output;
-        self.writer.flush().map_err(|source| Error::File {
-            action: "cannot write",
-            path: output.display().into(),
-            source,
-        })
+        if let Some(journal) = &mut self.journal {
+            journal.flush().map_err(write_error(journal.path()))?;
+        }
+        self.writer
+            .flush()
+            .map_err(write_error(written_path(&self.config.output)))
     }
 
     /// Writes one row in order and remembers first outcomes for duplicates.
@@ -619,9 +815,8 @@ impl Run<'_> {
             result,
         } = finished;
         let output = &self.config.output;
-        let write_error = |source| Error::File {
-            action: "cannot write",
-            path: output.display().into(),
+        let write_error = |source| Error::Write {
+            path: written_path(output),
             source,
         };
         let (status, kept, copied) = match result {
@@ -637,6 +832,14 @@ impl Run<'_> {
                     .map(|(_, o)| o.status)
                     .unwrap_or(Status::InvalidInput);
                 (status, true, false)
+            }
+            RowResult::Journalled(mut outcome) => {
+                outcome.warnings = warnings;
+                self.writer
+                    .write_row(&fields, row, &outcome)
+                    .map_err(write_error)?;
+                self.n_kept += 1;
+                (outcome.status, true, false)
             }
             RowResult::Decided(mut outcome) => {
                 outcome.warnings = warnings;

@@ -72,6 +72,13 @@ pub struct SandboxConfig {
     pub max_clock_skew: Duration,
     /// Keep every renewal request for [`Sandbox::requests`].
     pub record_requests: bool,
+    /// The share of vehicles, in percent, that are flaky: their first one or two requests
+    /// (which, [`flaky_failures`] says) are answered 500 however the request is, and the
+    /// rest as usual. Decided by the vehicle's identity, so a test knows them in advance.
+    pub flaky_percent: u8,
+    /// If set, the 500s of a third of the flaky vehicles carry `Retry-After: N`
+    /// ([`flaky_retry_after`] says which).
+    pub flaky_retry_after_secs: Option<u64>,
 }
 
 impl Default for SandboxConfig {
@@ -91,6 +98,8 @@ impl Default for SandboxConfig {
             not_renewable_percent: 20,
             max_clock_skew: Duration::from_secs(300),
             record_requests: false,
+            flaky_percent: 0,
+            flaky_retry_after_secs: None,
         }
     }
 }
@@ -205,6 +214,12 @@ impl Sandbox {
         lock(&self.shared.records).clone()
     }
 
+    /// Renewal requests received so far for each vehicle, by its identity as the client
+    /// sent it (see [`vehicle_fingerprint`]), answered or not.
+    pub fn vehicle_requests(&self) -> HashMap<u128, u64> {
+        lock(&self.shared.per_vehicle).clone()
+    }
+
     /// Every token issued so far, the configured one included, is answered 403 from now on.
     /// Tokens from later logins are valid.
     pub fn expire_tokens(&self) {
@@ -283,6 +298,34 @@ pub fn expected_renewal(
     Some(sign::md5_hex(&format!("sandbox RenewalToken {fingerprint:032x}")).to_ascii_uppercase())
 }
 
+/// The identity under which the sandbox counts a vehicle's requests
+/// ([`Sandbox::vehicle_requests`]) and decides whether it is flaky.
+pub fn vehicle_fingerprint(
+    license_no: Option<&str>,
+    car_vin: Option<&str>,
+    engine_no: Option<&str>,
+    city_code: &str,
+) -> u128 {
+    vehicle_key(license_no, car_vin, engine_no, city_code).fingerprint()
+}
+
+/// How many first requests of this vehicle a sandbox with `flaky_percent` answers 500: 0 for
+/// most, 1 or 2 for the flaky ones.
+pub fn flaky_failures(fingerprint: u128, flaky_percent: u8) -> u32 {
+    // Other bits than the renewable share's (`% 100` of the whole fingerprint).
+    let bits = fingerprint >> 64;
+    if bits % 100 < u128::from(flaky_percent) {
+        1 + ((bits >> 32) % 2) as u32
+    } else {
+        0
+    }
+}
+
+/// Whether a flaky vehicle's 500s carry `flaky_retry_after_secs`.
+pub fn flaky_retry_after(fingerprint: u128) -> bool {
+    (fingerprint >> 100).is_multiple_of(3)
+}
+
 /// The vehicle's identity, read leniently: a city code that is not a number counts as city 0
 /// (the checks answer such a request 412 before anyone asks).
 fn vehicle_key(
@@ -310,6 +353,8 @@ struct Shared {
     tokens: Mutex<HashMap<String, TokenEntry>>,
     /// Fingerprints of the vehicles seen, for `fail_first_attempts_only`.
     seen_vehicles: Mutex<HashSet<u128>>,
+    /// Renewal requests by vehicle fingerprint.
+    per_vehicle: Mutex<HashMap<u128, u64>>,
     counters: Counters,
     records: Mutex<Vec<RecordedRequest>>,
 }
@@ -344,6 +389,7 @@ impl Shared {
             config,
             tokens: Mutex::new(tokens),
             seen_vehicles: Mutex::new(HashSet::new()),
+            per_vehicle: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             records: Mutex::new(Vec::new()),
         }
@@ -836,6 +882,24 @@ async fn renewal_handler(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         tokio::time::sleep(config.latency).await;
     }
 
+    let fingerprint = fault_fingerprint(&body);
+    // The how-many-th request for this vehicle (1 for the first).
+    let nth = fingerprint.map(|fingerprint| {
+        let mut counts = lock(&shared.per_vehicle);
+        let count = counts.entry(fingerprint).or_default();
+        *count += 1;
+        *count
+    });
+    let flaky = match (fingerprint, nth) {
+        (Some(fingerprint), Some(nth)) if config.flaky_percent > 0 => {
+            (nth <= u64::from(flaky_failures(fingerprint, config.flaky_percent))).then(|| {
+                config
+                    .flaky_retry_after_secs
+                    .filter(|_| flaky_retry_after(fingerprint))
+            })
+        }
+        _ => None,
+    };
     let faults_apply = shared.faults_apply(&body);
     if faults_apply && chance(config.drop_rate) {
         shared.counters.count_renewal(DROPPED_STATUS);
@@ -846,6 +910,18 @@ async fn renewal_handler(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
     let checked = check_renewal(config, &body, unix_now(), |token| shared.token_status(token));
     let (status, response) = match checked {
         Err(refusal) => (refusal.status, refusal_answer(&refusal)),
+        Ok(_) if flaky.is_some() => {
+            let mut response = json_answer(
+                500,
+                json!({"code": 500, "msg": "服务器内部错误 / injected fault: a flaky vehicle (flaky_percent)"}),
+            );
+            if let Some(secs) = flaky.flatten() {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            (500, response)
+        }
         Ok(_) if faults_apply && chance(config.fail_rate) => {
             let mut response = json_answer(
                 500,

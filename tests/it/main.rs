@@ -2,6 +2,7 @@
 //! loopback HTTP.
 
 mod inputs;
+mod journal;
 mod report;
 mod resume;
 mod run;

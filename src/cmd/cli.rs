@@ -35,8 +35,8 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout.
-    Man,
+    /// Print a man page (roff) on stdout, or write them all with --out DIR.
+    Man(cmd::docs::ManArgs),
     /// Summarise results files, and what changed since an earlier run.
     Report(cmd::report::ReportArgs),
 }
@@ -74,7 +74,7 @@ pub fn main() -> i32 {
             Command::Sandbox(args) => cmd::sandbox::run(args).await,
             Command::Login(args) => cmd::login::run(args).await,
             Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
-            Command::Man => cmd::docs::man(Cli::command()),
+            Command::Man(args) => cmd::docs::man(Cli::command(), &args),
             Command::Report(args) => cmd::report::run(args).await,
         }
     });

@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::api::client::{self, Client};
 use crate::cmd::config_file::ConfigFile;
-use crate::cmd::{CredentialArgs, resolve_credentials};
+use crate::cmd::{CredentialArgs, Purpose, resolve_credentials};
 use crate::error::{Error, exit};
 
 #[derive(Debug, Args)]
@@ -18,7 +18,7 @@ pub struct LoginArgs {
 
 pub async fn run(args: LoginArgs) -> Result<i32, Error> {
     let file = ConfigFile::load(args.credentials.config.as_deref())?;
-    let credentials = resolve_credentials(&args.credentials, &file, true)?;
+    let credentials = resolve_credentials(&args.credentials, &file, Purpose::Login)?;
     let user_name = credentials
         .user_name
         .clone()

@@ -70,14 +70,41 @@ fn non_empty(value: Option<&String>) -> Option<String> {
     value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
+/// Which command wants the credentials: what each cannot do without, and how to try it
+/// without Bihu.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `run`: a Token, or a user name to log in for one.
+    Run,
+    /// `login`: a user name.
+    Login,
+    /// `check`: as `run`.
+    Check,
+}
+
+impl Purpose {
+    /// How to try the command without credentials from Bihu.
+    fn demo_hint(self) -> &'static str {
+        match self {
+            Purpose::Run => "try `run --sandbox` for a demo without them",
+            Purpose::Login => {
+                "to try it without them, start `bihu-renew sandbox` in another terminal and pass the --base-url, --agent-id and --secret-key it prints, with any --user-name"
+            }
+            Purpose::Check => {
+                "to try it without them, start `bihu-renew sandbox` in another terminal and pass the --base-url, --agent-id, --secret-key and --token it prints"
+            }
+        }
+    }
+}
+
 /// Checks the credentials (flag or environment, else the config file): every missing one is
-/// named with its flag and variable, before anything is sent. `need_user_name` is for
-/// `login`, which cannot do without one.
+/// named with its flag and variable, before anything is sent.
 pub fn resolve_credentials(
     args: &CredentialArgs,
     file: &ConfigFile,
-    need_user_name: bool,
+    purpose: Purpose,
 ) -> Result<Credentials, Error> {
+    let need_user_name = purpose == Purpose::Login;
     let agent_id = non_empty(args.agent_id.as_ref()).or_else(|| non_empty(file.agent_id.as_ref()));
     let secret = match (non_empty(args.secret_key.as_ref()), &args.secret_key_file) {
         (Some(secret), _) => Some(secret),
@@ -100,8 +127,9 @@ pub fn resolve_credentials(
     }
     if !missing.is_empty() {
         return Err(Error::Usage(format!(
-            "missing credentials, nothing was sent: {}. They can also go in a --config file. Bihu issues the agent id, secret key and user name; try --sandbox for a demo without them",
-            missing.join("; ")
+            "missing credentials, nothing was sent: {}. They can also go in a --config file. Bihu issues the agent id, secret key and user name; {}",
+            missing.join("; "),
+            purpose.demo_hint()
         )));
     }
     let base_text = non_empty(args.base_url.as_ref())

@@ -4,6 +4,7 @@
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -12,12 +13,13 @@ use std::path::PathBuf;
 
 use crate::api::protocol::Agent;
 use crate::cmd::config_file::ConfigFile;
-use crate::cmd::{CredentialArgs, Credentials, StopSignals, resolve_credentials};
+use crate::cmd::{CredentialArgs, Credentials, Purpose, StopSignals, resolve_credentials};
 use crate::error::{Error, exit};
 use crate::leads::input::{InputEncoding, InputOptions};
 use crate::results::output::{OutputStyle, OutputTarget};
 use crate::run::config::{Backoff, Existing, RunConfig};
 use crate::run::dry_run::{self, DryRunConfig};
+use crate::run::events::{Event, Observer};
 use crate::run::pipeline;
 use crate::run::progress::{Progress, ProgressMode};
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -121,10 +123,6 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
         )
         .await
         .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
-        eprintln!(
-            "bihu-renew: running against the built-in sandbox at {} (a little latency and a few 500s; nothing leaves this machine)",
-            sandbox.base_url()
-        );
         Some(sandbox)
     } else {
         None
@@ -132,24 +130,59 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     check_writable(args.summary_json.as_deref())?;
     let credentials = match &sandbox {
         Some(sandbox) => sandbox_credentials(sandbox),
-        None => resolve_credentials(&args.credentials, &file, false)?,
+        None => resolve_credentials(&args.credentials, &file, Purpose::Run)?,
     };
     let config = build_config(&args, &file, credentials)?;
 
     let progress = Arc::new(Progress::start(ProgressMode::detect(args.no_progress)));
+    // The banner waits until the input and the output have been checked, so that a mistake
+    // there is the only thing said.
+    let banner = sandbox.as_ref().map(|sandbox| {
+        Arc::new(SandboxBanner {
+            progress: progress.clone(),
+            banner: format!(
+                "bihu-renew: running against the built-in sandbox at {} (a little latency and a few 500s; nothing leaves this machine)",
+                sandbox.base_url()
+            ),
+            shown: AtomicBool::new(false),
+        })
+    });
+    let observer: Arc<dyn Observer> = match &banner {
+        Some(banner) => banner.clone(),
+        None => progress.clone(),
+    };
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(StopSignals::new()?, cancel.clone()));
-    let result = pipeline::run(config, progress.clone(), cancel).await;
+    let result = pipeline::run(config, observer, cancel).await;
     signals.abort();
     progress.finish();
     if let Some(sandbox) = sandbox {
-        eprintln!("bihu-renew: sandbox served {}", sandbox.stats());
+        if banner.is_some_and(|banner| banner.shown.load(Ordering::Relaxed)) {
+            eprintln!("bihu-renew: sandbox served {}", sandbox.stats());
+        }
         sandbox.shutdown().await;
     }
     let summary = result?;
     eprint!("{summary}");
     write_summary_json(args.summary_json.as_deref(), &summary)?;
     Ok(summary.exit_code())
+}
+
+/// Passes a run's events on to the progress display, after saying once, when the list has
+/// been counted, that the run goes to the built-in sandbox.
+struct SandboxBanner {
+    progress: Arc<Progress>,
+    banner: String,
+    shown: AtomicBool,
+}
+
+impl Observer for SandboxBanner {
+    fn on_event(&self, event: &Event) {
+        if !self.shown.swap(true, Ordering::Relaxed) {
+            self.progress.note(&self.banner);
+        }
+        self.progress.on_event(event);
+    }
 }
 
 fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {

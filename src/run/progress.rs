@@ -116,6 +116,14 @@ impl Progress {
         }
     }
 
+    /// A message on stderr that does not garble the bar, whatever the mode.
+    pub fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Clears the bar and stops the ticker, before the summary is printed.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -1,8 +1,10 @@
 //! The integration tests, one binary: each module covers one part of the tool over real
 //! loopback HTTP.
 
+mod docs;
 mod inputs;
 mod journal;
+mod messages;
 mod report;
 mod resume;
 mod run;

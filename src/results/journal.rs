@@ -105,6 +105,13 @@ pub fn fsync_every() -> Option<Duration> {
     }
 }
 
+/// Whether runs keep a journal: always, except with `BIHU_JOURNAL=off`, which exists only to
+/// measure what the journal costs (BENCHMARKS.md); without it `--resume` loses the answers
+/// beyond `.partial`.
+pub fn enabled() -> bool {
+    !std::env::var("BIHU_JOURNAL").is_ok_and(|value| value.trim() == "off")
+}
+
 /// The journal of the run in progress, open for appending.
 pub struct Journal {
     path: PathBuf,

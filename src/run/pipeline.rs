@@ -105,13 +105,13 @@ pub async fn run(
         .map_err(write_error(written_path(&config.output)))?;
     let journal_live = std::mem::take(&mut prepared.journal_live);
     let journal = match &config.output {
-        OutputTarget::File(path) => {
+        OutputTarget::File(path) if journal::enabled() => {
             let path = journal::journal_path(path);
             let journal =
                 Journal::create(&path, journal_live.values()).map_err(Error::file("cannot create", &path))?;
             Some(journal)
         }
-        OutputTarget::Stdout => None,
+        _ => None,
     };
 
     let client = Client::new(

@@ -501,3 +501,86 @@ async fn an_unwritable_summary_json_is_refused_before_any_request() {
     assert_eq!(sandbox.stats().requests, 0);
     assert!(!work.output.exists() && !work.partial().exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicates_copy_an_answer_that_only_the_journal_holds() {
+    let mut plates = plates(300);
+    // Row 1 is a vehicle that fails twice with Retry-After: `.partial` stays empty for a
+    // second or two while the answers of the later rows go to the journal.
+    let slow = plates
+        .iter()
+        .position(|plate| {
+            let id = fingerprint(plate);
+            flaky_failures(id, FLAKY_PERCENT) == 2 && bihu_renew::sandbox::flaky_retry_after(id)
+        })
+        .expect("a vehicle that fails twice with Retry-After");
+    plates.swap(0, slow);
+    let vehicle = plates[10].clone();
+    assert_eq!(flaky_failures(fingerprint(&vehicle), FLAKY_PERCENT), 0);
+    plates[200] = vehicle.clone();
+
+    let sandbox = start_sandbox(flaky()).await;
+    let work = Work::new(&plates);
+    let child = work.spawn(&sandbox, &[]);
+    work.wait_for_journal(150).await;
+    kill_9(child).await;
+    settle(&sandbox).await;
+    let n_partial = fs::read(work.partial()).map_or(0, |bytes| {
+        bytes.iter().filter(|&&b| b == b'\n').count().saturating_sub(1)
+    });
+    assert!(
+        n_partial < 11,
+        "row 11 must be beyond .partial ({n_partial} rows)"
+    );
+    let (records, _) = journal::read(&work.journal()).unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|record| record.row == 11 && record.retry.is_none())
+    );
+
+    let (code, stderr) = work.run(&sandbox, &["--resume"]).await;
+    assert_eq!(code, OK, "{stderr}");
+    assert_eq!(per_plate(&sandbox, &plates)[&vehicle], 1, "requested once in all");
+    let (header, rows) = rows(&work.output, &sandbox);
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let copy = &rows[200];
+    assert!(
+        copy[column("message")].starts_with("same vehicle as row 11: "),
+        "{copy:?}"
+    );
+    assert_eq!(copy[column("attempts")], "0");
+    assert_eq!(copy[column("renewal_token")], rows[10][column("renewal_token")]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_leaves_a_whole_journal_that_resume_uses() {
+    let plates = plates(400);
+    let sandbox = start_sandbox(flaky()).await;
+    let work = Work::new(&plates);
+    let child = work.spawn(&sandbox, &[]);
+    work.wait_for_journal(100).await;
+    let pid = child.id().unwrap().to_string();
+    let kill = Command::new("kill").args(["-TERM", &pid]).status().await;
+    assert!(kill.unwrap().success());
+    let (code, stderr) = finish(child).await;
+    assert_eq!(code, bihu_renew::error::exit::INTERRUPTED, "{stderr}");
+    let (records, end) = journal::read(&work.journal()).unwrap();
+    assert_eq!(end, fs::metadata(work.journal()).unwrap().len(), "no torn record");
+    let before = per_plate(&sandbox, &plates);
+
+    let (code, stderr) = work.run(&sandbox, &["--resume"]).await;
+    assert_eq!(code, OK, "{stderr}");
+    let after = per_plate(&sandbox, &plates);
+    for record in records
+        .iter()
+        .filter(|r| r.retry.is_none() && r.outcome.status.is_final())
+    {
+        let plate = &plates[record.row as usize - 1];
+        assert_eq!(
+            before[plate], after[plate],
+            "{plate} was journalled, then requested again"
+        );
+    }
+    assert_eq!(rows(&work.output, &sandbox).1.len(), plates.len());
+}

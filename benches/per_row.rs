@@ -8,6 +8,7 @@ use std::hint::black_box;
 use bihu_renew::api::protocol::{self, Agent, RenewalRequest};
 use bihu_renew::api::secret::Secret;
 use bihu_renew::leads::lead::{self, RawLead};
+use bihu_renew::results::journal;
 use bihu_renew::results::outcome::RowOutcome;
 use bihu_renew::results::output::{OutputStyle, ResultWriter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -59,5 +60,41 @@ fn per_row(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_row);
+/// What the journal adds per answered row: the vehicle's id, one record, and a flush (a
+/// `write` and an `fstat`) every 8 records, as a batch of answers gets, into a real file
+/// (fsync left to its background thread, as in a run).
+fn journal(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let quote_page = protocol::QuotePage::new(&url::Url::parse("http://127.0.0.1:8080/").unwrap());
+    let token = "4773EEC3EE9B572851C11DF730DCE827";
+    let answer =
+        br#"{"code":200,"msg":"\u7eed\u4fdd\u6210\u529f","RenewalToken":"0123456789ABCDEF0123456789ABCDEF"}"#;
+    let outcome = RowOutcome::from_answer(protocol::classify(200, None, answer), 1, &quote_page, token);
+    let lead = lead::validate(
+        &RawLead {
+            plate: "京J97896",
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("journal");
+    group.throughput(Throughput::Elements(8));
+    group.bench_function("append_8_then_flush", |b| {
+        let path = dir.path().join("out.csv.journal");
+        let mut journal = journal::Journal::create(&path, &[]).unwrap();
+        let mut row = 0;
+        b.iter(|| {
+            for _ in 0..8 {
+                row += 1;
+                let vehicle = journal::vehicle_id(black_box(&lead));
+                journal.append_parts(row, vehicle, &outcome, None).unwrap();
+            }
+            journal.flush().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_row, journal);
 criterion_main!(benches);

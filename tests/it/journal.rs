@@ -20,6 +20,10 @@ use tokio::process::{Child, Command};
 use crate::support::start_sandbox;
 
 const CONCURRENCY: u64 = 8;
+
+/// The heavy tests of this module take turns: each runs the binary at a high rate, and all
+/// at once starved the timing tests of other modules on a loaded machine.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const CITY: &str = "11";
 const FLAKY_PERCENT: u8 = 20;
 
@@ -228,6 +232,7 @@ fn n_flaky(plates: &[String]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_several_moments_costs_at_most_the_requests_in_flight() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let plates = plates(400);
     let n_flaky = n_flaky(&plates);
     assert!((50..110).contains(&n_flaky), "{n_flaky} flaky vehicles of 400");
@@ -308,6 +313,7 @@ async fn kill_9_at_several_moments_costs_at_most_the_requests_in_flight() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_run_on_one_output_exits_2_and_sends_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let plates = plates(300);
     let slow = start_sandbox(SandboxConfig {
         latency: Duration::from_millis(20),
@@ -348,6 +354,7 @@ async fn a_second_run_on_one_output_exits_2_and_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_torn_journal_record_resumes_cleanly() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let plates = plates(300);
     let sandbox = start_sandbox(flaky()).await;
     let work = Work::new(&plates);
@@ -392,6 +399,7 @@ async fn a_torn_journal_record_resumes_cleanly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_write_stops_the_run_and_resume_repeats_no_journalled_answer() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let plates = plates(600);
     let sandbox = start_sandbox(flaky()).await;
     let work = Work::new(&plates);
@@ -504,6 +512,7 @@ async fn an_unwritable_summary_json_is_refused_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicates_copy_an_answer_that_only_the_journal_holds() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let mut plates = plates(300);
     // Row 1 is a vehicle that fails twice with Retry-After: `.partial` stays empty for a
     // second or two while the answers of the later rows go to the journal.
@@ -555,6 +564,7 @@ async fn duplicates_copy_an_answer_that_only_the_journal_holds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_leaves_a_whole_journal_that_resume_uses() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let plates = plates(400);
     let sandbox = start_sandbox(flaky()).await;
     let work = Work::new(&plates);

@@ -39,6 +39,8 @@ pub enum Command {
     Man(cmd::docs::ManArgs),
     /// Summarise results files, and what changed since an earlier run.
     Report(cmd::report::ReportArgs),
+    /// Show what the answer history knows about a vehicle; prune it.
+    History(cmd::history::HistoryArgs),
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -76,6 +78,7 @@ pub fn main() -> i32 {
             Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
             Command::Man(args) => cmd::docs::man(Cli::command(), &args),
             Command::Report(args) => cmd::report::run(args).await,
+            Command::History(args) => cmd::history::run(args).await,
         }
     });
     // Blocking reader threads still parked after an early stop must not hold the exit.

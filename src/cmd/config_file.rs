@@ -30,6 +30,8 @@ pub struct ConfigFile {
     pub retries: Option<u32>,
     /// Seconds per request.
     pub timeout: Option<f64>,
+    /// The answer history (`--history`).
+    pub history: Option<PathBuf>,
 }
 
 /// `agent_id = 102` and `agent_id = "102"` mean the same.

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod config_file;
 pub mod docs;
+pub mod history;
 pub mod login;
 pub mod report;
 pub mod run;

@@ -1,8 +1,10 @@
 //! What a run leaves behind: a row's outcome and status, the results CSV format, and making an
-//! earlier OUTPUT safe to continue; the journal of answers and the lock of one run per OUTPUT.
+//! earlier OUTPUT safe to continue; the journal of answers and the lock of one run per OUTPUT;
+//! the history of final answers that later runs (and the service) may reuse.
 //!
 //! May import `leads` and `api`; knows nothing of how a run is driven.
 
+pub mod history;
 pub mod journal;
 pub mod lock;
 pub mod outcome;

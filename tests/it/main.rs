@@ -2,6 +2,7 @@
 //! loopback HTTP.
 
 mod docs;
+mod history;
 mod inputs;
 mod journal;
 mod messages;

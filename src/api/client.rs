@@ -18,10 +18,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT};
+use http::header::{ACCEPT, CONTENT_TYPE, DATE, HeaderValue, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
@@ -183,25 +183,56 @@ impl Client {
 
     /// One signed renewal attempt at `timestamp`.
     pub async fn renew(&self, lead: &Lead, token: &str, timestamp: i64) -> Result<Answer, TransportError> {
+        Ok(self.renew_dated(lead, token, timestamp).await?.0)
+    }
+
+    /// As [`Client::renew`], with the server's clock as its `Date` header gave it, if it did.
+    pub async fn renew_dated(
+        &self,
+        lead: &Lead,
+        token: &str,
+        timestamp: i64,
+    ) -> Result<(Answer, Option<SystemTime>), TransportError> {
         let request = RenewalRequest::signed(lead, &self.agent, token, timestamp);
-        let (status, retry_after, body) = self.post(&self.renewal_uri, &request).await?;
-        Ok(protocol::classify(status, retry_after, &body))
+        let (status, retry_after, body, date) = self.post(&self.renewal_uri, &request).await?;
+        Ok((protocol::classify(status, retry_after, &body), date))
     }
 
     /// Logs in for a fresh Token.
     pub async fn login(&self, user_name: &str, timestamp: i64) -> Result<String, LoginError> {
-        let request = LoginRequest::signed(&self.agent, user_name, timestamp, LOGIN_TOKEN_LIFETIME_SECS)
-            .ok_or_else(|| LoginError::AgentIdNotNumeric(self.agent.agent_id.clone()))?;
-        let (status, _, body) = self.post(&self.login_uri, &request).await?;
-        Ok(protocol::classify_login(status, &body)?)
+        self.login_dated(user_name, timestamp).await.0
     }
 
-    /// POSTs `body` as JSON and reads the whole answer, all within the timeout.
+    /// As [`Client::login`], with the server's clock as its `Date` header gave it, if it did.
+    pub async fn login_dated(
+        &self,
+        user_name: &str,
+        timestamp: i64,
+    ) -> (Result<String, LoginError>, Option<SystemTime>) {
+        let Some(request) =
+            LoginRequest::signed(&self.agent, user_name, timestamp, LOGIN_TOKEN_LIFETIME_SECS)
+        else {
+            return (
+                Err(LoginError::AgentIdNotNumeric(self.agent.agent_id.clone())),
+                None,
+            );
+        };
+        match self.post(&self.login_uri, &request).await {
+            Ok((status, _, body, date)) => (
+                protocol::classify_login(status, &body).map_err(LoginError::from),
+                date,
+            ),
+            Err(error) => (Err(error.into()), None),
+        }
+    }
+
+    /// POSTs `body` as JSON and reads the whole answer, all within the timeout: the status,
+    /// `Retry-After` in seconds, the body and the `Date` header.
     async fn post<T: serde::Serialize>(
         &self,
         uri: &Uri,
         body: &T,
-    ) -> Result<(u16, Option<u64>, Bytes), TransportError> {
+    ) -> Result<(u16, Option<u64>, Bytes, Option<SystemTime>), TransportError> {
         let json = serde_json::to_vec(body).expect("request bodies are plain strings and numbers");
         let mut request = Request::new(Full::new(Bytes::from(json)));
         *request.method_mut() = Method::POST;
@@ -228,12 +259,17 @@ impl Client {
                 .get(RETRY_AFTER)
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.trim().parse::<u64>().ok());
+            let date = response
+                .headers()
+                .get(DATE)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| httpdate::parse_http_date(value).ok());
             let body = response
                 .into_body()
                 .collect()
                 .await
                 .map_err(|e| TransportError::Broken(chain(&e)))?;
-            Ok((status, retry_after, body.to_bytes()))
+            Ok((status, retry_after, body.to_bytes(), date))
         };
         tokio::time::timeout(self.timeout, exchange)
             .await

@@ -30,6 +30,9 @@ pub enum Command {
     Sandbox(cmd::sandbox::SandboxArgs),
     /// Log in and print a fresh Token on stdout (for scripts).
     Login(cmd::login::LoginArgs),
+    /// Try the credentials on one vehicle: one renewal request (one of quota), and which
+    /// credential is wrong if it is refused.
+    Check(cmd::check::CheckArgs),
     /// Print a shell completion script on stdout.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -75,6 +78,7 @@ pub fn main() -> i32 {
             Command::Run(args) => cmd::run::run(*args).await,
             Command::Sandbox(args) => cmd::sandbox::run(args).await,
             Command::Login(args) => cmd::login::run(args).await,
+            Command::Check(args) => cmd::check::run(args).await,
             Command::Completions { shell } => cmd::docs::completions(Cli::command(), shell),
             Command::Man(args) => cmd::docs::man(Cli::command(), &args),
             Command::Report(args) => cmd::report::run(args).await,

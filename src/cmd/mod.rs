@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments' validation and its `run`, returning an exit code.
 
+pub mod check;
 pub mod cli;
 pub mod config_file;
 pub mod docs;

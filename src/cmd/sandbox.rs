@@ -60,6 +60,11 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub token_ttl: Option<u64>,
 
+    /// Seconds the sandbox's clock runs ahead of this machine's (negative: behind), to
+    /// rehearse a skewed clock: timestamps are checked against it, and its Date header says it.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub clock_offset: i64,
+
     /// Percentage of vehicles (chosen by a hash, so always the same ones) answered 206.
     #[arg(long, default_value_t = 20)]
     pub not_renewable_percent: u8,
@@ -96,6 +101,7 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
         drop_rate: args.drop_rate,
         token_ttl: args.token_ttl.map(Duration::from_secs),
         not_renewable_percent: args.not_renewable_percent,
+        clock_offset_secs: args.clock_offset,
         record_requests: args.record.is_some(),
         ..SandboxConfig::default()
     };

@@ -70,6 +70,9 @@ pub struct SandboxConfig {
     pub not_renewable_percent: u8,
     /// A `TimeStamp` further than this from the server clock is answered 406.
     pub max_clock_skew: Duration,
+    /// Seconds the server's clock is ahead of this machine's (behind when negative): what it
+    /// checks timestamps against and sends as its `Date` header, to rehearse a skewed clock.
+    pub clock_offset_secs: i64,
     /// Keep every renewal request for [`Sandbox::requests`].
     pub record_requests: bool,
     /// The share of vehicles, in percent, that are flaky: their first one or two requests
@@ -97,6 +100,7 @@ impl Default for SandboxConfig {
             token_ttl: None,
             not_renewable_percent: 20,
             max_clock_skew: Duration::from_secs(300),
+            clock_offset_secs: 0,
             record_requests: false,
             flaky_percent: 0,
             flaky_retry_after_secs: None,
@@ -271,12 +275,33 @@ async fn run(
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let offset = shared.config.clock_offset_secs;
+    let router = Router::new()
         .route(&format!("/{RENEWAL_PATH}"), post(renewal_handler))
         .route(&format!("/{LOGIN_PATH}"), post(login_handler))
         .route(&format!("/{QUOTE_PATH}"), get(quote_handler))
         .fallback(not_found_handler)
-        .with_state(shared)
+        .with_state(shared);
+    if offset == 0 {
+        // hyper's own `Date` header is this machine's clock, and costs nothing per request.
+        return router;
+    }
+    router.layer(axum::middleware::map_response(
+        move |mut response: Response| async move {
+            let date = httpdate::fmt_http_date(server_clock(offset));
+            if let Ok(value) = HeaderValue::from_str(&date) {
+                response.headers_mut().insert(header::DATE, value);
+            }
+            response
+        },
+    ))
+}
+
+/// The server's clock: this machine's, `offset` seconds ahead.
+fn server_clock(offset: i64) -> SystemTime {
+    let now = SystemTime::now();
+    let shift = Duration::from_secs(offset.unsigned_abs());
+    if offset >= 0 { now + shift } else { now - shift }
 }
 
 /// The answer the sandbox gives a valid renewal request for this vehicle: `Some(RenewalToken)`
@@ -537,8 +562,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
+/// The server clock in unix seconds (see [`SandboxConfig::clock_offset_secs`]).
+fn unix_now(config: &SandboxConfig) -> i64 {
+    server_clock(config.clock_offset_secs)
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
 }
@@ -907,7 +933,9 @@ async fn renewal_handler(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
         return dropped_connection();
     }
 
-    let checked = check_renewal(config, &body, unix_now(), |token| shared.token_status(token));
+    let checked = check_renewal(config, &body, unix_now(config), |token| {
+        shared.token_status(token)
+    });
     let (status, response) = match checked {
         Err(refusal) => (refusal.status, refusal_answer(&refusal)),
         Ok(_) if flaky.is_some() => {
@@ -966,7 +994,7 @@ async fn renewal_handler(State(shared): State<Arc<Shared>>, body: Bytes) -> Resp
 }
 
 async fn login_handler(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
-    match check_login(&shared.config, &body, unix_now()) {
+    match check_login(&shared.config, &body, unix_now(&shared.config)) {
         Ok(lifetime) => {
             let token = shared.issue_token(lifetime);
             Counters::bump(&shared.counters.logins);

@@ -107,7 +107,7 @@ async fn man_out_writes_every_page_the_top_page_names() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let top = formatted(&std::fs::read(dir.path().join("bihu-renew.1")).unwrap());
     // Every page the top page refers to exists, and is a page of its own.
-    for sub in ["run", "login", "report", "sandbox", "completions", "man"] {
+    for sub in ["run", "login", "check", "report", "sandbox", "completions", "man"] {
         let name = format!("bihu-renew-{sub}");
         assert!(
             top.contains(&format!("{name}(1)")),

@@ -1,6 +1,7 @@
 //! The integration tests, one binary: each module covers one part of the tool over real
 //! loopback HTTP.
 
+mod check;
 mod docs;
 mod history;
 mod inputs;

@@ -44,8 +44,8 @@ pub fn bash_fix(script: &str) -> String {
 
 #[derive(Debug, Args)]
 pub struct ManArgs {
-    /// The subcommand whose page to print (run, login, check, report, sandbox, completions,
-    /// man); the top-level page without one.
+    /// The subcommand whose page to print (run, check, report, …); the top-level page
+    /// without one.
     pub page: Option<String>,
 
     /// Write every page (bihu-renew.1, bihu-renew-run.1, …) into this directory instead, for
@@ -237,6 +237,10 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
                 exit::USAGE,
                 "a flag is wrong, or the address cannot be listened on",
             ),
+        ],
+        "history" => &[
+            (exit::OK, "the answers or the counts were printed"),
+            (exit::USAGE, "the history file cannot be opened, or a flag is wrong"),
         ],
         "completions" | "man" => &[(exit::OK, "written"), USAGE],
         _ => &[

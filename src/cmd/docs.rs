@@ -240,7 +240,10 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
         ],
         "history" => &[
             (exit::OK, "the answers or the counts were printed"),
-            (exit::USAGE, "the history file cannot be opened, or a flag is wrong"),
+            (
+                exit::USAGE,
+                "the history file cannot be opened, or a flag is wrong",
+            ),
         ],
         "completions" | "man" => &[(exit::OK, "written"), USAGE],
         _ => &[

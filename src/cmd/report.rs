@@ -1,4 +1,4 @@
-//! `bihu-renew report`: accounts for results files (`report.rs`) and prints the account on
+//! `bihu-renew report`: accounts for results files (`crate::report`) and prints the account on
 //! stdout, since it is the data asked for; notes go to stderr. Writes the HTML page, the JSON
 //! and the changes CSV when asked.
 

@@ -662,3 +662,90 @@ async fn city_code_gives_rows_without_a_city_the_runs_default() {
     assert_eq!(wrong.code, 2);
     assert!(wrong.stderr.contains("not a Bihu city"), "{}", wrong.stderr);
 }
+
+/// Markup and quotes in every text field of a results file, and in its name, come out of the
+/// HTML page as text: no element, no attribute broken open.
+#[tokio::test]
+async fn markup_and_quotes_in_every_field_are_escaped_in_the_html() {
+    const EVIL: &str = r#"<script>alert("x'y")</script>&"#;
+    let work = Work::new();
+    let field = format!("\"{}\"", EVIL.replace('"', "\"\""));
+    let row = |row: u32, status: &str, http: &str, token: &str| {
+        let token = format!("\"{}{token}\"", EVIL.replace('"', "\"\""));
+        [
+            field.as_str(),
+            &field,
+            &field,
+            &field,
+            &field,
+            &row.to_string(),
+            status,
+            http,
+            &field,
+            &token,
+            &field,
+            "1",
+            &field,
+        ]
+        .join(",")
+            + "\n"
+    };
+    let today = work.write(
+        // A file name cannot hold `/`.
+        r#"<script>x("'")&.results.csv"#,
+        format!(
+            "{HEADER}{}{}",
+            row(1, "renewed", "200", "T1"),
+            row(2, "server_error", "500", "")
+        ),
+    );
+    let yesterday = work.write(
+        "yesterday.results.csv",
+        format!(
+            "{HEADER}{}{}",
+            row(1, "renewed", "200", "T0"),
+            row(2, "server_error", "500", "")
+        ),
+    );
+    let out = work
+        .report(&[
+            &today.display().to_string(),
+            "--against",
+            &yesterday.display().to_string(),
+            "--html",
+            &work.arg("r.html"),
+        ])
+        .await;
+    succeeded(&out);
+    let page = std::fs::read_to_string(work.path("r.html")).unwrap();
+    assert!(
+        !page.to_lowercase().contains("<script"),
+        "markup from the file reached the page as markup:\n{page}"
+    );
+    let doc = html(&work.path("r.html"));
+    assert!(texts(&doc, "script").is_empty());
+    let today_name = today.display().to_string();
+    assert_eq!(text(&doc, "head title"), format!("Renewal report: {today_name}"));
+    assert_eq!(text(&doc, "h1"), format!("Renewal report: {today_name}"));
+    assert_eq!(texts(&doc, "#files td")[0], today_name);
+    let retry = Selector::parse("#retry [data-results]").unwrap();
+    let attribute = doc.select(&retry).next().unwrap().value().attr("data-results");
+    assert_eq!(attribute, Some(&*today_name), "quotes do not end the attribute");
+    assert!(text(&doc, "#retry code.command").contains("<script>x("));
+    assert_eq!(texts(&doc, "#attention td.message"), [EVIL]);
+    assert_eq!(texts(&doc, "#attention td")[0], today_name);
+    // Not a valid plate: the vehicle is told by the plate as normalised (upper case).
+    let vehicles = texts(&doc, "#attention td.vehicle");
+    assert!(
+        vehicles[0].to_lowercase().contains(r#"<script>alert("x'y")"#),
+        "{vehicles:?}"
+    );
+    assert!(texts(&doc, "#reasons td.reason").contains(&EVIL.to_string()));
+    assert_eq!(
+        texts(&doc, "#changes tr[data-change=renewal_token_changed] code"),
+        [format!("{EVIL}T0"), format!("{EVIL}T1")]
+    );
+    let messages = texts(&doc, "#changes span.message");
+    assert!(messages.iter().all(|m| m == EVIL), "{messages:?}");
+    assert!(text(&doc, "#changes-section p code") == yesterday.display().to_string());
+}

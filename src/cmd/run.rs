@@ -22,6 +22,7 @@ use crate::run::dry_run::{self, DryRunConfig};
 use crate::run::events::{Event, Observer};
 use crate::run::pipeline;
 use crate::run::progress::{Progress, ProgressMode};
+use crate::run::quota::Quota;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use clap::Args;
 
@@ -153,7 +154,8 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     };
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(watch_signals(StopSignals::new()?, cancel.clone()));
-    let result = pipeline::run(config, observer, cancel).await;
+    let quota = Quota::new(config.rate, config.burst, config.concurrency);
+    let result = pipeline::run(config, &quota, observer, cancel).await;
     signals.abort();
     progress.finish();
     if let Some(sandbox) = sandbox {

@@ -8,9 +8,10 @@
 //! - One loop ([`Run::drive`]) does the rest. It takes rows in order into a bounded window:
 //!   rejected, kept and duplicate rows are decided at once; each vehicle to renew is queued,
 //!   in order, for one of `concurrency` request slots.
-//! - A row's turn in a slot passes the shared rate limiter, then sends one attempt. A row that
-//!   must wait out a backoff leaves its slot and is parked; when its time comes it goes before
-//!   the fresh rows.
+//! - A row's turn takes a request slot from the [`Quota`] (shared with other runs, which take
+//!   turns for slots), passes its rate limiter, then sends one attempt. A row that must wait
+//!   out a backoff leaves its slot and is parked; when its time comes it goes before the
+//!   fresh rows.
 //! - Every answer is appended to the journal beside OUTPUT as it arrives (`journal.rs`), and
 //!   the front of the window is written in input order as soon as it is decided (`output.rs`),
 //!   both flushed after every batch: what is on disk is a clean, resumable prefix plus every
@@ -30,7 +31,6 @@ use backon::BackoffBuilder;
 use csv::StringRecord;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -46,11 +46,14 @@ use crate::results::output::{self, OutputTarget, ResultWriter};
 use crate::results::resume::{self, PreviousRows};
 use crate::run::config::{Existing, RunConfig};
 use crate::run::events::{Event, Observer};
+use crate::run::quota::{Member, Quota};
 use crate::run::summary::{RunEnd, Summary};
 
-/// Runs a whole list. `cancel` stops intake (Ctrl-C); the result says how the run ended.
+/// Runs a whole list within `quota` (the command line's own, or the service's shared one).
+/// `cancel` stops intake (Ctrl-C); the result says how the run ended.
 pub async fn run(
     config: RunConfig,
+    quota: &Quota,
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
 ) -> Result<Summary, Error> {
@@ -123,6 +126,7 @@ pub async fn run(
     .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
     let shared = Arc::new(Shared::new(
         &config,
+        quota.member(),
         client,
         observer.clone(),
         cancel.child_token(),
@@ -952,6 +956,15 @@ enum Turn {
 /// A row's turn in a request slot: waits for the rate limiter, then sends one attempt (and
 /// another at once after a re-login).
 async fn turn(shared: &Shared, mut job: Job) -> (Job, Turn) {
+    // Held until the turn ends: the quota's concurrency counts requests of every run.
+    let _slot = match shared.member.try_slot() {
+        Some(slot) => slot,
+        None => tokio::select! {
+            biased;
+            _ = shared.stop.cancelled() => return (job, Turn::Stopped),
+            slot = shared.member.slot() => slot,
+        },
+    };
     loop {
         if !shared.try_pace() {
             // Only a row that must wait listens for the stop, which saves registering with the
@@ -990,9 +1003,8 @@ enum Step {
 /// What the row tasks share.
 struct Shared {
     client: Client,
-    limiter: DefaultDirectRateLimiter,
-    /// One task at a time waits for the limiter, in the order they asked (see `pace`).
-    pace_turn: tokio::sync::Mutex<()>,
+    /// This run's place in the quota: its request slots and its rate limiter.
+    member: Member,
     tokens: Tokens,
     retries: u32,
     backoff: crate::run::config::Backoff,
@@ -1007,14 +1019,14 @@ struct Shared {
 impl Shared {
     fn new(
         config: &RunConfig,
+        member: Member,
         client: Client,
         observer: Arc<dyn Observer>,
         stop: CancellationToken,
     ) -> Shared {
         Shared {
             client,
-            limiter: RateLimiter::direct(Quota::per_second(config.rate).allow_burst(config.burst)),
-            pace_turn: tokio::sync::Mutex::new(()),
+            member,
             tokens: Tokens::new(config.user_name.clone()),
             retries: config.retries,
             backoff: config.backoff,
@@ -1027,37 +1039,14 @@ impl Shared {
         }
     }
 
-    /// Waits until the rate limiter lets one more request go.
-    ///
-    /// Waiting is done here rather than with governor's `until_ready`: a timer wakes a task
-    /// a little late, and with a burst of 1 every late request pushes all later ones back (at
-    /// `--rate 200` a run took 3.5% longer than it should; BENCHMARKS.md). So the waiter
-    /// sleeps until shortly before its turn and yields for the last stretch, and only one
-    /// task waits at a time, so that only one ever does so (and rows go in the order they
-    /// asked).
+    /// Waits until the quota's rate limiter lets one more request go.
     async fn pace(&self) {
-        // tokio's timer fires on millisecond ticks: sleep to just before the turn, no further.
-        const YIELD_FOR: Duration = Duration::from_micros(1_100);
-        let _turn = self.pace_turn.lock().await;
-        loop {
-            let Err(not_until) = self.limiter.check() else {
-                return;
-            };
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(self.limiter.clock()));
-            if wait > YIELD_FOR {
-                tokio::time::sleep(wait - YIELD_FOR).await;
-            } else {
-                tokio::task::yield_now().await;
-            }
-        }
+        self.member.quota().pace().await
     }
 
     /// Lets one more request go at once if nobody is waiting and the limiter has room.
     fn try_pace(&self) -> bool {
-        match self.pace_turn.try_lock() {
-            Ok(_turn) => self.limiter.check().is_ok(),
-            Err(_) => false,
-        }
+        self.member.quota().try_pace()
     }
 
     async fn first_login(&self) -> Result<String, Error> {

@@ -16,6 +16,7 @@ use bihu_renew::results::output::{OutputStyle, OutputTarget};
 use bihu_renew::run::config::{Backoff, Existing, RunConfig};
 use bihu_renew::run::events::Silent;
 use bihu_renew::run::pipeline;
+use bihu_renew::run::quota::Quota;
 use bihu_renew::run::summary::{RunEnd, Summary};
 use bihu_renew::sandbox::{RecordedRequest, Sandbox, SandboxConfig, expected_renewal};
 use serde_json::Value;
@@ -104,7 +105,9 @@ impl RunTest {
     }
 
     async fn run(&self) -> Ran {
-        let summary = pipeline::run(self.config.clone(), Arc::new(Silent), CancellationToken::new())
+        let config = &self.config;
+        let quota = Quota::new(config.rate, config.burst, config.concurrency);
+        let summary = pipeline::run(config.clone(), &quota, Arc::new(Silent), CancellationToken::new())
             .await
             .unwrap_or_else(|error| panic!("the run failed: {error}"));
         let OutputTarget::File(path) = &self.config.output else {

@@ -9,6 +9,7 @@
 //! - [`run`]: the batch run (pipeline, settings, events, progress, summary, dry run).
 //! - [`report`]: reading results files back: figures, changes since an earlier run, HTML.
 //! - [`sandbox`]: a local Bihu server (renewal, login, quote page) with fault injection.
+//! - [`serve`]: the back-office service (`bihu-renew serve`): JSON API, job store, shared quota.
 //! - [`cmd`]: the command line and one module per subcommand, with its arguments.
 //! - [`error`]: fatal errors and exit codes.
 
@@ -20,3 +21,4 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod sandbox;
+pub mod serve;

@@ -44,6 +44,10 @@ pub enum Command {
     Report(cmd::report::ReportArgs),
     /// Show what the answer history knows about a vehicle; prune it.
     History(cmd::history::HistoryArgs),
+    /// Run the back-office service: a JSON API that keeps jobs and owns the agent's quota.
+    Serve(Box<cmd::serve::ServeArgs>),
+    /// Read a password from stdin and print its argon2id hash for [[serve.users]].
+    HashPassword,
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.
@@ -83,6 +87,8 @@ pub fn main() -> i32 {
             Command::Man(args) => cmd::docs::man(Cli::command(), &args),
             Command::Report(args) => cmd::report::run(args).await,
             Command::History(args) => cmd::history::run(args).await,
+            Command::Serve(args) => cmd::serve::run(*args).await,
+            Command::HashPassword => cmd::serve::hash_password(),
         }
     });
     // Blocking reader threads still parked after an early stop must not hold the exit.

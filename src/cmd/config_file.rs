@@ -32,6 +32,42 @@ pub struct ConfigFile {
     pub timeout: Option<f64>,
     /// The answer history (`--history`).
     pub history: Option<PathBuf>,
+    /// `bihu-renew serve`'s own settings.
+    pub serve: Option<ServeTable>,
+}
+
+/// The `[serve]` table.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeTable {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// Upload size limit in MB [default: 100].
+    pub max_upload_mb: Option<u64>,
+    /// Days after which a finished job's files and row are deleted [default: 30].
+    pub retention_days: Option<u64>,
+    /// Hours a login lasts [default: 12].
+    pub session_hours: Option<u64>,
+    #[serde(default)]
+    pub users: Vec<ServeUser>,
+}
+
+/// One `[[serve.users]]` entry.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeUser {
+    pub name: String,
+    /// argon2id in PHC format, from `bihu-renew hash-password`.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for ServeUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `agent_id = 102` and `agent_id = "102"` mean the same.
@@ -118,6 +154,28 @@ mod tests {
         assert_eq!(config.city_code.as_deref(), Some("广州"));
         assert_eq!(config.rate, Some(5));
         assert_eq!(config.burst, None);
+    }
+
+    #[test]
+    fn reads_the_serve_table_with_its_users() {
+        let config: ConfigFile = toml::from_str(
+            r#"
+            agent_id = 102
+            [serve]
+            listen = "0.0.0.0:8080"
+            max_upload_mb = 20
+            [[serve.users]]
+            name = "clerk"
+            password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+            "#,
+        )
+        .unwrap();
+        let serve = config.serve.unwrap();
+        assert_eq!(serve.listen.as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!((serve.max_upload_mb, serve.retention_days), (Some(20), None));
+        assert_eq!(serve.users[0].name, "clerk");
+        assert!(!format!("{:?}", serve.users[0]).contains("argon2id"));
+        assert!(toml::from_str::<ConfigFile>("[serve]\nlisten_on = 1").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod login;
 pub mod report;
 pub mod run;
 pub mod sandbox;
+pub mod serve;
 
 use url::Url;
 

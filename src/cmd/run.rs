@@ -258,7 +258,7 @@ fn input_options(args: &RunArgs, file: &ConfigFile) -> Result<InputOptions, Erro
     })
 }
 
-fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
+pub(crate) fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
     let config = sandbox.config();
     Credentials {
         base_url: sandbox.base_url(),

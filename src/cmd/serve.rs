@@ -1,0 +1,206 @@
+//! `bihu-renew serve`: checks the config (credentials as `run` reads them, plus `[serve]`),
+//! refuses to listen beyond loopback without users, starts the sandbox when asked, and serves
+//! until SIGINT/SIGTERM. `bihu-renew hash-password` makes a user's `password_hash`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::config_file::{ConfigFile, ServeTable};
+use crate::cmd::{CredentialArgs, StopSignals, resolve_credentials};
+use crate::error::{Error, exit};
+use crate::run::config::Backoff;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::serve::auth::{self, User};
+use crate::serve::jobs::JobSettings;
+use crate::serve::{AppState, ServeConfig};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "bihu-renew-data";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080, or listen in [serve]]; port 0 picks one.
+    #[arg(long, env = "BIHU_LISTEN")]
+    pub listen: Option<String>,
+
+    /// Folder for the job store, uploads and results [default: ./bihu-renew-data, or
+    /// data_dir in [serve]].
+    #[arg(long, env = "BIHU_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
+    /// Start the built-in sandbox in-process and send every job to it (no credentials needed).
+    #[arg(long)]
+    pub sandbox: bool,
+}
+
+pub async fn run(args: ServeArgs) -> Result<i32, Error> {
+    let file = ConfigFile::load(args.credentials.config.as_deref())?;
+    let table = file.serve.clone().unwrap_or_default();
+    let listen_text = args
+        .listen
+        .clone()
+        .or_else(|| table.listen.clone())
+        .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        Error::Usage(format!(
+            "--listen {listen_text:?} is not an address such as {DEFAULT_LISTEN}"
+        ))
+    })?;
+    let users = users(&table)?;
+    if users.is_empty() && !listen.ip().is_loopback() {
+        return Err(Error::Usage(format!(
+            "refusing to listen on {listen} without users: anyone who can reach it could run jobs on the agent's quota and read customers' data. Add [[serve.users]] to the config (bihu-renew hash-password makes a password_hash), or listen on 127.0.0.1"
+        )));
+    }
+
+    let sandbox = if args.sandbox {
+        let sandbox = Sandbox::start(
+            "127.0.0.1:0".parse().expect("a valid address"),
+            SandboxConfig::demo(),
+        )
+        .await
+        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
+        eprintln!(
+            "bihu-renew serve: jobs go to the built-in sandbox at {} (nothing leaves this machine)",
+            sandbox.base_url()
+        );
+        Some(sandbox)
+    } else {
+        None
+    };
+    let credentials = match &sandbox {
+        Some(sandbox) => crate::cmd::run::sandbox_credentials(sandbox),
+        None => resolve_credentials(&args.credentials, &file, false)?,
+    };
+    let at_least_one = |name: &str, value: u64| {
+        if value == 0 {
+            Err(Error::Usage(format!("{name} in the config must be at least 1")))
+        } else {
+            Ok(value)
+        }
+    };
+    let timeout = file.timeout.unwrap_or(30.0);
+    if !(timeout.is_finite() && timeout > 0.0) {
+        return Err(Error::Usage(format!(
+            "timeout must be a positive number of seconds, got {timeout}"
+        )));
+    }
+    let settings = JobSettings {
+        base_url: credentials.base_url,
+        agent: credentials.agent,
+        token: credentials.token,
+        user_name: credentials.user_name,
+        rate: NonZeroU32::new(at_least_one("rate", file.rate.unwrap_or(10).into())? as u32).expect("checked"),
+        burst: NonZeroU32::new(at_least_one("burst", file.burst.unwrap_or(1).into())? as u32)
+            .expect("checked"),
+        concurrency: NonZeroUsize::new(
+            at_least_one("concurrency", file.concurrency.unwrap_or(8) as u64)? as usize
+        )
+        .expect("checked"),
+        retries: file.retries.unwrap_or(3),
+        timeout: Duration::from_secs_f64(timeout),
+        backoff: Backoff::default(),
+        credential_failure_limit: crate::cmd::run::CREDENTIAL_FAILURE_LIMIT,
+    };
+    let max_upload_mb = table.max_upload_mb.unwrap_or(100);
+    if max_upload_mb == 0 {
+        return Err(Error::Usage("max_upload_mb in [serve] must be at least 1".into()));
+    }
+    let config = ServeConfig {
+        data_dir: args
+            .data_dir
+            .clone()
+            .or_else(|| table.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        max_upload_bytes: max_upload_mb.saturating_mul(1024 * 1024),
+        retention: Duration::from_secs(table.retention_days.unwrap_or(30).saturating_mul(86_400)),
+        session_ttl: Duration::from_secs(table.session_hours.unwrap_or(12).max(1).saturating_mul(3600)),
+        users,
+        settings,
+    };
+
+    let mut signals = StopSignals::new()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
+    let bound = listener.local_addr()?;
+    let data_dir = config.data_dir.clone();
+    let open = config.users.is_empty();
+    let state = AppState::open(config).await?;
+    if open {
+        eprintln!("bihu-renew serve: no users in [serve]: open without login, so on loopback only");
+    }
+    eprintln!(
+        "bihu-renew serve: data in {}; listening on http://{bound}/",
+        data_dir.display()
+    );
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let watcher = tokio::spawn(async move {
+        signals.next().await;
+        eprintln!(
+            "bihu-renew serve: stopping: running jobs finish their requests in flight and resume on the next start"
+        );
+        stopped.cancel();
+    });
+    let result = crate::serve::serve(listener, state, stop.cancelled_owned()).await;
+    watcher.abort();
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
+    result?;
+    Ok(exit::OK)
+}
+
+fn users(table: &ServeTable) -> Result<Vec<User>, Error> {
+    let mut users: Vec<User> = Vec::new();
+    for (i, user) in table.users.iter().enumerate() {
+        let name = user.name.trim();
+        if name.is_empty() || name.contains(':') {
+            return Err(Error::Usage(format!(
+                "[[serve.users]] entry {}: name must be non-empty and without ':'",
+                i + 1
+            )));
+        }
+        if users.iter().any(|u| u.name == name) {
+            return Err(Error::Usage(format!("[[serve.users]]: {name} is listed twice")));
+        }
+        auth::check_hash(&user.password_hash)
+            .map_err(|e| Error::Usage(format!("[[serve.users]] {name}: password_hash: {e}")))?;
+        users.push(User {
+            name: name.to_string(),
+            password_hash: user.password_hash.clone(),
+        });
+    }
+    Ok(users)
+}
+
+/// `bihu-renew hash-password`: reads a password (the first line of stdin) and prints its
+/// argon2id hash for `password_hash`.
+pub fn hash_password() -> Result<i32, Error> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!(
+            "bihu-renew: type the password and press Enter (it is shown as you type; pipe it in to avoid that)"
+        );
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(Error::Usage(
+            "no password on stdin: pipe one in, e.g. printf '%s' \"$PW\" | bihu-renew hash-password".into(),
+        ));
+    }
+    let hash = auth::hash_password(password).map_err(Error::Usage)?;
+    println!("{hash}");
+    Ok(exit::OK)
+}

@@ -1,0 +1,593 @@
+//! The engine glue: a job's files, its check (the dry run), its runs through the same
+//! pipeline as `bihu-renew run`, within the one [`Quota`] every job shares, and its counters.
+//!
+//! A job's folder `jobs/<id>/` in the data dir holds `input.csv` (or `.xlsx`), `check.csv`
+//! (the dry run's output) and `results.csv` (the run's OUTPUT, `.partial` while it grows): the
+//! CLI's formats, so `report` and `run --resume` work on them. The store says what to do (the
+//! state); OUTPUT says what was done, so a job that was running when the service died is
+//! resumed from it, as `run --resume` would.
+
+use std::collections::HashMap;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::api::protocol::Agent;
+use crate::error::Error;
+use crate::leads::city::City;
+use crate::leads::input::{InputEncoding, InputOptions};
+use crate::results::outcome::Status;
+use crate::results::output::{self, OutputStyle, OutputTarget};
+use crate::run::config::{Backoff, Existing, RunConfig};
+use crate::run::dry_run::{self, DryRunConfig, DryRunSummary};
+use crate::run::events::{Event, Observer};
+use crate::run::pipeline;
+use crate::run::quota::Quota;
+use crate::run::summary::RunEnd;
+use crate::serve::ServeConfig;
+use crate::serve::store::{JobRecord, JobState, NewJob, Preview, Progress, ReasonCount, Store, StoreError};
+
+/// What every job's run shares: the agent, its quota's figures, retries and timeouts.
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub base_url: Url,
+    pub agent: Agent,
+    pub token: Option<String>,
+    pub user_name: Option<String>,
+    pub rate: NonZeroU32,
+    pub burst: NonZeroU32,
+    pub concurrency: NonZeroUsize,
+    pub retries: u32,
+    pub timeout: Duration,
+    pub backoff: Backoff,
+    pub credential_failure_limit: u32,
+}
+
+impl JobSettings {
+    fn run_config(&self, input: PathBuf, output: PathBuf, city: Option<City>) -> RunConfig {
+        RunConfig {
+            input,
+            output: OutputTarget::File(output),
+            // A first run finds no OUTPUT and starts fresh; every later one continues it.
+            existing: Existing::Resume,
+            base_url: self.base_url.clone(),
+            agent: self.agent.clone(),
+            token: self.token.clone(),
+            user_name: self.user_name.clone(),
+            input_options: input_options(city),
+            output_style: OutputStyle::default(),
+            rate: self.rate,
+            burst: self.burst,
+            concurrency: self.concurrency,
+            retries: self.retries,
+            timeout: self.timeout,
+            backoff: self.backoff,
+            credential_failure_limit: self.credential_failure_limit,
+        }
+    }
+}
+
+fn input_options(city: Option<City>) -> InputOptions {
+    InputOptions {
+        encoding: InputEncoding::Auto,
+        sheet: None,
+        default_city: city,
+    }
+}
+
+/// Why a request about a job cannot be done; the API turns each into a 4xx.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("there is no job {0}")]
+    NotFound(i64),
+    /// The action does not apply in the job's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The upload is not a lead list the CLI could read (its message).
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A file uploaded to the upload folder, not yet a job.
+#[derive(Debug)]
+pub struct Upload {
+    /// Its own folder under `uploads/`, removed if it does not become a job.
+    pub dir: PathBuf,
+    pub file_name: String,
+    /// `input.csv` or `input.xlsx`, inside `dir`.
+    pub input_name: String,
+    pub city: Option<City>,
+    pub start: bool,
+    pub created_by: String,
+}
+
+/// The jobs the service knows and the runs going on; clones share them.
+#[derive(Clone)]
+pub struct Jobs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<ServeConfig>,
+    store: Store,
+    quota: Quota,
+    live: Mutex<HashMap<i64, Arc<LiveJob>>>,
+    /// Set when the service stops: runs then end as if never stopped, to resume next start.
+    shutting_down: AtomicBool,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+/// A job that is running: its stop, and the counters its events feed.
+pub struct LiveJob {
+    cancel: CancellationToken,
+    rows: AtomicU64,
+    rows_done: AtomicU64,
+    /// Requests of earlier runs of this job, plus this run's.
+    requests: AtomicU64,
+    counts: [AtomicU64; Status::ALL.len()],
+}
+
+impl LiveJob {
+    fn new(requests_before: u64, rows: u64) -> LiveJob {
+        LiveJob {
+            cancel: CancellationToken::new(),
+            rows: AtomicU64::new(rows),
+            rows_done: AtomicU64::new(0),
+            requests: AtomicU64::new(requests_before),
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        let counts = Status::ALL
+            .iter()
+            .zip(&self.counts)
+            .map(|(status, n)| (status.as_str().to_string(), n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Progress {
+            rows: self.rows.load(Ordering::Relaxed),
+            rows_done: self.rows_done.load(Ordering::Relaxed),
+            counts,
+            requests: self.requests.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Observer for LiveJob {
+    fn on_event(&self, event: &Event) {
+        match event {
+            Event::Total { rows } => self.rows.store(*rows, Ordering::Relaxed),
+            Event::Attempt { .. } => {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            Event::RowWritten { status, .. } => {
+                self.rows_done.fetch_add(1, Ordering::Relaxed);
+                if let Some(i) = Status::ALL.iter().position(|s| s == status) {
+                    self.counts[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Event::Stopping { .. } => {}
+        }
+    }
+}
+
+/// How often a running job's counters are written to the store.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Jobs {
+    pub fn new(config: Arc<ServeConfig>, store: Store, quota: Quota) -> Jobs {
+        Jobs {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                quota,
+                live: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+                tasks: tokio_util::task::TaskTracker::new(),
+            }),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<LiveJob>>> {
+        self.inner.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn job_dir(&self, id: i64) -> PathBuf {
+        self.inner.config.data_dir.join("jobs").join(id.to_string())
+    }
+
+    /// Where uploads are written before they become jobs.
+    pub fn upload_root(&self) -> PathBuf {
+        self.inner.config.data_dir.join("uploads")
+    }
+
+    /// The job as stored, with a running job's counters as they are now.
+    pub async fn view(&self, id: i64) -> Result<JobRecord, JobError> {
+        let mut job = self.inner.store.job(id).await?.ok_or(JobError::NotFound(id))?;
+        self.overlay(&mut job);
+        Ok(job)
+    }
+
+    /// Every job, newest first, running ones with their counters as they are now.
+    pub async fn list(&self) -> Result<Vec<JobRecord>, JobError> {
+        let mut jobs = self.inner.store.jobs().await?;
+        for job in &mut jobs {
+            self.overlay(job);
+        }
+        Ok(jobs)
+    }
+
+    fn overlay(&self, job: &mut JobRecord) {
+        if job.state != JobState::Running {
+            return;
+        }
+        if let Some(live) = self.live().get(&job.id) {
+            let progress = live.progress();
+            job.rows = progress.rows;
+            job.rows_done = progress.rows_done;
+            job.counts = progress.counts;
+            job.requests = progress.requests;
+        }
+    }
+
+    /// Checks an upload as `run --dry-run` does and makes it a job (started if asked);
+    /// on any error the upload is removed, and no job is left.
+    pub async fn create(&self, upload: Upload) -> Result<JobRecord, JobError> {
+        let result = self.create_inner(&upload).await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&upload.dir);
+        }
+        result
+    }
+
+    async fn create_inner(&self, upload: &Upload) -> Result<JobRecord, JobError> {
+        let input = upload.dir.join(&upload.input_name);
+        let check = DryRunConfig {
+            input: input.clone(),
+            output: OutputTarget::File(upload.dir.join("check.csv")),
+            existing: Existing::Overwrite,
+            input_options: input_options(upload.city),
+            output_style: OutputStyle::default(),
+        };
+        let summary = tokio::task::spawn_blocking(move || dry_run::check(&check))
+            .await
+            .map_err(|e| JobError::Io(format!("the check failed: {e}")))?
+            // The CLI's message, naming the file as the clerk knows it, not where it lies here.
+            .map_err(|e| {
+                JobError::Unreadable(
+                    e.to_string()
+                        .replace(&*input.to_string_lossy(), &upload.file_name),
+                )
+            })?;
+        let preview = preview(&summary, self.inner.config.settings.rate);
+        let state = if upload.start {
+            JobState::Queued
+        } else {
+            JobState::Validated
+        };
+        let id = self
+            .inner
+            .store
+            .insert_job(NewJob {
+                file_name: upload.file_name.clone(),
+                input_name: upload.input_name.clone(),
+                state,
+                city_code: upload.city.map(|c| c.id),
+                rows: summary.rows,
+                preview,
+                created_by: upload.created_by.clone(),
+                created_at: unix_now(),
+            })
+            .await?;
+        let dir = self.job_dir(id);
+        let moved = std::fs::create_dir_all(dir.parent().expect("a job dir has a parent"))
+            .and_then(|()| std::fs::rename(&upload.dir, &dir));
+        if let Err(error) = moved {
+            let _ = self.inner.store.delete_job(id).await;
+            return Err(JobError::Io(format!("cannot store the upload: {error}")));
+        }
+        if upload.start {
+            self.spawn_run(id);
+        }
+        self.view(id).await
+    }
+
+    /// `start`: a validated (or cancelled) job is queued and run.
+    pub async fn start(&self, id: i64) -> Result<JobRecord, JobError> {
+        self.queue(id, &[JobState::Validated, JobState::Cancelled], "start")
+            .await
+    }
+
+    /// `retry`: rows with a transient outcome, or never reached, go again (as `--resume`).
+    pub async fn retry(&self, id: i64) -> Result<JobRecord, JobError> {
+        self.queue(
+            id,
+            &[JobState::Done, JobState::Cancelled, JobState::Aborted],
+            "retry",
+        )
+        .await
+    }
+
+    async fn queue(&self, id: i64, from: &[JobState], action: &str) -> Result<JobRecord, JobError> {
+        let job = self.view(id).await?;
+        if !self
+            .inner
+            .store
+            .transition(id, from, JobState::Queued, unix_now(), None)
+            .await?
+        {
+            let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+            return Err(JobError::Conflict(format!(
+                "job {id} is {}: {action} applies to a job that is {}",
+                job.state.as_str(),
+                allowed.join(" or ")
+            )));
+        }
+        self.spawn_run(id);
+        self.view(id).await
+    }
+
+    /// `cancel`: a running job stops taking rows and finishes those in flight (resumable by
+    /// `start` or `retry`); a validated or queued one is cancelled at once.
+    pub async fn cancel(&self, id: i64) -> Result<JobRecord, JobError> {
+        let job = self.view(id).await?;
+        let live = self.live().get(&id).cloned();
+        if let Some(live) = live {
+            live.cancel.cancel();
+            return self.view(id).await;
+        }
+        let from = [JobState::Validated, JobState::Queued];
+        if !self
+            .inner
+            .store
+            .transition(id, &from, JobState::Cancelled, unix_now(), None)
+            .await?
+        {
+            // It may have become live just now: a running job is cancelled through its token.
+            let live = self.live().get(&id).cloned();
+            if let Some(live) = live {
+                live.cancel.cancel();
+                return self.view(id).await;
+            }
+            return Err(JobError::Conflict(format!(
+                "job {id} is {}: only a validated, queued or running job can be cancelled",
+                job.state.as_str()
+            )));
+        }
+        self.view(id).await
+    }
+
+    /// Deletes a job's files and its row (by hand or by retention); not while it runs.
+    pub async fn delete(&self, id: i64) -> Result<(), JobError> {
+        let job = self.view(id).await?;
+        if !job.state.is_settled() || self.live().contains_key(&id) {
+            return Err(JobError::Conflict(format!(
+                "job {id} is {}: cancel it first, then delete it",
+                job.state.as_str()
+            )));
+        }
+        let dir = self.job_dir(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| JobError::Io(format!("cannot delete job {id}'s files: {e}")))?;
+        }
+        self.inner.store.delete_job(id).await?;
+        Ok(())
+    }
+
+    /// The results file to download: the finished OUTPUT, or while a run writes, the clean
+    /// prefix it has written so far.
+    pub async fn results_path(&self, id: i64) -> Result<PathBuf, JobError> {
+        let job = self.view(id).await?;
+        let results = self.job_dir(id).join("results.csv");
+        let partial = output::partial_path(&results);
+        let path = match (job.state, results.exists(), partial.exists()) {
+            (JobState::Running, _, true) | (_, false, true) => partial,
+            (_, true, _) => results,
+            _ => {
+                return Err(JobError::Conflict(format!(
+                    "job {id} has no results yet: start it first"
+                )));
+            }
+        };
+        Ok(path)
+    }
+
+    pub fn city(job: &JobRecord) -> Option<City> {
+        job.city_code.and_then(City::by_id)
+    }
+
+    /// Resumes every job that was queued or running when the service last stopped.
+    pub async fn resume_all(&self) -> Result<(), JobError> {
+        let store = &self.inner.store;
+        for job in store.jobs_in(&[JobState::Running, JobState::Queued]).await? {
+            store
+                .transition(
+                    job.id,
+                    &[JobState::Running],
+                    JobState::Queued,
+                    unix_now(),
+                    job.message.clone(),
+                )
+                .await?;
+            tracing::info!(job = job.id, "resuming a job that was {}", job.state.as_str());
+            self.spawn_run(job.id);
+        }
+        Ok(())
+    }
+
+    /// Stops every run as Ctrl-C stops the CLI's, leaving their jobs to resume on the next
+    /// start, and waits for them.
+    pub async fn stop_all(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        for live in self.live().values() {
+            live.cancel.cancel();
+        }
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    fn spawn_run(&self, id: i64) {
+        let jobs = self.clone();
+        self.inner.tasks.spawn(async move {
+            if let Err(error) = jobs.run(id).await {
+                tracing::error!(job = id, %error, "the job's run failed");
+            }
+        });
+    }
+
+    /// One run of a queued job, to its end.
+    async fn run(&self, id: i64) -> Result<(), JobError> {
+        let store = &self.inner.store;
+        let Some(job) = store.job(id).await? else {
+            return Ok(());
+        };
+        let live = Arc::new(LiveJob::new(job.requests, job.rows));
+        {
+            let mut all = self.live();
+            if all.contains_key(&id) {
+                return Ok(());
+            }
+            all.insert(id, live.clone());
+        }
+        let result = self.run_live(&job, &live).await;
+        self.live().remove(&id);
+        result
+    }
+
+    async fn run_live(&self, job: &JobRecord, live: &Arc<LiveJob>) -> Result<(), JobError> {
+        let store = &self.inner.store;
+        let id = job.id;
+        // Cancelled while queued: nothing to run.
+        if !store
+            .transition(id, &[JobState::Queued], JobState::Running, unix_now(), None)
+            .await?
+        {
+            return Ok(());
+        }
+        let dir = self.job_dir(id);
+        let config = self.inner.config.settings.run_config(
+            dir.join(&job.input_name),
+            dir.join("results.csv"),
+            Jobs::city(job),
+        );
+        let saver = {
+            let (store, live) = (store.clone(), live.clone());
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(SAVE_EVERY);
+                loop {
+                    every.tick().await;
+                    let _ = store.save_progress(id, live.progress()).await;
+                }
+            })
+        };
+        let observer: Arc<dyn Observer> = live.clone();
+        let result = pipeline::run(config, &self.inner.quota, observer, live.cancel.clone()).await;
+        saver.abort();
+        let progress = live.progress();
+        store.save_progress(id, progress).await?;
+        let shutting_down = self.inner.shutting_down.load(Ordering::SeqCst);
+        let (state, message) = match result {
+            Ok(summary) => match summary.end {
+                RunEnd::Completed => (JobState::Done, summary.stop_reason),
+                RunEnd::Interrupted if shutting_down => (JobState::Queued, None),
+                RunEnd::Interrupted => (JobState::Cancelled, None),
+                RunEnd::Aborted => (JobState::Aborted, summary.stop_reason),
+            },
+            Err(error) if shutting_down => (JobState::Queued, Some(error.to_string())),
+            Err(error) => (JobState::Aborted, Some(self.plain_message(&error))),
+        };
+        store
+            .transition(id, &[JobState::Running], state, unix_now(), message)
+            .await?;
+        Ok(())
+    }
+
+    /// An error's message without the data dir's paths.
+    fn plain_message(&self, error: &Error) -> String {
+        let text = error.to_string();
+        let data_dir = self.inner.config.data_dir.to_string_lossy();
+        text.replace(&*data_dir, "<data dir>")
+    }
+}
+
+fn preview(summary: &DryRunSummary, rate: NonZeroU32) -> Preview {
+    let mut reasons: Vec<ReasonCount> = summary
+        .by_reason
+        .iter()
+        .map(|(kind, rows)| ReasonCount {
+            reason: kind.as_str().to_string(),
+            rows: *rows,
+        })
+        .collect();
+    reasons.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.reason.cmp(&b.reason)));
+    reasons.truncate(5);
+    Preview {
+        rows: summary.rows,
+        ready: summary.ready,
+        invalid: summary.invalid,
+        top_reasons: reasons,
+        duplicates: summary.duplicates,
+        requests_needed: summary.requests_needed,
+        estimated_seconds: summary.requests_needed as f64 / f64::from(rate.get()),
+    }
+}
+
+/// Deletes jobs (files and rows) settled longer ago than the retention, now and then every
+/// hour, and sessions that have expired.
+pub async fn retention_loop(state: crate::serve::AppState) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match sweep(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("retention deleted {n} jobs"),
+            Err(error) => tracing::warn!(%error, "retention failed"),
+        }
+    }
+}
+
+/// One pass of retention; returns how many jobs it deleted.
+pub async fn sweep(state: &crate::serve::AppState) -> Result<usize, JobError> {
+    let now = unix_now();
+    let before = now - state.config.retention.as_secs() as i64;
+    let mut n_deleted = 0;
+    for id in state.store.expired_jobs(before).await? {
+        match state.jobs.delete(id).await {
+            Ok(()) => n_deleted += 1,
+            Err(JobError::Conflict(_) | JobError::NotFound(_)) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    state.store.delete_expired_sessions(now).await?;
+    Ok(n_deleted)
+}
+
+/// A name for a job's input inside its folder, from the uploaded file's name.
+/// The reader goes by the extension, so a spreadsheet keeps its own.
+pub fn input_name(file_name: &str) -> String {
+    let path = Path::new(file_name);
+    match path.extension() {
+        Some(extension) if crate::leads::input::is_spreadsheet(path) => {
+            format!("input.{}", extension.to_string_lossy().to_ascii_lowercase())
+        }
+        _ => "input.csv".to_string(),
+    }
+}

@@ -1,0 +1,111 @@
+//! `bihu-renew serve`: the back-office service that owns the agent's credentials and quota,
+//! keeps every job, and survives restarts.
+//!
+//! - [`store`]: the SQLite store (jobs, sessions) with its migrations; the only SQL.
+//! - [`jobs`]: the engine glue: uploads checked as the dry run does, jobs run by the same
+//!   pipeline as the CLI within one shared [`Quota`], their counters and events.
+//! - [`auth`]: users, sessions, HTTP Basic, the login throttle and the CSRF rule.
+//! - [`api`]: the JSON API's routes and thin handlers.
+//!
+//! Pages (issue 18) add their own routes beside the API's in [`router`].
+//!
+//! May import every layer but `cmd`, which starts it (`cmd/serve.rs`).
+
+pub mod api;
+pub mod auth;
+pub mod jobs;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::error::Error;
+use crate::run::quota::Quota;
+use crate::serve::auth::{Auth, User};
+use crate::serve::jobs::{JobSettings, Jobs};
+use crate::serve::store::Store;
+
+/// The service's validated settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub max_upload_bytes: u64,
+    pub retention: Duration,
+    /// Who may log in; empty means no login, and then only loopback may listen.
+    pub users: Vec<User>,
+    /// How long a login session lasts.
+    pub session_ttl: Duration,
+    pub settings: JobSettings,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ServeConfig>,
+    pub store: Store,
+    pub jobs: Jobs,
+    pub auth: Auth,
+}
+
+impl AppState {
+    /// Opens the store in the data dir, and resumes the jobs that were queued or running
+    /// when the service last stopped.
+    pub async fn open(config: ServeConfig) -> Result<AppState, Error> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(Error::file("cannot create the data dir", &config.data_dir))?;
+        let store =
+            Store::open(&config.data_dir.join("bihu-renew.db")).map_err(|e| Error::Usage(e.to_string()))?;
+        let settings = &config.settings;
+        let quota = Quota::new(settings.rate, settings.burst, settings.concurrency);
+        let config = Arc::new(config);
+        let jobs = Jobs::new(config.clone(), store.clone(), quota);
+        let auth = Auth::new(&config.users, config.session_ttl, store.clone());
+        jobs.resume_all().await.map_err(|e| Error::Usage(e.to_string()))?;
+        Ok(AppState {
+            config,
+            store,
+            jobs,
+            auth,
+        })
+    }
+}
+
+/// The whole service: the API, and the pages' routes when they exist, behind one state.
+pub fn router(state: AppState) -> Router {
+    Router::new().merge(api::routes(state.clone())).with_state(state)
+}
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Serves on `listener` until `shutdown` completes; then running jobs are stopped as a
+/// Ctrl-C stops a run (in-flight requests finish, OUTPUT is a clean prefix), to be resumed
+/// on the next start.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let retention = tokio::spawn(jobs::retention_loop(state.clone()));
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopping = stop.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let result = tokio::select! {
+        result = server => result,
+        // Event streams never end by themselves: connections get a short grace, no more.
+        () = async {
+            shutdown.await;
+            stopping.cancel();
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => Ok(()),
+    };
+    retention.abort();
+    state.jobs.stop_all().await;
+    result
+}

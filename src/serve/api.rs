@@ -58,6 +58,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/jobs/{id}/report.json", get(report_json))
         .route("/api/jobs/{id}/events", get(events))
         .route("/api/{*rest}", axum::routing::any(no_such_route))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(SMALL_BODY))
 }
 
@@ -199,6 +200,13 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this route does not take that method; see the README for the API".to_string(),
+    )
+}
+
 async fn no_such_route() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
@@ -255,11 +263,11 @@ async fn login(
                 .to_string(),
         ));
     };
-    let session = state
-        .auth
-        .login(ip, &form.name, &form.password)
-        .await
-        .map_err(auth_refusal)?;
+    let session = match state.auth.login(ip, &form.name, &form.password).await {
+        Ok(session) => session,
+        // As it is: a 429 keeps its Retry-After.
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
     let view = SessionView {
         user: session.user.clone(),
         auth: "session",

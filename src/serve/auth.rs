@@ -127,7 +127,7 @@ impl IntoResponse for AuthError {
             ),
             AuthError::Csrf => (
                 StatusCode::FORBIDDEN,
-                format!("a request made with the session cookie must carry the {CSRF_HEADER} header with the session's CSRF token (from the login answer or GET /api/session)"),
+                "a request made with the session cookie must carry the X-CSRF-Token header with the session's CSRF token (from the login answer or GET /api/session)".to_string(),
             ),
             AuthError::CrossSite => (
                 StatusCode::FORBIDDEN,

@@ -501,7 +501,18 @@ impl Jobs {
         let observer: Arc<dyn Observer> = live.clone();
         let result = pipeline::run(config, &self.inner.quota, observer, live.cancel.clone()).await;
         saver.abort();
-        let progress = live.progress();
+        let mut progress = live.progress();
+        if let Ok(summary) = &result {
+            // The summary counts OUTPUT as it is, also when a resumed run had nothing to do.
+            progress.counts = summary
+                .by_status
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(status, n)| (status.as_str().to_string(), *n))
+                .collect();
+            progress.rows_done = summary.rows_written;
+            progress.rows = summary.rows_total.max(progress.rows);
+        }
         store.save_progress(id, progress).await?;
         let shutting_down = self.inner.shutting_down.load(Ordering::SeqCst);
         let (state, message) = match result {

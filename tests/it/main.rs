@@ -11,4 +11,5 @@ mod report;
 mod resume;
 mod run;
 mod sandbox;
+mod serve;
 mod support;

@@ -1,0 +1,1144 @@
+//! The service (issue 17) end to end: `serve::serve` in-process on `127.0.0.1:0` with jobs
+//! sent to a sandbox on another loopback port, and the real binary for what only a process
+//! shows (refusing to start, `hash-password`, surviving `kill -9`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bihu_renew::run::config::Backoff;
+use bihu_renew::sandbox::{Sandbox, SandboxConfig};
+use bihu_renew::serve::api::JobView;
+use bihu_renew::serve::auth::{User, hash_password};
+use bihu_renew::serve::jobs::JobSettings;
+use bihu_renew::serve::store::JobState;
+use bihu_renew::serve::{self, AppState, ServeConfig};
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{agent, client, parse_results, start_sandbox};
+
+const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/leads.csv");
+
+/// `name,LicenseNo` for plates 1..=n, all distinct vehicles of 北京.
+fn plate_list(n: usize) -> String {
+    let mut csv = String::from("name,LicenseNo\n");
+    for i in 1..=n {
+        csv.push_str(&format!("客户{i},京A{i:05}\n"));
+    }
+    csv
+}
+
+/// How a test service is set up.
+struct Options {
+    sandbox: SandboxConfig,
+    users: Vec<(&'static str, &'static str)>,
+    rate: u32,
+    burst: u32,
+    concurrency: usize,
+    max_upload_bytes: u64,
+    retention: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sandbox: SandboxConfig::default(),
+            users: Vec::new(),
+            rate: 200,
+            burst: 1,
+            concurrency: 4,
+            max_upload_bytes: 1024 * 1024,
+            retention: Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+/// A service in-process, its sandbox, and a client for it.
+struct Service {
+    sandbox: Sandbox,
+    state: AppState,
+    base: String,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+fn settings(sandbox: &Sandbox, rate: u32, burst: u32, concurrency: usize) -> JobSettings {
+    let config = sandbox.config();
+    JobSettings {
+        base_url: sandbox.base_url(),
+        agent: agent(config),
+        token: Some(config.token.clone()),
+        user_name: None,
+        rate: rate.try_into().unwrap(),
+        burst: burst.try_into().unwrap(),
+        concurrency: concurrency.try_into().unwrap(),
+        retries: 2,
+        timeout: Duration::from_secs(5),
+        backoff: Backoff {
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            max_retry_after: Duration::from_millis(50),
+        },
+        credential_failure_limit: 3,
+    }
+}
+
+impl Service {
+    async fn start(options: Options) -> Service {
+        let sandbox = start_sandbox(SandboxConfig {
+            record_requests: true,
+            ..options.sandbox
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let users = options
+            .users
+            .iter()
+            .map(|(name, password)| User {
+                name: name.to_string(),
+                password_hash: hash_password(password).unwrap(),
+            })
+            .collect();
+        let config = ServeConfig {
+            data_dir: dir.path().join("data"),
+            max_upload_bytes: options.max_upload_bytes,
+            retention: options.retention,
+            users,
+            session_ttl: Duration::from_secs(3600),
+            settings: settings(&sandbox, options.rate, options.burst, options.concurrency),
+        };
+        let state = AppState::open(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve::serve(
+            listener,
+            state.clone(),
+            stop.clone().cancelled_owned(),
+        ));
+        Service {
+            sandbox,
+            state,
+            base,
+            http: client(),
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn data_dir(&self) -> &Path {
+        &self.state.config.data_dir
+    }
+
+    async fn upload(&self, name: &str, bytes: Vec<u8>, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
+        for (key, value) in fields {
+            form = form.text(key.to_string(), value.to_string());
+        }
+        self.http
+            .post(self.url("/api/jobs"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn create(&self, name: &str, bytes: Vec<u8>, fields: &[(&str, &str)]) -> JobView {
+        let response = self.upload(name, bytes, fields).await;
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn job(&self, id: i64) -> JobView {
+        let response = self
+            .http
+            .get(self.url(&format!("/api/jobs/{id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    async fn post(&self, path: &str) -> reqwest::Response {
+        self.http.post(self.url(path)).send().await.unwrap()
+    }
+
+    /// Waits until the job satisfies `done` (at most 30 s).
+    async fn wait_for(&self, id: i64, what: &str, done: impl Fn(&JobView) -> bool) -> JobView {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let job = self.job(id).await;
+            if done(&job) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} never became {what}: {job:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_state(&self, id: i64, state: JobState) -> JobView {
+        self.wait_for(id, state.as_str(), |job| job.state == state).await
+    }
+
+    async fn shutdown(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+        self.sandbox.shutdown().await;
+    }
+}
+
+async fn error_of(response: reqwest::Response) -> String {
+    let value: Value = response.json().await.expect("a JSON error body");
+    value["error"].as_str().expect("an error message").to_string()
+}
+
+fn sample() -> Vec<u8> {
+    std::fs::read(SAMPLE).unwrap()
+}
+
+fn uploads_left(service: &Service) -> usize {
+    std::fs::read_dir(service.data_dir().join("uploads"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion() {
+    let service = Service::start(Options::default()).await;
+    let health: Value = service
+        .http
+        .get(service.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+
+    let job = service.create("leads.csv", sample(), &[]).await;
+    assert_eq!(job.state, JobState::Validated);
+    assert_eq!(
+        (job.file_name.as_str(), job.rows, job.created_by.as_str()),
+        ("leads.csv", 40, "local")
+    );
+    let preview = job.preview.clone().expect("a preview");
+    assert_eq!(
+        (preview.rows, preview.ready, preview.invalid, preview.duplicates),
+        (40, 35, 5, 2)
+    );
+    assert_eq!(preview.requests_needed, 33);
+    assert!(!preview.top_reasons.is_empty());
+    assert!((preview.estimated_seconds - 33.0 / 200.0).abs() < 1e-9);
+    assert_eq!(service.sandbox.stats().requests, 0, "a check sends nothing");
+
+    let started = service.post(&format!("/api/jobs/{}/start", job.id)).await;
+    assert_eq!(started.status(), StatusCode::OK);
+    let done = service.wait_state(job.id, JobState::Done).await;
+    assert_eq!(done.rows_done, 40);
+    assert_eq!(done.requests, 33);
+    assert_eq!(done.counts["invalid_input"], 5);
+    assert_eq!(done.counts.values().sum::<u64>(), 40);
+    assert!(done.started_at.is_some() && done.finished_at.is_some());
+
+    // A done job cannot be started again; retry runs it again as --resume: nothing to send.
+    let again = service.post(&format!("/api/jobs/{}/start", job.id)).await;
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(error_of(again).await.contains("is done"));
+
+    let csv = service
+        .http
+        .get(service.url(&done.links.results_csv))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let (_, rows) = parse_results(&csv.bytes().await.unwrap());
+    assert_eq!(rows.len(), 40);
+    assert_eq!(
+        rows.iter().filter(|r| r.status == "renewed").count() as u64,
+        done.counts["renewed"]
+    );
+
+    let report: Value = service
+        .http
+        .get(service.url(&done.links.report_json))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["rows"], 40);
+    let html = service
+        .http
+        .get(service.url(&done.links.report_html))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status(), StatusCode::OK);
+    assert!(html.text().await.unwrap().contains("<html"));
+
+    let events = service
+        .http
+        .get(service.url(&done.links.events))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        events.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = tokio::time::timeout(Duration::from_secs(10), events.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(text.starts_with("event: job\ndata: {"), "{text}");
+    assert!(text.contains("event: end\ndata: done"), "{text}");
+
+    let retried = service.post(&format!("/api/jobs/{}/retry", job.id)).await;
+    assert_eq!(retried.status(), StatusCode::OK);
+    let done_again = service.wait_state(job.id, JobState::Done).await;
+    assert_eq!(done_again.rows_done, 40);
+    assert_eq!(
+        service.sandbox.stats().requests,
+        33,
+        "a retry of a complete job sends nothing"
+    );
+
+    let list: Vec<JobView> = service
+        .http
+        .get(service.url("/api/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    let dir = service.data_dir().join("jobs").join(job.id.to_string());
+    assert!(dir.join("results.csv").exists() && dir.join("input.csv").exists());
+    let deleted = service
+        .http
+        .delete(service.url(&done.links.this))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(!dir.exists());
+    let gone = service
+        .http
+        .get(service.url(&done.links.this))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_true_queues_at_once_and_xlsx_and_city_code_are_read() {
+    let service = Service::start(Options::default()).await;
+    let xlsx = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/samples/leads.xlsx")).unwrap();
+    let job = service
+        .create("leads.xlsx", xlsx, &[("start", "true"), ("city_code", "北京")])
+        .await;
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.city_code, Some(1));
+    let done = service.wait_state(job.id, JobState::Done).await;
+    assert_eq!(done.rows_done, 40);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_uploads_and_unknown_jobs_are_4xx_with_a_message_and_leave_nothing() {
+    let service = Service::start(Options {
+        max_upload_bytes: 4096,
+        ..Options::default()
+    })
+    .await;
+    let not_multipart = service
+        .http
+        .post(service.url("/api/jobs"))
+        .header("content-type", "text/csv")
+        .body("LicenseNo\n京A00001\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_multipart.status(), StatusCode::BAD_REQUEST);
+    assert!(error_of(not_multipart).await.contains("multipart/form-data"));
+
+    let no_file = service
+        .http
+        .post(service.url("/api/jobs"))
+        .multipart(Form::new().text("start", "true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_file.status(), StatusCode::BAD_REQUEST);
+    assert!(error_of(no_file).await.contains("field named file"));
+
+    let broken = service
+        .http
+        .post(service.url("/api/jobs"))
+        .header("content-type", "multipart/form-data; boundary=X")
+        .body("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nLicenseNo\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
+
+    let not_a_list = service
+        .upload("notes.csv", b"hello,world\n1,2\n".to_vec(), &[])
+        .await;
+    assert_eq!(not_a_list.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let message = error_of(not_a_list).await;
+    assert!(
+        message.starts_with("notes.csv has no vehicle column"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(&*service.data_dir().to_string_lossy()),
+        "{message}"
+    );
+
+    let empty = service.upload("empty.csv", Vec::new(), &[]).await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let too_big = service.upload("big.csv", plate_list(400).into_bytes(), &[]).await;
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(error_of(too_big).await.contains("max_upload_mb"));
+
+    let bad_city = service
+        .upload("a.csv", plate_list(2).into_bytes(), &[("city_code", "Atlantis")])
+        .await;
+    assert_eq!(bad_city.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error_of(bad_city).await.contains("not a Bihu city"));
+    let bad_start = service
+        .upload("a.csv", plate_list(2).into_bytes(), &[("start", "maybe")])
+        .await;
+    assert_eq!(bad_start.status(), StatusCode::BAD_REQUEST);
+
+    let list: Vec<Value> = service
+        .http
+        .get(service.url("/api/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list.is_empty(), "nothing half-stored: {list:?}");
+    assert_eq!(uploads_left(&service), 0);
+    assert!(!service.data_dir().join("jobs").exists());
+
+    let wrong_method = service
+        .http
+        .get(service.url("/api/jobs/1/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(error_of(wrong_method).await.contains("method"));
+    for path in [
+        "/api/jobs/999",
+        "/api/jobs/abc",
+        "/api/jobs/-1/results.csv",
+        "/api/nothing",
+    ] {
+        let response = service.http.get(service.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(!error_of(response).await.is_empty());
+    }
+    for action in ["start", "cancel", "retry"] {
+        let response = service.post(&format!("/api/jobs/7/{action}")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    let validated = service.create("a.csv", plate_list(2).into_bytes(), &[]).await;
+    let no_results = service
+        .http
+        .get(service.url(&validated.links.results_csv))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_results.status(), StatusCode::CONFLICT);
+    let retry = service.post(&format!("/api/jobs/{}/retry", validated.id)).await;
+    assert_eq!(retry.status(), StatusCode::CONFLICT);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_job_which_start_then_finishes_without_sending_twice() {
+    let service = Service::start(Options {
+        sandbox: SandboxConfig {
+            latency: Duration::from_millis(20),
+            ..SandboxConfig::default()
+        },
+        rate: 40,
+        concurrency: 2,
+        ..Options::default()
+    })
+    .await;
+    // Cancelling a validated job: at once.
+    let waiting = service.create("w.csv", plate_list(3).into_bytes(), &[]).await;
+    let cancelled: JobView = service
+        .post(&format!("/api/jobs/{}/cancel", waiting.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, JobState::Cancelled);
+
+    let job = service
+        .create("big.csv", plate_list(200).into_bytes(), &[("start", "true")])
+        .await;
+    service
+        .wait_for(job.id, "running with rows done", |j| {
+            j.state == JobState::Running && j.rows_done >= 10
+        })
+        .await;
+    let response = service.post(&format!("/api/jobs/{}/cancel", job.id)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let stopped = service.wait_state(job.id, JobState::Cancelled).await;
+    assert!(stopped.rows_done < 200, "{stopped:?}");
+    let cancel_again = service.post(&format!("/api/jobs/{}/cancel", job.id)).await;
+    assert_eq!(cancel_again.status(), StatusCode::CONFLICT);
+    let running_delete = service
+        .create("r.csv", plate_list(100).into_bytes(), &[("start", "true")])
+        .await;
+    let refused = service
+        .http
+        .delete(service.url(&running_delete.links.this))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    service
+        .post(&format!("/api/jobs/{}/cancel", running_delete.id))
+        .await;
+    service.wait_state(running_delete.id, JobState::Cancelled).await;
+
+    let restarted = service.post(&format!("/api/jobs/{}/start", job.id)).await;
+    assert_eq!(restarted.status(), StatusCode::OK);
+    let done = service.wait_state(job.id, JobState::Done).await;
+    assert_eq!((done.rows_done, done.counts.values().sum::<u64>()), (200, 200));
+    let per_vehicle = service.sandbox.vehicle_requests();
+    let repeats: u64 = per_vehicle.values().map(|n| n - 1).sum();
+    assert!(
+        repeats <= 2,
+        "{repeats} repeats: a cancel finishes in-flight requests (concurrency 2)"
+    );
+    assert_eq!(
+        repeats, 0,
+        "a cancel finishes in-flight requests, so nothing is sent twice"
+    );
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_credentials_abort_the_job_with_the_message() {
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings(&sandbox, 200, 1, 2);
+    settings.token = Some("WRONG".into());
+    let state = AppState::open(ServeConfig {
+        data_dir: dir.path().to_path_buf(),
+        max_upload_bytes: 1 << 20,
+        retention: Duration::from_secs(86_400),
+        users: Vec::new(),
+        session_ttl: Duration::from_secs(60),
+        settings,
+    })
+    .await
+    .unwrap();
+    let upload = dir.path().join("uploads").join("u1");
+    std::fs::create_dir_all(&upload).unwrap();
+    std::fs::write(upload.join("input.csv"), plate_list(20)).unwrap();
+    let job = state
+        .jobs
+        .create(bihu_renew::serve::jobs::Upload {
+            dir: upload,
+            file_name: "l.csv".into(),
+            input_name: "input.csv".into(),
+            city: None,
+            start: true,
+            created_by: "t".into(),
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let job = loop {
+        let job = state.jobs.view(job.id).await.unwrap();
+        if job.state == JobState::Aborted {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "never aborted: {job:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let message = job.message.unwrap();
+    assert!(message.contains("credential failures"), "{message}");
+    assert!(!message.contains("WRONG"), "the Token is never shown: {message}");
+    assert!(sandbox.stats().requests <= 5);
+    state.jobs.stop_all().await;
+}
+
+#[tokio::test]
+async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_csrf_token() {
+    let service = Service::start(Options {
+        users: vec![("clerk", "correct horse")],
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        service
+            .http
+            .get(service.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let anonymous = service.http.get(service.url("/api/jobs")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        anonymous.headers().get("www-authenticate").is_none(),
+        "no browser dialog for pages"
+    );
+    assert!(error_of(anonymous).await.contains("log in"));
+    let anonymous_upload = service.upload("a.csv", plate_list(2).into_bytes(), &[]).await;
+    assert_eq!(anonymous_upload.status(), StatusCode::UNAUTHORIZED);
+
+    let wrong = service
+        .http
+        .get(service.url("/api/jobs"))
+        .basic_auth("clerk", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let form = Form::new().part("file", Part::bytes(plate_list(3).into_bytes()).file_name("b.csv"));
+    let basic = service
+        .http
+        .post(service.url("/api/jobs"))
+        .basic_auth("clerk", Some("correct horse"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::CREATED, "Basic needs no CSRF token");
+    let job: JobView = basic.json().await.unwrap();
+    assert_eq!(job.created_by, "clerk");
+
+    let bad_login = service
+        .http
+        .post(service.url("/api/login"))
+        .json(&serde_json::json!({"name": "clerk", "password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_login.status(), StatusCode::UNAUTHORIZED);
+    let login = service
+        .http
+        .post(service.url("/api/login"))
+        .form(&[("name", "clerk"), ("password", "correct horse")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age=3600", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let session: Value = login.json().await.unwrap();
+    let csrf = session["csrf_token"].as_str().unwrap().to_string();
+    assert_eq!(session["user"], "clerk");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+
+    let with_cookie = |request: reqwest::RequestBuilder| request.header("cookie", cookie.clone());
+    let listed = with_cookie(service.http.get(service.url("/api/jobs")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let me: Value = with_cookie(service.http.get(service.url("/api/session")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["auth"].as_str(), me["csrf_token"].as_str()),
+        (Some("session"), Some(&*csrf))
+    );
+
+    let start = format!("/api/jobs/{}/start", job.id);
+    let no_token = with_cookie(service.http.post(service.url(&start)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
+    assert!(error_of(no_token).await.contains("X-CSRF-Token"));
+    let wrong_token = with_cookie(service.http.post(service.url(&start)))
+        .header("x-csrf-token", "0".repeat(csrf.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_token.status(), StatusCode::FORBIDDEN);
+    let cross_site = with_cookie(service.http.post(service.url(&start)))
+        .header("x-csrf-token", &csrf)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    let fetch_cross_site = service
+        .http
+        .post(service.url(&start))
+        .basic_auth("clerk", Some("correct horse"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fetch_cross_site.status(),
+        StatusCode::FORBIDDEN,
+        "a browser's cached Basic is no way in"
+    );
+    assert_eq!(
+        service.job_as(job.id, "clerk", "correct horse").await.state,
+        JobState::Validated
+    );
+    let started = with_cookie(service.http.post(service.url(&start)))
+        .header("x-csrf-token", &csrf)
+        .header("origin", service.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::OK);
+
+    // Nothing the service answers holds the agent's secret or Token.
+    let secret = service.sandbox.config().secret.expose().to_string();
+    let token = service.sandbox.config().token.clone();
+    for path in ["/api/jobs", &format!("/api/jobs/{}", job.id), "/api/session"] {
+        let body = with_cookie(service.http.get(service.url(path)))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !body.contains(&secret) && !body.contains(&token),
+            "{path}: {body}"
+        );
+    }
+
+    let logout = with_cookie(service.http.post(service.url("/api/logout")))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::OK);
+    assert!(
+        logout.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let after = with_cookie(service.http.get(service.url("/api/jobs")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+    service.shutdown().await;
+}
+
+impl Service {
+    async fn job_as(&self, id: i64, user: &str, password: &str) -> JobView {
+        self.http
+            .get(self.url(&format!("/api/jobs/{id}")))
+            .basic_auth(user, Some(password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_even_for_the_right_password_then() {
+    let service = Service::start(Options {
+        users: vec![("clerk", "pw")],
+        ..Options::default()
+    })
+    .await;
+    let login = |password: &'static str| {
+        service
+            .http
+            .post(service.url("/api/login"))
+            .json(&serde_json::json!({"name": "clerk", "password": password}))
+            .send()
+    };
+    for _ in 0..4 {
+        assert_eq!(login("bad").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    // The fifth failure locks the address out; then even the right password waits.
+    assert_eq!(login("bad").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let locked = login("pw").await.unwrap();
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        locked.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    let basic = service
+        .http
+        .get(service.url("/api/jobs"))
+        .basic_auth("clerk", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        basic.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "Basic is throttled too"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(login("pw").await.unwrap().status(), StatusCode::OK);
+    // A success clears the count.
+    assert_eq!(login("bad").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(login("pw").await.unwrap().status(), StatusCode::OK);
+    let open_login = Service::start(Options::default()).await;
+    let refused = open_login
+        .http
+        .post(open_login.url("/api/login"))
+        .json(&serde_json::json!({"name": "a", "password": "b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    open_login.shutdown().await;
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn retention_deletes_old_jobs_files_and_rows_but_not_running_ones() {
+    let service = Service::start(Options {
+        retention: Duration::from_secs(1),
+        rate: 5,
+        ..Options::default()
+    })
+    .await;
+    let old = service.create("old.csv", plate_list(2).into_bytes(), &[]).await;
+    let running = service
+        .create("run.csv", plate_list(100).into_bytes(), &[("start", "true")])
+        .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let deleted = serve::jobs::sweep(&service.state).await.unwrap();
+    assert_eq!(deleted, 1);
+    let gone = service
+        .http
+        .get(service.url(&old.links.this))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert!(!service.data_dir().join("jobs").join(old.id.to_string()).exists());
+    assert_eq!(service.job(running.id).await.state, JobState::Running);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_short_job_takes_turns_with_a_long_one_and_the_quota_holds_for_both() {
+    let service = Service::start(Options {
+        sandbox: SandboxConfig {
+            latency: Duration::from_millis(5),
+            ..SandboxConfig::default()
+        },
+        rate: 100,
+        burst: 1,
+        concurrency: 2,
+        ..Options::default()
+    })
+    .await;
+    let long = service
+        .create("long.csv", plate_list(400).into_bytes(), &[("start", "true")])
+        .await;
+    service
+        .wait_for(long.id, "under way", |j| j.rows_done >= 20)
+        .await;
+    let mut short_list = String::from("LicenseNo\n");
+    for i in 1..=20 {
+        short_list.push_str(&format!("沪A{i:05}\n"));
+    }
+    let short = service
+        .create("short.csv", short_list.into_bytes(), &[("start", "true")])
+        .await;
+    let short_done = service.wait_state(short.id, JobState::Done).await;
+    let long_then = service.job(long.id).await;
+    assert!(
+        long_then.rows_done < 400,
+        "the short job waited for the long one: {long_then:?}"
+    );
+    assert_eq!(short_done.rows_done, 20);
+    service.wait_state(long.id, JobState::Done).await;
+    let stats = service.sandbox.stats();
+    assert!(stats.max_in_flight <= 2, "concurrency is shared: {stats}");
+    // No one-second window holds more than rate + burst requests.
+    let times: Vec<Instant> = service.sandbox.requests().iter().map(|r| r.at).collect();
+    let most = times
+        .iter()
+        .map(|start| {
+            times
+                .iter()
+                .filter(|t| **t >= *start && **t < *start + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(most <= 101, "{most} requests in one second at rate 100");
+    service.shutdown().await;
+}
+
+// --- the real binary ---
+
+/// A `serve` process whose stderr has said where it listens.
+struct ServeProcess {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+async fn spawn_serve(args: &[&str]) -> ServeProcess {
+    use tokio::io::AsyncBufReadExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bihu-renew"));
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy().to_ascii_uppercase();
+        if text.starts_with("BIHU_") || text.ends_with("_PROXY") {
+            command.env_remove(&name);
+        }
+    }
+    let mut child = command
+        .arg("serve")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("bihu-renew starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                return rest.trim_end_matches('/').parse().unwrap();
+            }
+        }
+        panic!("serve exited before listening");
+    })
+    .await
+    .expect("serve listens within 20 s");
+    // Keep draining stderr so that the process never blocks on it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    ServeProcess { child, addr }
+}
+
+fn write_config(dir: &Path, sandbox: &Sandbox, extra: &str) -> PathBuf {
+    let config = sandbox.config();
+    let path = dir.join("bihu.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "base_url = \"{}\"\nagent_id = \"{}\"\ntoken = \"{}\"\nsecret_key = \"{}\"\nrate = 20\nconcurrency = 4\n{extra}",
+            sandbox.base_url(),
+            config.agent_id,
+            config.token,
+            config.secret.expose()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_binary_refuses_to_listen_beyond_loopback_without_users() {
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sandbox, "");
+    let data = dir.path().join("data");
+    let refused = crate::support::run_binary(
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("without users"), "{}", refused.stderr);
+    assert!(!data.exists(), "nothing is created before the refusal");
+
+    let bad_hash = write_config(
+        dir.path(),
+        &sandbox,
+        "[[serve.users]]\nname = \"a\"\npassword_hash = \"plain\"\n",
+    );
+    let refused = crate::support::run_binary(&["serve", "--config", bad_hash.to_str().unwrap()], &[]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("hash-password"), "{}", refused.stderr);
+}
+
+#[tokio::test]
+async fn hash_password_prints_an_argon2id_hash_of_stdin() {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bihu-renew"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let hash = String::from_utf8(output.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(bihu_renew::serve::auth::check_hash(hash).is_ok());
+    assert!(!hash.contains("s3cret"));
+}
+
+#[tokio::test]
+async fn killed_with_sigkill_mid_job_the_service_resumes_it_on_the_next_start() {
+    let sandbox = start_sandbox(SandboxConfig {
+        latency: Duration::from_millis(30),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = write_config(dir.path(), &sandbox, "[serve]\nretention_days = 1\n");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let http = client();
+    let first = spawn_serve(&args).await;
+    let base = format!("http://{}", first.addr);
+    let form = Form::new()
+        .part(
+            "file",
+            Part::bytes(plate_list(100).into_bytes()).file_name("nightly.csv"),
+        )
+        .text("start", "true");
+    let job: JobView = http
+        .post(format!("{base}/api/jobs"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll = |base: String, id: i64| {
+        let http = http.clone();
+        async move {
+            http.get(format!("{base}/api/jobs/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json::<JobView>()
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while poll(base.clone(), job.id).await.rows_done < 30 {
+        assert!(Instant::now() < deadline, "the job never got going");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut child = first.child;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let sent_before = sandbox.stats().requests;
+    assert!(sent_before < 100, "killed mid-job: {sent_before}");
+
+    let second = spawn_serve(&args).await;
+    let base = format!("http://{}", second.addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done = loop {
+        let now = poll(base.clone(), job.id).await;
+        if now.state == JobState::Done {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the job was not resumed: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(done.rows_done, 100);
+    let csv = http
+        .get(format!("{base}/api/jobs/{}/results.csv", job.id))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (_, rows) = parse_results(&csv);
+    let numbers: Vec<u64> = rows.iter().map(|r| r.row).collect();
+    assert_eq!(numbers, (1..=100).collect::<Vec<u64>>());
+    let per_vehicle = sandbox.vehicle_requests();
+    assert_eq!(per_vehicle.len(), 100);
+    let repeats: u64 = per_vehicle.values().map(|n| n - 1).sum();
+    assert!(repeats <= 4, "{repeats} repeated requests; concurrency is 4");
+    let by_status: BTreeMap<&str, usize> = rows.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.status.as_str()).or_default() += 1;
+        m
+    });
+    assert_eq!(by_status.values().sum::<usize>(), 100);
+    drop(second);
+}

@@ -79,7 +79,7 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
     };
     let credentials = match &sandbox {
         Some(sandbox) => crate::cmd::run::sandbox_credentials(sandbox),
-        None => resolve_credentials(&args.credentials, &file, false)?,
+        None => resolve_credentials(&args.credentials, &file, crate::cmd::Purpose::Run)?,
     };
     let at_least_one = |name: &str, value: u64| {
         if value == 0 {

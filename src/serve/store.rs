@@ -492,7 +492,8 @@ mod tests {
             (job.rows_done, job.counts["renewed"], job.finished_at),
             (2, 2, Some(9))
         );
-        assert_eq!(store.expired_jobs(10).await.unwrap(), [first, second]);
+        assert_eq!(store.expired_jobs(10).await.unwrap(), [first]);
+        assert_eq!(store.expired_jobs(101).await.unwrap(), [first, second]);
         assert!(store.delete_job(first).await.unwrap());
         assert_eq!(store.job(first).await.unwrap(), None);
     }

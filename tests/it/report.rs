@@ -74,6 +74,22 @@ impl Work {
         run_binary(&full, &[]).await
     }
 
+    /// `report FILES --json r.json --html r.html`, which must succeed.
+    async fn report_to_json_and_html(&self, files: &[&Path]) -> BinOutput {
+        let mut args: Vec<String> = files.iter().map(|path| path.display().to_string()).collect();
+        args.extend([
+            "--json".into(),
+            self.arg("r.json"),
+            "--html".into(),
+            self.arg("r.html"),
+        ]);
+        let out = self
+            .report(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .await;
+        succeeded(&out);
+        out
+    }
+
     fn arg(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
@@ -92,6 +108,17 @@ fn succeeded(output: &BinOutput) {
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).expect("the report is JSON")
+}
+
+/// The `rows` of every entry of a JSON array or object, added up.
+#[track_caller]
+fn total_rows(entries: &Value) -> u64 {
+    let rows = |entry: &Value| entry["rows"].as_u64().unwrap();
+    match entries {
+        Value::Array(entries) => entries.iter().map(rows).sum(),
+        Value::Object(entries) => entries.values().map(rows).sum(),
+        other => panic!("not a list: {other}"),
+    }
 }
 
 fn html(path: &Path) -> Html {
@@ -128,16 +155,7 @@ fn words_after(text: &str, start: &str) -> Vec<String> {
 async fn terminal_json_and_html_carry_the_same_figures() {
     let work = Work::new();
     let results = work.write("today.results.csv", format!("{HEADER}{TODAY}"));
-    let out = work
-        .report(&[
-            &results.display().to_string(),
-            "--json",
-            &work.arg("r.json"),
-            "--html",
-            &work.arg("r.html"),
-        ])
-        .await;
-    succeeded(&out);
+    let out = work.report_to_json_and_html(&[&results]).await;
 
     // Terminal, on stdout.
     let terminal = out.stdout_text();
@@ -175,13 +193,7 @@ async fn terminal_json_and_html_carry_the_same_figures() {
     let share = json["by_status"]["renewed"]["share"].as_f64().unwrap();
     assert!((share - 4.0 / 11.0).abs() < 1e-12, "{share}");
     assert_eq!(json["by_status"]["unauthorized"]["rows"], 0);
-    let statuses: u64 = json["by_status"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|s| s["rows"].as_u64().unwrap())
-        .sum();
-    assert_eq!(statuses, 11);
+    assert_eq!(total_rows(&json["by_status"]), 11);
     let cities: Vec<(Value, u64, u64, u64, u64)> = json["by_city"]
         .as_array()
         .unwrap()
@@ -404,13 +416,8 @@ async fn bom_and_chinese_headers_give_the_same_figures() {
     let mut figures = Vec::new();
     for path in [&plain, &bom, &zh] {
         let json_path = path.with_extension("json");
-        let out = work
-            .report(&[
-                &path.display().to_string(),
-                "--json",
-                &json_path.display().to_string(),
-            ])
-            .await;
+        let (path, json_arg) = (path.display().to_string(), json_path.display().to_string());
+        let out = work.report(&[&path, "--json", &json_arg]).await;
         succeeded(&out);
         let mut json = read_json(&json_path);
         let headers = json["files"][0]["headers"].clone();
@@ -558,13 +565,8 @@ async fn flags_are_checked_and_results_are_never_overwritten() {
     assert_eq!(out.code, 2, "--changes needs --against: {}", out.stderr);
     assert!(out.stderr.contains("--against"), "{}", out.stderr);
 
-    let out = work
-        .report(&[
-            &results.display().to_string(),
-            "--html",
-            &results.display().to_string(),
-        ])
-        .await;
+    let results_arg = results.display().to_string();
+    let out = work.report(&[&results_arg, "--html", &results_arg]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("would destroy it"), "{}", out.stderr);
     assert_eq!(
@@ -599,27 +601,12 @@ async fn report_reads_what_run_writes() {
     .await;
     assert!(matches!(run.code, 0 | 1), "{}", run.stderr);
     let results = work.path("leads.results.csv");
-    let out = work
-        .report(&[
-            &results.display().to_string(),
-            "--json",
-            &work.arg("r.json"),
-            "--html",
-            &work.arg("r.html"),
-        ])
-        .await;
-    succeeded(&out);
+    work.report_to_json_and_html(&[&results]).await;
     let json = read_json(&work.path("r.json"));
     assert_eq!(json["rows"], 40);
     assert_eq!(json["vehicles"], 38, "two rows repeat an earlier vehicle");
     assert_eq!(json["by_status"]["invalid_input"]["rows"], 5);
-    let by_city: u64 = json["by_city"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["rows"].as_u64().unwrap())
-        .sum();
-    assert_eq!(by_city, 40);
+    assert_eq!(total_rows(&json["by_city"]), 40);
     assert_eq!(json["notes"].as_array().unwrap().len(), 0);
     let doc = html(&work.path("r.html"));
     assert_eq!(text(&doc, "[data-figure=rows] dd"), "40");

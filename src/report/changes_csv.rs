@@ -5,8 +5,10 @@ use std::io::{self, Write};
 use super::compare::{Comparison, VehicleOutcome};
 
 impl Comparison {
-    /// Writes the changed vehicles as CSV, both outcomes side by side.
-    pub fn write_changes_csv(&self, sink: impl Write) -> io::Result<()> {
+    /// Writes the changed vehicles as CSV, both outcomes side by side, after a UTF-8 BOM (as
+    /// results files have by default) so that Excel reads the Chinese text as UTF-8.
+    pub fn write_changes_csv(&self, mut sink: impl Write) -> io::Result<()> {
+        sink.write_all("\u{feff}".as_bytes())?;
         let mut csv = csv::Writer::from_writer(sink);
         csv.write_record(CHANGES_COLUMNS)?;
         for changed in &self.changed {

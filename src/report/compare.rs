@@ -19,30 +19,32 @@ pub enum Change {
     NewlyRenewed,
     /// Renewed before, answered not renewable now.
     NoLongerRenewable,
+    /// Answered before (renewed or not renewable), failed now: to retry.
+    NowFailing,
     /// Renewed both times, with a different RenewalToken.
     RenewalTokenChanged,
-    /// Failed both times (neither renewed nor not renewable).
-    StillFailing,
-    /// Any other change of outcome: renewed before and failed now, or not renewable before
-    /// and failed now, or failed before and not renewable now.
-    OtherChange,
+    /// Failed before, answered not renewable now.
+    NowNotRenewable,
     /// Only in this run.
     NewLead,
     /// Only in the earlier run.
     Disappeared,
+    /// Failed both times (neither renewed nor not renewable): no change, still to retry or fix.
+    StillFailing,
     /// Renewed with the same RenewalToken, or not renewable, both times.
     Unchanged,
 }
 
 impl Change {
-    pub const ALL: [Change; 8] = [
+    pub const ALL: [Change; 9] = [
         Change::NewlyRenewed,
         Change::NoLongerRenewable,
+        Change::NowFailing,
         Change::RenewalTokenChanged,
-        Change::StillFailing,
-        Change::OtherChange,
+        Change::NowNotRenewable,
         Change::NewLead,
         Change::Disappeared,
+        Change::StillFailing,
         Change::Unchanged,
     ];
 
@@ -50,11 +52,12 @@ impl Change {
         match self {
             Change::NewlyRenewed => "newly_renewed",
             Change::NoLongerRenewable => "no_longer_renewable",
+            Change::NowFailing => "now_failing",
             Change::RenewalTokenChanged => "renewal_token_changed",
-            Change::StillFailing => "still_failing",
-            Change::OtherChange => "other_change",
+            Change::NowNotRenewable => "now_not_renewable",
             Change::NewLead => "new_lead",
             Change::Disappeared => "disappeared",
+            Change::StillFailing => "still_failing",
             Change::Unchanged => "unchanged",
         }
     }
@@ -64,13 +67,21 @@ impl Change {
         match self {
             Change::NewlyRenewed => "newly renewed",
             Change::NoLongerRenewable => "no longer renewable",
+            Change::NowFailing => "now failing",
             Change::RenewalTokenChanged => "RenewalToken changed",
-            Change::StillFailing => "still failing",
-            Change::OtherChange => "other change",
+            Change::NowNotRenewable => "now not renewable",
             Change::NewLead => "new leads",
             Change::Disappeared => "disappeared",
+            Change::StillFailing => "still failing",
             Change::Unchanged => "unchanged",
         }
+    }
+
+    /// Whether the vehicle's outcome changed: not for [`Change::Unchanged`], and not for
+    /// [`Change::StillFailing`] (a vehicle that failed both times is no news, whatever the
+    /// failure), so a file compared with itself shows no change.
+    pub fn is_change(self) -> bool {
+        !matches!(self, Change::Unchanged | Change::StillFailing)
     }
 
     /// The change between a vehicle's earlier and current (status, RenewalToken).
@@ -88,7 +99,8 @@ impl Change {
             (_, Class::Renewed) => Change::NewlyRenewed,
             (Class::Renewed, Class::NotRenewable) => Change::NoLongerRenewable,
             (Class::Failed, Class::Failed) => Change::StillFailing,
-            _ => Change::OtherChange,
+            (_, Class::Failed) => Change::NowFailing,
+            (Class::Failed, Class::NotRenewable) => Change::NowNotRenewable,
         }
     }
 }
@@ -121,7 +133,7 @@ pub struct Comparison {
     /// Vehicles by change, every category listed (zeros included); they add up to the
     /// vehicles of either run.
     pub counts: BTreeMap<Change, u64>,
-    /// Every vehicle whose change is not [`Change::Unchanged`], by change, then row.
+    /// Every vehicle whose outcome changed ([`Change::is_change`]), by change, then row.
     pub changed: Vec<ChangedVehicle>,
 }
 
@@ -152,7 +164,7 @@ pub(super) fn compare(
         let now = current.get(fingerprint);
         let change = Change::between(before.map(VehicleState::outcome), now.map(VehicleState::outcome));
         *counts.entry(change).or_default() += 1;
-        if change == Change::Unchanged {
+        if !change.is_change() {
             continue;
         }
         let speaker = now.or(before).expect("a vehicle is in one run at least");

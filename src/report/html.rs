@@ -8,7 +8,7 @@ use askama::Template;
 use super::LIST_LIMIT;
 use super::compare::Comparison;
 use super::model::Report;
-use super::text::{guess_remark, percent};
+use super::text::{guess_remark, percent, unfinished_remark};
 use crate::results::outcome::Status;
 use crate::results::output::ResultHeaders;
 
@@ -122,6 +122,10 @@ impl Report {
 }
 
 impl<'a> Page<'a> {
+    fn any_unfinished(&self) -> bool {
+        self.report.files.iter().any(|file| file.unfinished.is_some())
+    }
+
     fn new(report: &'a Report) -> Page<'a> {
         let title = match report.files.as_slice() {
             [file] => format!("Renewal report: {}", file.path),

@@ -10,7 +10,8 @@
 //! # Layout
 //! - `model`: the figures every rendering shows ([`Report`] and its parts).
 //! - `read`: one results file, row by row: outcome, vehicle ([`identify`]), reasons.
-//! - `tally`: counting the rows into the figures ([`Report::build`]); retry commands.
+//! - `tally`: counting the rows into the figures ([`Report::build`]).
+//! - `retry`: the `run --resume` command of a file, and whether its run finished.
 //! - `compare`: `--against`, the [`Change`] of each vehicle.
 //! - `text`, `html`, `changes_csv`: the renderings (terminal, HTML page, `--changes`).
 //!
@@ -24,6 +25,7 @@ mod compare;
 mod html;
 mod model;
 mod read;
+mod retry;
 mod tally;
 #[cfg(test)]
 mod tests;
@@ -33,10 +35,10 @@ pub use changes_csv::CHANGES_COLUMNS;
 pub use compare::{Change, ChangedVehicle, Comparison, VehicleOutcome};
 pub use model::{
     AttentionFigures, AttentionRow, CityFigures, FileFigures, ReasonFigures, Report, RetryCommand,
-    RetryFigures, StatusFigures,
+    RetryFigures, StatusFigures, Unfinished,
 };
 pub use read::{Vehicle, identify, reasons_of};
-pub use tally::guess_input;
+pub use retry::guess_input;
 
 /// The result columns as `run --zh-headers` names them (defined beside the writer).
 pub use crate::results::output::{RESULT_COLUMNS_ZH, ResultHeaders, result_headers};

@@ -36,6 +36,20 @@ pub struct FileFigures {
     /// Lines that are not a complete results row (a line cut off by an interrupted run, or
     /// edited by hand), left out of every figure.
     pub skipped_lines: u64,
+    /// Set when the file comes from a run that did not finish (a `.partial`, or a `.partial`
+    /// or journal beside it): the lead list may hold rows it never reached.
+    pub unfinished: Option<Unfinished>,
+}
+
+/// How an unfinished run's file continues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unfinished {
+    /// `bihu-renew run INPUT -o OUTPUT --resume`.
+    pub command: String,
+    /// The data rows of the lead list guessed from the file's name, when it is there.
+    pub input_rows: Option<u64>,
+    /// Of those, the rows the file does not hold.
+    pub not_reached: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -29,7 +29,8 @@ pub struct Vehicle {
     pub fingerprint: u128,
     /// How people know it: the plate, else the VIN, else `row N`.
     pub label: String,
-    /// From the validated lead; `None` for rows that do not validate.
+    /// From the validated lead; for rows that do not validate, the city their own city
+    /// column names, if any.
     pub city: Option<City>,
 }
 
@@ -62,7 +63,9 @@ pub fn identify(raw: &RawLead<'_>, default_city: Option<City>, file_ix: usize, r
     Vehicle {
         fingerprint: u128::from_be_bytes(Md5::digest(text.as_bytes()).into()),
         label,
-        city: None,
+        // The row's own city, when it names one (`1`, `北京`): not the plate's, which a
+        // rejected plate cannot be trusted for.
+        city: City::parse(raw.city.trim()),
     }
 }
 

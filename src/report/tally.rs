@@ -2,7 +2,6 @@
 //! reasons, attempts, rows to retry or look at, distinct vehicles); [`Report::build`] streams
 //! the files into it and turns it into the figures. What it keeps grows with the distinct
 //! vehicles and reasons (both capped where they could grow with the rows), never with the rows.
-//! Also the retry command each file with transient rows gets.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -10,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::compare::{Comparison, compare};
 use super::model::*;
 use super::read::{ResultRow, ResultsReader};
+use super::retry::{retry_command, unfinished};
 use super::{LIST_LIMIT, MAX_DISTINCT_REASONS, OTHER_REASONS, ReportError, TOP_REASONS};
 use crate::leads::city::City;
 use crate::results::outcome::Status;
@@ -230,11 +230,13 @@ impl Report {
                 tally.add(file_ix, &name, &row);
             }
             notes.extend(reader.skipped_note());
+            let rows = tally.rows - before;
             file_figures.push(FileFigures {
                 path: name,
                 headers: reader.headers,
-                rows: tally.rows - before,
+                rows,
                 skipped_lines: reader.n_skipped,
+                unfinished: unfinished(&reader.path, rows),
             });
         }
 
@@ -332,52 +334,5 @@ impl Report {
     /// Rows with `status`.
     pub fn count(&self, status: Status) -> u64 {
         self.by_status.get(&status).map_or(0, |figures| figures.rows)
-    }
-}
-
-/// `bihu-renew run <input> -o <results> --resume`, the input guessed from the file name.
-pub(super) fn retry_command(results: &Path, rows: u64) -> RetryCommand {
-    let guess = guess_input(results);
-    let input = guess
-        .as_ref()
-        .map_or_else(|| "LEADS.csv".to_string(), |path| path.display().to_string());
-    RetryCommand {
-        results: results.display().to_string(),
-        rows,
-        input_guess_exists: guess.as_ref().is_some_and(|path| path.exists()),
-        input_guess: guess.map(|path| path.display().to_string()),
-        command: format!(
-            "bihu-renew run {} -o {} --resume",
-            shell_quote(&input),
-            shell_quote(&results.display().to_string())
-        ),
-    }
-}
-
-/// `x.results.csv` was written from `x.csv` (or from `x.xlsx`, if that is what is there).
-pub fn guess_input(results: &Path) -> Option<PathBuf> {
-    let name = results.file_name()?.to_str()?;
-    let stem = name
-        .strip_suffix(".csv")
-        .or_else(|| name.strip_suffix(".CSV"))?
-        .strip_suffix(".results")?;
-    if stem.is_empty() {
-        return None;
-    }
-    let csv = results.with_file_name(format!("{stem}.csv"));
-    let xlsx = results.with_file_name(format!("{stem}.xlsx"));
-    Some(if !csv.exists() && xlsx.exists() { xlsx } else { csv })
-}
-
-/// Quotes for a POSIX shell when needed.
-fn shell_quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | ',' | '@' | '%'));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use csv::StringRecord;
 
 use super::read::NO_MESSAGE;
-use super::tally::retry_command;
+use super::retry::retry_command;
 use super::text::display_width;
 use super::*;
 use crate::leads::lead::{self, RawLead};
@@ -333,8 +333,8 @@ fn every_change_category_against_the_earlier_run() {
         .collect();
     assert_eq!(
         counts.join(", "),
-        "newly_renewed 1, no_longer_renewable 1, renewal_token_changed 1, still_failing 3, \
-         other_change 2, new_lead 1, disappeared 1, unchanged 1"
+        "newly_renewed 1, no_longer_renewable 1, now_failing 1, renewal_token_changed 1, \
+         now_not_renewable 1, new_lead 1, disappeared 1, still_failing 3, unchanged 1"
     );
     let changed: Vec<(Change, &str)> = comparison
         .changed
@@ -346,30 +346,31 @@ fn every_change_category_against_the_earlier_run() {
         [
             (Change::NewlyRenewed, "京A88888"),
             (Change::NoLongerRenewable, "粤B12345"),
+            (Change::NowFailing, "苏A11111"),
             (Change::RenewalTokenChanged, VIN),
-            (Change::StillFailing, "沪A12345"),
-            (Change::StillFailing, "京A1234"),
-            (Change::StillFailing, "row 6"),
-            (Change::OtherChange, "苏A11111"),
-            (Change::OtherChange, "粤B22222"),
+            (Change::NowNotRenewable, "粤B22222"),
             (Change::NewLead, "沪B54321"),
             (Change::Disappeared, "津A12345"),
         ]
     );
-    let token = &comparison.changed[2];
+    let token = &comparison.changed[3];
     assert_eq!(token.previous.as_ref().unwrap().renewal_token, "T0");
     assert_eq!(token.current.as_ref().unwrap().renewal_token, "T7");
     assert_eq!(token.city, "北京 (1)");
-    assert!(comparison.changed[8].previous.is_none());
-    assert!(comparison.changed[9].current.is_none());
-    assert_eq!(comparison.changed[9].previous.as_ref().unwrap().row, 5);
+    assert!(comparison.changed[5].previous.is_none());
+    assert!(comparison.changed[6].current.is_none());
+    assert_eq!(comparison.changed[6].previous.as_ref().unwrap().row, 5);
 
     let mut csv_bytes = Vec::new();
     comparison.write_changes_csv(&mut csv_bytes).unwrap();
+    assert!(
+        csv_bytes.starts_with("\u{feff}change,".as_bytes()),
+        "a BOM, for Excel"
+    );
     let mut reader = csv::Reader::from_reader(csv_bytes.as_slice());
     assert_eq!(reader.headers().unwrap(), &CHANGES_COLUMNS[..]);
     let rows: Vec<StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.len(), 7, "still failing is no change");
     assert_eq!(
         rows[1].iter().collect::<Vec<_>>(),
         [
@@ -403,11 +404,11 @@ fn change_table() {
         (renewed("T"), renewed("T"), Unchanged),
         (renewed("T"), renewed("U"), RenewalTokenChanged),
         (renewed("T"), got(NotRenewable), NoLongerRenewable),
-        (renewed("T"), got(ServerError), OtherChange),
+        (renewed("T"), got(ServerError), NowFailing),
         (got(InvalidInput), got(TransportError), StillFailing),
         (got(NotRenewable), got(NotRenewable), Unchanged),
-        (got(NotRenewable), got(ServerError), OtherChange),
-        (got(ServerError), got(NotRenewable), OtherChange),
+        (got(NotRenewable), got(ServerError), NowFailing),
+        (got(ServerError), got(NotRenewable), NowNotRenewable),
     ];
     for (previous, current, expected) in cases {
         assert_eq!(
@@ -511,6 +512,17 @@ fn vehicles_that_do_not_validate_are_told_apart_by_plate_vin_or_row() {
     assert_eq!(by_row.label, "row 4");
     assert_ne!(by_row.fingerprint, identify(&raw("", ""), None, 1, 4).fingerprint);
     assert_ne!(by_row.fingerprint, identify(&raw("", ""), None, 0, 5).fingerprint);
+    let rejected_with_city = RawLead {
+        city: "1",
+        ..raw("京A1234", "")
+    };
+    let rejected = identify(&rejected_with_city, None, 0, 4);
+    assert_eq!(
+        rejected.city.map(|c| c.id),
+        Some(1),
+        "a city id counts (issue 16)"
+    );
+    assert_eq!(rejected.fingerprint, by_plate.fingerprint);
     let valid = identify(&raw("京J97896", ""), None, 0, 1);
     assert_eq!(valid.city.map(|c| c.id), Some(1));
     let lead = lead::validate(&raw("京J97896", ""), None).unwrap();
@@ -635,4 +647,14 @@ fn an_empty_or_foreign_file_is_refused() {
         error.to_string().contains("lacks the result columns row, status"),
         "{error}"
     );
+}
+
+#[test]
+fn a_file_against_itself_shows_no_change() {
+    let (_dir, current, _) = fixture();
+    let report = Report::build(std::slice::from_ref(&current), Some(&current), None).unwrap();
+    let comparison = report.against.unwrap();
+    assert!(comparison.changed.is_empty(), "{:?}", comparison.changed);
+    assert_eq!(comparison.count(Change::StillFailing), 5);
+    assert_eq!(comparison.count(Change::Unchanged), 5);
 }

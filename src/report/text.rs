@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::model::{Report, RetryCommand};
+use super::model::{Report, RetryCommand, Unfinished};
 use crate::results::outcome::Status;
 
 pub(super) fn percent(share: f64) -> String {
@@ -123,8 +123,26 @@ impl fmt::Display for Report {
         }
 
         writeln!(f, "\nTo retry")?;
+        let unfinished: Vec<_> = self
+            .files
+            .iter()
+            .filter_map(|file| Some((file, file.unfinished.as_ref()?)))
+            .collect();
+        for (file, unfinished) in &unfinished {
+            writeln!(
+                f,
+                "  {}: {} row{}; the list may hold more: run `{}`",
+                file.path,
+                file.rows,
+                plural(file.rows),
+                unfinished.command
+            )?;
+            writeln!(f, "    ({})", unfinished_remark(unfinished))?;
+        }
         if self.retry.rows == 0 {
-            writeln!(f, "  nothing: every row has a final outcome")?;
+            if unfinished.is_empty() {
+                writeln!(f, "  nothing: every row has a final outcome")?;
+            }
         } else {
             writeln!(
                 f,
@@ -150,8 +168,13 @@ impl fmt::Display for Report {
                 "\nSince {} ({} rows, {} vehicles)",
                 comparison.previous, comparison.previous_rows, comparison.previous_vehicles
             )?;
-            for (change, n) in &comparison.counts {
-                writeln!(f, "  {:<22} {n:>6}", change.label())?;
+            for (heading, changes) in [("changed", true), ("not changed", false)] {
+                let counts = comparison.counts.iter().filter(|(c, _)| c.is_change() == changes);
+                let total: u64 = counts.clone().map(|(_, n)| n).sum();
+                writeln!(f, "  {heading:<22} {total:>6}")?;
+                for (change, n) in counts {
+                    writeln!(f, "    {:<20} {n:>6}", change.label())?;
+                }
             }
         }
         Ok(())
@@ -174,4 +197,15 @@ pub(super) fn guess_remark(command: &RetryCommand) -> String {
 
 pub(super) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// What is known of the rows an unfinished run did not reach.
+pub(super) fn unfinished_remark(unfinished: &Unfinished) -> String {
+    match (unfinished.input_rows, unfinished.not_reached) {
+        (Some(n_input), Some(n_left)) => format!(
+            "the run did not finish; the lead list guessed from the name has {n_input} row{}: {n_left} not reached",
+            plural(n_input)
+        ),
+        _ => "the run did not finish; the rows not reached are not counted: the lead list was not found beside the file".to_string(),
+    }
 }

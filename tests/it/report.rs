@@ -338,11 +338,12 @@ async fn against_an_earlier_run_counts_and_lists_every_change() {
     let expected = [
         ("newly_renewed", "newly renewed", 1),
         ("no_longer_renewable", "no longer renewable", 1),
+        ("now_failing", "now failing", 1),
         ("renewal_token_changed", "RenewalToken changed", 1),
-        ("still_failing", "still failing", 3),
-        ("other_change", "other change", 2),
+        ("now_not_renewable", "now not renewable", 1),
         ("new_lead", "new leads", 1),
         ("disappeared", "disappeared", 1),
+        ("still_failing", "still failing", 3),
         ("unchanged", "unchanged", 1),
     ];
 
@@ -359,8 +360,14 @@ async fn against_an_earlier_run_counts_and_lists_every_change() {
         );
     }
     assert_eq!(json["against"]["previous_rows"], 10);
-    assert_eq!(json["against"]["changed"].as_array().unwrap().len(), 10);
-    assert_eq!(texts(&doc, "#changes tbody tr").len(), 10);
+    assert_eq!(json["against"]["changed"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        texts(&doc, "#changes tbody tr").len(),
+        7,
+        "still failing is no change"
+    );
+    assert_eq!(words_after(&terminal, "changed"), ["7"]);
+    assert_eq!(words_after(&terminal, "not changed"), ["4"]);
     assert_eq!(
         texts(&doc, "#changes tr[data-change=renewal_token_changed] code"),
         ["T0", "T7"]
@@ -391,20 +398,22 @@ async fn against_an_earlier_run_counts_and_lists_every_change() {
         [
             ("newly_renewed", "京A88888", "server_error", "renewed"),
             ("no_longer_renewable", "粤B12345", "renewed", "not_renewable"),
+            ("now_failing", "苏A11111", "not_renewable", "transport_error"),
             ("renewal_token_changed", "LS4ASE2A2GJ137027", "renewed", "renewed"),
-            ("still_failing", "沪A12345", "server_error", "server_error"),
-            ("still_failing", "京A1234", "invalid_input", "invalid_input"),
-            ("still_failing", "row 6", "invalid_input", "invalid_input"),
-            ("other_change", "苏A11111", "not_renewable", "transport_error"),
-            ("other_change", "粤B22222", "server_error", "not_renewable"),
+            ("now_not_renewable", "粤B22222", "server_error", "not_renewable"),
             ("new_lead", "沪B54321", "", "invalid_params"),
             ("disappeared", "津A12345", "renewed", ""),
         ]
     );
-    let token = &rows[2];
+    let token = &rows[3];
     assert_eq!((&token[2], &token[6], &token[11]), ("北京 (1)", "T0", "T7"));
     assert_eq!(&token[7], work.arg("today.results.csv"));
-    assert_eq!(&rows[8][10], J_MESSAGE, "messages are kept whole");
+    assert_eq!(&rows[5][10], J_MESSAGE, "messages are kept whole");
+    let bytes = std::fs::read(work.path("changes.csv")).unwrap();
+    assert!(
+        bytes.starts_with("\u{feff}change,".as_bytes()),
+        "a UTF-8 BOM (issue 16)"
+    );
 }
 
 #[tokio::test]
@@ -474,18 +483,40 @@ async fn an_interrupted_file_is_read_as_the_prefix_it_holds() {
     assert_eq!(json["files"][0]["skipped_lines"], 1);
     assert_eq!(json["by_status"]["renewed"]["rows"], 2);
     assert_eq!(json["retry"]["rows"], 1);
-    assert_eq!(
-        json["retry"]["commands"][0]["input_guess"],
-        Value::Null,
-        "no guess from a .partial name"
+    // Continued through its OUTPUT, whose name gives the guess (issue 16).
+    let resume = format!(
+        "bihu-renew run {} -o {} --resume",
+        work.arg("leads.csv"),
+        work.arg("leads.results.csv")
     );
+    assert_eq!(json["retry"]["commands"][0]["input_guess"], work.arg("leads.csv"));
+    assert_eq!(json["retry"]["commands"][0]["command"], resume);
+    assert_eq!(json["files"][0]["unfinished"]["command"], resume);
+    assert_eq!(json["files"][0]["unfinished"]["not_reached"], Value::Null);
+    let terminal = out.stdout_text();
     assert!(
-        json["retry"]["commands"][0]["command"]
-            .as_str()
-            .unwrap()
-            .starts_with("bihu-renew run LEADS.csv -o "),
+        terminal.contains(&format!("6 rows; the list may hold more: run `{resume}`")),
+        "{terminal}"
+    );
+    assert!(!terminal.contains("nothing: every row"), "{terminal}");
+
+    // With the lead list beside it, the rows not reached are counted.
+    let leads: String = lines
+        .iter()
+        .map(|line| line.splitn(6, ',').take(5).collect::<Vec<_>>().join(",") + "\n")
+        .collect();
+    work.write("leads.csv", format!("name,plate,vin,engine_no,city\n{leads}"));
+    let out = work
+        .report(&[&cut.display().to_string(), "--json", &work.arg("r.json")])
+        .await;
+    succeeded(&out);
+    let json = read_json(&work.path("r.json"));
+    assert_eq!(json["files"][0]["unfinished"]["input_rows"], 11);
+    assert_eq!(json["files"][0]["unfinished"]["not_reached"], 5);
+    assert!(
+        out.stdout_text().contains("has 11 rows: 5 not reached"),
         "{}",
-        json["retry"]
+        out.stdout_text()
     );
     assert!(
         out.stderr.contains("note:") && out.stderr.contains("left out 1 line"),
@@ -493,6 +524,18 @@ async fn an_interrupted_file_is_read_as_the_prefix_it_holds() {
         out.stderr
     );
     assert_eq!(json["notes"].as_array().unwrap().len(), 1);
+
+    // A journal beside a results file: its run did not finish either.
+    let output = work.write("other.results.csv", format!("{HEADER}{}", lines[..3].concat()));
+    work.write("other.results.csv.journal", "bihu-renew journal 1\n");
+    let out = work.report(&[&output.display().to_string()]).await;
+    succeeded(&out);
+    assert!(
+        out.stdout_text()
+            .contains("3 rows; the list may hold more: run `bihu-renew run"),
+        "{}",
+        out.stdout_text()
+    );
 
     // A resumed file cut at a line end is simply a shorter file: nothing to note.
     let clean = work.write("clean.results.csv", format!("{HEADER}{}", lines[..3].concat()));

@@ -32,6 +32,8 @@ pub struct ConfigFile {
     pub timeout: Option<f64>,
     /// The answer history (`--history`).
     pub history: Option<PathBuf>,
+    /// Reuse answers at most this old (`--reuse-within`: `12h`, `7d`).
+    pub reuse_within: Option<String>,
     /// `bihu-renew serve`'s own settings.
     pub serve: Option<ServeTable>,
 }

@@ -17,7 +17,7 @@ use crate::cmd::{CredentialArgs, Credentials, Purpose, StopSignals, resolve_cred
 use crate::error::{Error, exit};
 use crate::leads::input::{InputEncoding, InputOptions};
 use crate::results::output::{OutputStyle, OutputTarget};
-use crate::run::config::{Backoff, Existing, RunConfig};
+use crate::run::config::{Backoff, Existing, HistorySettings, RunConfig};
 use crate::run::dry_run::{self, DryRunConfig};
 use crate::run::events::{Event, Observer};
 use crate::run::pipeline;
@@ -103,6 +103,16 @@ pub struct RunArgs {
     /// Chinese names for the result columns (状态, 续保令牌, 报价链接, …), for people.
     #[arg(long)]
     pub zh_headers: bool,
+
+    /// Record every final answer in this answer history (SQLite; shared with the service).
+    #[arg(long, env = "BIHU_HISTORY", value_name = "FILE")]
+    pub history: Option<PathBuf>,
+
+    /// Answer a row from the history, without a request, when its vehicle's latest final
+    /// answer is at most this old (`12h`, `7d`; s, m, h, d). Off by default: Bihu does not say
+    /// how long an answer holds.
+    #[arg(long, value_name = "DURATION")]
+    pub reuse_within: Option<String>,
 }
 
 fn parse_encoding(text: &str) -> Result<InputEncoding, String> {
@@ -272,6 +282,26 @@ pub(crate) fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
     }
 }
 
+/// `--history` and `--reuse-within` (flag, else the config file).
+fn history_settings(args: &RunArgs, file: &ConfigFile) -> Result<Option<HistorySettings>, Error> {
+    let reuse_within = args
+        .reuse_within
+        .as_ref()
+        .or(file.reuse_within.as_ref())
+        .map(|text| {
+            crate::results::history::parse_duration(text)
+                .map_err(|why| Error::Usage(format!("--reuse-within: {why}")))
+        })
+        .transpose()?;
+    match (args.history.clone().or_else(|| file.history.clone()), reuse_within) {
+        (Some(path), reuse_within) => Ok(Some(HistorySettings { path, reuse_within })),
+        (None, Some(_)) => Err(Error::Usage(
+            "--reuse-within needs --history FILE (or `history` in the config file): the answers to reuse are kept there".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
 /// The raw flags (then the config file, then the defaults) into a checked configuration;
 /// every problem is a usage error (exit 2).
 pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials) -> Result<RunConfig, Error> {
@@ -324,6 +354,7 @@ pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials)
         timeout: Duration::from_secs_f64(timeout),
         backoff: Backoff::default(),
         credential_failure_limit: CREDENTIAL_FAILURE_LIMIT,
+        history: history_settings(args, file)?,
     })
 }
 

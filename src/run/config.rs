@@ -68,6 +68,17 @@ pub struct RunConfig {
     pub backoff: Backoff,
     /// Consecutive 403/406 answers (with no re-login possible) that abort the run.
     pub credential_failure_limit: u32,
+    /// The answer history to record final answers in, and to reuse them from.
+    pub history: Option<HistorySettings>,
+}
+
+/// `--history FILE` and `--reuse-within DURATION`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistorySettings {
+    pub path: PathBuf,
+    /// Answer a row from the history when its vehicle's latest final answer is at most this
+    /// old; `None`: record only, never reuse.
+    pub reuse_within: Option<Duration>,
 }
 
 impl RunConfig {

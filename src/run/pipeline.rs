@@ -39,6 +39,7 @@ use crate::api::protocol::Answer;
 use crate::error::Error;
 use crate::leads::input::{InputError, InputRow, LeadReader};
 use crate::leads::lead::Lead;
+use crate::results::history::{self, History};
 use crate::results::journal::{self, Journal};
 use crate::results::lock::OutputLock;
 use crate::results::outcome::{RowOutcome, Status};
@@ -117,6 +118,21 @@ pub async fn run(
         _ => None,
     };
 
+    // Opened before the first request: a history that cannot be opened stops the run here.
+    let history = match &config.history {
+        Some(settings) => {
+            let path = settings.path.clone();
+            let opened = tokio::task::spawn_blocking(move || History::open(&path))
+                .await
+                .expect("opening the history does not panic");
+            Some(
+                opened
+                    .map_err(|error| Error::Usage(format!("{error}; nothing was sent. Check --history")))?,
+            )
+        }
+        None => None,
+    };
+
     let client = Client::new(
         config.base_url.clone(),
         config.agent.clone(),
@@ -156,6 +172,9 @@ pub async fn run(
         n_read: 0,
         n_kept: 0,
         n_duplicates: 0,
+        n_reused: 0,
+        history,
+        to_record: Vec::new(),
         halted: false,
     };
     let input_done = match run.drive(batches_rx).await {
@@ -354,6 +373,7 @@ fn empty_summary(config: &RunConfig, started: Instant, rows_total: u64, end: Run
         logins: 0,
         duplicates: 0,
         kept_from_before: 0,
+        reused: 0,
         processed: 0,
         remaining_transient: 0,
         not_reached: 0,
@@ -526,6 +546,11 @@ struct Run<'a> {
     n_read: u64,
     n_kept: u64,
     n_duplicates: u64,
+    n_reused: u64,
+    /// The answer history (`--history`), until a write to it fails.
+    history: Option<History>,
+    /// Final answers of this run not yet in the history (recorded with each flush).
+    to_record: Vec<history::Answer>,
     /// A row was abandoned: nothing after it may be written, or OUTPUT would have a gap.
     halted: bool,
 }
@@ -568,7 +593,7 @@ impl Run<'_> {
                 }
             }
             let wrote = self.write_ready()?;
-            if wrote || self.journal.as_ref().is_some_and(Journal::is_dirty) {
+            if wrote || self.journal.as_ref().is_some_and(Journal::is_dirty) || !self.to_record.is_empty() {
                 self.flush()?;
             }
             if self.window.is_empty() && (stopping || (input_done && self.received.is_empty())) {
@@ -669,6 +694,14 @@ impl Run<'_> {
             warnings: lead.warnings.clone(),
             result: RowResult::Pending,
         };
+        // A vehicle that needs asking may have a recent enough answer in the history.
+        let answered = kept.is_some()
+            || journalled.as_ref().is_some_and(|record| record.retry.is_none())
+            || self
+                .duplicates
+                .get(&key)
+                .is_some_and(|duplicate| duplicate.first_row.is_some());
+        let reused = if answered { None } else { self.reuse(&lead) };
         let duplicate = self.duplicates.get_mut(&key);
         if let Some((record, outcome)) = kept {
             // A vehicle answered before the interruption: its later rows copy this.
@@ -693,6 +726,12 @@ impl Run<'_> {
             finished.result = RowResult::Journalled(record.outcome.clone());
         } else if let Some(first_row) = duplicate.as_ref().and_then(|duplicate| duplicate.first_row) {
             finished.result = RowResult::CopyOf(first_row);
+        } else if let Some(outcome) = reused {
+            if let Some(duplicate) = duplicate {
+                duplicate.first_row = Some(row);
+            }
+            self.n_reused += 1;
+            finished.result = RowResult::Decided(outcome);
         } else {
             if let Some(duplicate) = duplicate {
                 duplicate.first_row = Some(row);
@@ -724,6 +763,17 @@ impl Run<'_> {
         match turn {
             Turn::Done(outcome) => {
                 self.journal(&job, &outcome, None)?;
+                if self.history.is_some() && history::is_recorded(outcome.status) {
+                    self.to_record.push(history::Answer {
+                        agent_id: self.config.agent.agent_id.clone(),
+                        vehicle: job.lead.key(),
+                        status: outcome.status,
+                        http_status: outcome.http_status,
+                        renewal_token: outcome.renewal_token.clone(),
+                        message: outcome.message.clone(),
+                        answered_at: history::unix_ms_now(),
+                    });
+                }
                 self.decide(job.seq, RowResult::Decided(outcome));
             }
             Turn::Retry(delay) => {
@@ -744,6 +794,65 @@ impl Run<'_> {
             Turn::Stopped => self.finish_with_last(job),
         }
         Ok(())
+    }
+
+    /// The row's answer from the history, when `--reuse-within` is on and its vehicle's latest
+    /// final answer is recent enough: no request, `attempts` 0, the quote URL with the current
+    /// Token. A history that cannot be read sends the row as usual.
+    fn reuse(&self, lead: &Lead) -> Option<RowOutcome> {
+        let within = self.config.history.as_ref()?.reuse_within?;
+        let history = self.history.as_ref()?;
+        let agent_id = &self.config.agent.agent_id;
+        let answer = match history.lookup(agent_id, &lead.key(), history::unix_ms_now(), within) {
+            Ok(answer) => answer?,
+            Err(error) => {
+                tracing::warn!("cannot look up the history, the row is sent: {error}");
+                return None;
+            }
+        };
+        let quote_url = if answer.renewal_token.is_empty() {
+            String::new()
+        } else {
+            let token = self.shared.tokens.current();
+            self.shared
+                .client
+                .quote_page()
+                .url(&token.value, &answer.renewal_token)
+        };
+        Some(RowOutcome {
+            status: answer.status,
+            http_status: answer.http_status,
+            message: format!(
+                "reused the {} answer of {} from the history: {}",
+                answer.status,
+                history::format_time(answer.answered_at),
+                answer.message
+            ),
+            renewal_token: answer.renewal_token,
+            quote_url,
+            attempts: 0,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Records this batch's final answers in the history, in one transaction. A failure
+    /// (the file gone, the disk full, another writer holding it beyond the busy timeout)
+    /// costs only later reuse, never this run's results: it is reported once and the run goes
+    /// on without the history.
+    fn record_answers(&mut self) {
+        if self.to_record.is_empty() {
+            return;
+        }
+        let answers = std::mem::take(&mut self.to_record);
+        let Some(history) = &mut self.history else {
+            return;
+        };
+        if let Err(error) = history.record_all(&answers) {
+            tracing::error!(
+                "cannot record answers in the history, it is not used for the rest of this run (the results file has every answer): {error}"
+            );
+            self.history = None;
+        }
     }
 
     /// Appends a row's latest answer to the journal (flushed with the batch).
@@ -801,6 +910,7 @@ impl Run<'_> {
         if let Some(journal) = &mut self.journal {
             journal.flush().map_err(write_error(journal.path()))?;
         }
+        self.record_answers();
         self.writer
             .flush()
             .map_err(write_error(written_path(&self.config.output)))
@@ -906,6 +1016,7 @@ impl Run<'_> {
         summary.logins = self.shared.n_logins.load(Ordering::Relaxed);
         summary.duplicates = self.n_duplicates;
         summary.kept_from_before = self.n_kept;
+        summary.reused = self.n_reused;
         summary.processed = self.n_written - self.n_kept;
         summary.not_reached = rows_total.saturating_sub(self.n_written);
         summary.requests_per_sec = summary.requests as f64 / elapsed;

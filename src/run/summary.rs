@@ -44,6 +44,8 @@ pub struct Summary {
     pub duplicates: u64,
     /// Rows with a final outcome kept from an earlier run (`--resume`).
     pub kept_from_before: u64,
+    /// Rows answered from the answer history (`--reuse-within`), without a request.
+    pub reused: u64,
     /// Rows decided in this run.
     pub processed: u64,
     /// Rows in OUTPUT whose outcome is not final (another `--resume` retries them).
@@ -110,6 +112,13 @@ impl fmt::Display for Summary {
             "  this run   {} processed, {} kept from before, {} duplicates copied",
             self.processed, self.kept_from_before, self.duplicates
         )?;
+        if self.reused > 0 {
+            writeln!(
+                f,
+                "  history    {} rows answered from the history, no request sent",
+                self.reused
+            )?;
+        }
         writeln!(
             f,
             "  requests   {} sent ({} retries, {} logins)",

@@ -113,3 +113,265 @@ async fn history_needs_an_existing_file() {
     let bad = run_binary(&["history", "--history", "x", "--prune", "7 days"], &[]).await;
     assert_eq!(bad.code, USAGE);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Runs that record into the history and reuse it (in-process pipeline, sandbox on loopback).
+
+mod runs {
+    use std::num::{NonZeroU32, NonZeroUsize};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bihu_renew::cmd::run::CREDENTIAL_FAILURE_LIMIT;
+    use bihu_renew::leads::input::InputOptions;
+    use bihu_renew::leads::lead::VehicleKey;
+    use bihu_renew::results::history::{self, History};
+    use bihu_renew::results::outcome::Status;
+    use bihu_renew::results::output::{OutputStyle, OutputTarget};
+    use bihu_renew::run::config::{Backoff, Existing, HistorySettings, RunConfig};
+    use bihu_renew::run::events::Silent;
+    use bihu_renew::run::pipeline;
+    use bihu_renew::run::summary::Summary;
+    use bihu_renew::sandbox::{Sandbox, SandboxConfig};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::support::{ResultRow, agent, read_results, run_binary, start_sandbox};
+
+    /// `粤B` plates (city 深圳, 11), numbered.
+    fn list(dir: &Path, name: &str, numbers: impl IntoIterator<Item = usize>) -> PathBuf {
+        let mut text = String::from("plate\n");
+        for i in numbers {
+            text.push_str(&format!("粤B{i:05}\n"));
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn config(
+        sandbox: &Sandbox,
+        input: PathBuf,
+        history: &Path,
+        reuse_within: Option<Duration>,
+    ) -> RunConfig {
+        RunConfig {
+            output: OutputTarget::File(input.with_extension("results.csv")),
+            input,
+            existing: Existing::Overwrite,
+            base_url: sandbox.base_url(),
+            agent: agent(sandbox.config()),
+            token: Some(sandbox.config().token.clone()),
+            user_name: None,
+            input_options: InputOptions::default(),
+            output_style: OutputStyle::default(),
+            rate: NonZeroU32::new(10_000).unwrap(),
+            burst: NonZeroU32::new(100).unwrap(),
+            concurrency: NonZeroUsize::new(8).unwrap(),
+            retries: 0,
+            timeout: Duration::from_secs(10),
+            backoff: Backoff {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+                max_retry_after: Duration::from_secs(1),
+            },
+            credential_failure_limit: CREDENTIAL_FAILURE_LIMIT,
+            history: Some(HistorySettings {
+                path: history.to_path_buf(),
+                reuse_within,
+            }),
+        }
+    }
+
+    async fn run(config: RunConfig) -> (Summary, Vec<ResultRow>) {
+        let OutputTarget::File(output) = config.output.clone() else {
+            unreachable!()
+        };
+        let summary = pipeline::run(config, Arc::new(Silent), CancellationToken::new())
+            .await
+            .unwrap_or_else(|error| panic!("the run failed: {error}"));
+        (summary, read_results(&output))
+    }
+
+    fn recording() -> SandboxConfig {
+        SandboxConfig {
+            record_requests: true,
+            ..SandboxConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_run_asks_only_for_new_vehicles_with_reuse_and_for_all_without() {
+        let sandbox = start_sandbox(recording()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let history_path = dir.path().join("history.sqlite");
+        let week = Some(Duration::from_secs(7 * 86_400));
+
+        let day1 = list(dir.path(), "day1.csv", 0..30);
+        let (first, rows) = run(config(&sandbox, day1, &history_path, week)).await;
+        assert_eq!(first.requests, 30);
+        assert_eq!(first.reused, 0);
+        assert!(rows.iter().all(|row| row.attempts == 1));
+        let day1_rows = rows;
+        let recorded = History::open(&history_path).unwrap().count().unwrap();
+        assert_eq!(recorded, 30, "every final answer is recorded");
+
+        // Day 2: vehicles 20..30 again, 30..50 new; one repeated twice within the list.
+        let day2 = list(dir.path(), "day2.csv", (20..50).chain([25]));
+        let before = sandbox.requests().len();
+        let (second, rows) = run(config(&sandbox, day2.clone(), &history_path, week)).await;
+        let sent = &sandbox.requests()[before..];
+        assert_eq!(second.requests, 20, "only the new vehicles are asked");
+        assert_eq!(sent.len(), 20);
+        assert!(
+            sent.iter()
+                .all(|request| !(0..30).any(|i| request.body.contains(&format!("粤B{i:05}"))))
+        );
+        assert_eq!(second.reused, 10);
+        for row in &rows[..10] {
+            let earlier = &day1_rows[20 + row.row as usize - 1];
+            assert_eq!(row.attempts, 0, "{row:?}");
+            assert_eq!(row.status, earlier.status);
+            assert_eq!(row.renewal_token, earlier.renewal_token);
+            assert_eq!(row.quote_url, earlier.quote_url, "built with the current Token");
+            assert!(
+                row.message
+                    .starts_with(&format!("reused the {} answer of 20", row.status)),
+                "{}",
+                row.message
+            );
+        }
+        assert!(rows[10..30].iter().all(|row| row.attempts == 1));
+        assert_eq!(rows[30].attempts, 0);
+        assert!(
+            rows[30].message.starts_with("same vehicle as row 6: reused the"),
+            "{}",
+            rows[30].message
+        );
+        assert_eq!(
+            History::open(&history_path).unwrap().count().unwrap(),
+            50,
+            "reused answers are not recorded again"
+        );
+
+        // Without reuse, the same list asks for every vehicle again (and records them).
+        let before = sandbox.requests().len();
+        let (third, _) = run(config(&sandbox, day2, &history_path, None)).await;
+        assert_eq!(third.requests, 30);
+        assert_eq!(sandbox.requests().len() - before, 30);
+        assert_eq!(third.reused, 0);
+        assert_eq!(History::open(&history_path).unwrap().count().unwrap(), 80);
+    }
+
+    #[tokio::test]
+    async fn reuse_honours_the_window_and_never_reuses_a_transient_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let history_path = dir.path().join("history.sqlite");
+        // Every first request fails with a 500, and no retries: server_error, a transient.
+        let failing = start_sandbox(SandboxConfig {
+            fail_rate: 1.0,
+            record_requests: true,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let input = list(dir.path(), "leads.csv", 0..3);
+        let (summary, rows) = run(config(
+            &failing,
+            input.clone(),
+            &history_path,
+            Some(Duration::from_secs(86_400)),
+        ))
+        .await;
+        assert_eq!(summary.requests, 3);
+        assert!(rows.iter().all(|row| row.status == "server_error"), "{rows:?}");
+        assert_eq!(History::open(&history_path).unwrap().count().unwrap(), 0);
+
+        // An answer 8 days old: outside a 7-day window, inside a 9-day one.
+        let sandbox = start_sandbox(recording()).await;
+        let vehicle = VehicleKey::Plate {
+            plate: "粤B00000".into(),
+            city: 11,
+        };
+        History::open(&history_path)
+            .unwrap()
+            .record(&history::Answer {
+                agent_id: sandbox.config().agent_id.clone(),
+                vehicle,
+                status: Status::NotRenewable,
+                http_status: Some(206),
+                renewal_token: String::new(),
+                message: "no renewal data".into(),
+                answered_at: history::unix_ms_now() - 8 * 86_400_000,
+            })
+            .unwrap();
+        let (week, _) = run(config(
+            &sandbox,
+            input.clone(),
+            &history_path,
+            Some(Duration::from_secs(7 * 86_400)),
+        ))
+        .await;
+        assert_eq!(
+            (week.requests, week.reused),
+            (3, 0),
+            "the transient rows and the old answer are asked again"
+        );
+        let input = list(dir.path(), "old.csv", [0]);
+        let (nine_days, rows) = run(config(
+            &sandbox,
+            input,
+            &history_path,
+            Some(Duration::from_secs(9 * 86_400)),
+        ))
+        .await;
+        assert_eq!((nine_days.requests, nine_days.reused), (0, 1));
+        // The 7-day run recorded a fresh answer for 粤B00000; the newest one is reused.
+        assert_eq!(rows[0].attempts, 0);
+        assert!(rows[0].message.contains("reused the"), "{}", rows[0].message);
+    }
+
+    /// Two `bihu-renew run` processes recording into one history file at once.
+    #[tokio::test]
+    async fn two_processes_writing_one_history_lose_no_answer() {
+        let sandbox = start_sandbox(SandboxConfig::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let history_path = dir.path().join("history.sqlite");
+        let config = sandbox.config();
+        let base = sandbox.base_url().to_string();
+        let inputs = [
+            list(dir.path(), "a.csv", 0..200),
+            list(dir.path(), "b.csv", 1000..1200),
+        ];
+        let runs = inputs.iter().map(|input| {
+            let args = [
+                "run",
+                input.to_str().unwrap(),
+                "--no-progress",
+                "--base-url",
+                &base,
+                "--agent-id",
+                &config.agent_id,
+                "--token",
+                &config.token,
+                "--secret-key",
+                config.secret.expose(),
+                "--rate",
+                "5000",
+                "--concurrency",
+                "4",
+                "--history",
+                history_path.to_str().unwrap(),
+            ]
+            .map(str::to_string);
+            async move {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                run_binary(&args, &[]).await
+            }
+        });
+        for ran in futures::future::join_all(runs).await {
+            assert_eq!(ran.code, 0, "{}", ran.stderr);
+        }
+        let history = History::open(&history_path).unwrap();
+        assert_eq!(history.count().unwrap(), 400);
+    }
+}

@@ -81,6 +81,7 @@ impl RunTest {
                 max_retry_after: Duration::from_secs(5),
             },
             credential_failure_limit: CREDENTIAL_FAILURE_LIMIT,
+            history: None,
         };
         RunTest { dir, sandbox, config }
     }

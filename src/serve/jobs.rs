@@ -68,6 +68,8 @@ impl JobSettings {
             timeout: self.timeout,
             backoff: self.backoff,
             credential_failure_limit: self.credential_failure_limit,
+            // Set by the caller, which knows the data dir.
+            history: None,
         }
     }
 }
@@ -483,11 +485,17 @@ impl Jobs {
             return Ok(());
         }
         let dir = self.job_dir(id);
-        let config = self.inner.config.settings.run_config(
+        let mut config = self.inner.config.settings.run_config(
             dir.join(&job.input_name),
             dir.join("results.csv"),
             Jobs::city(job),
         );
+        // The service always records its answers, in the history tables of its own database
+        // (the same schema as `run --history`, so the CLI can read and share them).
+        config.history = Some(crate::run::config::HistorySettings {
+            path: self.inner.config.data_dir.join("bihu-renew.db"),
+            reuse_within: None,
+        });
         let saver = {
             let (store, live) = (store.clone(), live.clone());
             tokio::spawn(async move {

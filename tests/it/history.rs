@@ -132,6 +132,7 @@ mod runs {
     use bihu_renew::run::config::{Backoff, Existing, HistorySettings, RunConfig};
     use bihu_renew::run::events::Silent;
     use bihu_renew::run::pipeline;
+    use bihu_renew::run::quota::Quota;
     use bihu_renew::run::summary::Summary;
     use bihu_renew::sandbox::{Sandbox, SandboxConfig};
     use tokio_util::sync::CancellationToken;
@@ -187,7 +188,8 @@ mod runs {
         let OutputTarget::File(output) = config.output.clone() else {
             unreachable!()
         };
-        let summary = pipeline::run(config, Arc::new(Silent), CancellationToken::new())
+        let quota = Quota::new(config.rate, config.burst, config.concurrency);
+        let summary = pipeline::run(config, &quota, Arc::new(Silent), CancellationToken::new())
             .await
             .unwrap_or_else(|error| panic!("the run failed: {error}"));
         (summary, read_results(&output))

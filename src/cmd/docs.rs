@@ -214,14 +214,14 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
                 exit::OK,
                 "the credentials work: the renewal was signed and accepted",
             ),
+            (
+                exit::SOME_TRANSIENT,
+                "no verdict: no answer, a server error, or the vehicle's parameters refused (412)",
+            ),
             USAGE,
             (
                 exit::CREDENTIALS,
                 "a credential was refused; the message says which one as far as the answers tell",
-            ),
-            (
-                exit::SOME_TRANSIENT,
-                "no verdict: the API could not be reached or answered with a server error",
             ),
         ],
         "report" => &[

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::model::{Class, class};
-use super::tally::{VehicleState, city_label};
+use crate::leads::city::City;
 use crate::results::outcome::Status;
 
 /// What changed for one vehicle between an earlier run and this one.
@@ -204,4 +203,42 @@ impl Comparison {
     pub fn count(&self, change: Change) -> u64 {
         self.counts.get(&change).copied().unwrap_or(0)
     }
+}
+
+/// What became of a vehicle, in three: the classes the figures and the comparison use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Class {
+    Renewed,
+    NotRenewable,
+    /// Anything else: to retry (transient statuses) or to fix (invalid_input, invalid_params).
+    Failed,
+}
+
+pub(super) fn class(status: Status) -> Class {
+    match status {
+        Status::Renewed => Class::Renewed,
+        Status::NotRenewable => Class::NotRenewable,
+        _ => Class::Failed,
+    }
+}
+
+/// What the comparison remembers of a vehicle: the outcome of the row that speaks for it.
+pub(super) struct VehicleState {
+    pub(super) status: Status,
+    pub(super) file_ix: u32,
+    pub(super) row: u64,
+    pub(super) message: Box<str>,
+    pub(super) renewal_token: Box<str>,
+    pub(super) label: Box<str>,
+    pub(super) city: u8,
+}
+
+impl VehicleState {
+    pub(super) fn outcome(&self) -> (Status, &str) {
+        (self.status, &self.renewal_token)
+    }
+}
+
+pub(super) fn city_label(id: u8) -> String {
+    City::by_id(id).map_or_else(|| "unknown".to_string(), |city| city.label())
 }

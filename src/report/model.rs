@@ -9,23 +9,6 @@ use super::compare::Comparison;
 use crate::results::outcome::Status;
 use crate::results::output::ResultHeaders;
 
-/// What became of a vehicle, in three: the classes the figures and the comparison use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Class {
-    Renewed,
-    NotRenewable,
-    /// Anything else: to retry (transient statuses) or to fix (invalid_input, invalid_params).
-    Failed,
-}
-
-pub(super) fn class(status: Status) -> Class {
-    match status {
-        Status::Renewed => Class::Renewed,
-        Status::NotRenewable => Class::NotRenewable,
-        _ => Class::Failed,
-    }
-}
-
 /// One file read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FileFigures {

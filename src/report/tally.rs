@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use super::compare::{Comparison, compare};
+use super::compare::{Class, Comparison, VehicleState, city_label, class, compare};
 use super::model::*;
 use super::read::{ResultRow, ResultsReader};
 use super::retry::{retry_command, unfinished};
@@ -22,23 +22,6 @@ fn rank(status: Status) -> u8 {
         Status::NotRenewable => 2,
         _ if status.is_final() => 1,
         _ => 0,
-    }
-}
-
-/// What the comparison remembers of a vehicle: the outcome of the row that speaks for it.
-pub(super) struct VehicleState {
-    pub(super) status: Status,
-    pub(super) file_ix: u32,
-    pub(super) row: u64,
-    pub(super) message: Box<str>,
-    pub(super) renewal_token: Box<str>,
-    pub(super) label: Box<str>,
-    pub(super) city: u8,
-}
-
-impl VehicleState {
-    pub(super) fn outcome(&self) -> (Status, &str) {
-        (self.status, &self.renewal_token)
     }
 }
 
@@ -165,10 +148,6 @@ impl Tally {
         }
         self.vehicles.add(file_ix, row);
     }
-}
-
-pub(super) fn city_label(id: u8) -> String {
-    City::by_id(id).map_or_else(|| "unknown".to_string(), |city| city.label())
 }
 
 fn share(part: u64, whole: u64) -> f64 {

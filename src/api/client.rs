@@ -1,51 +1,31 @@
-//! The HTTP side of the protocol: one renewal attempt and one login, over hyper-util's pooled
-//! client.
+//! The API client: one signed renewal attempt and one login, over a [`Transport`]; and the
+//! transport over reqwest.
 //!
-//! Owns the connection pool and the endpoint URLs; knows nothing of retries, pacing or rows
-//! (the pipeline decides those). Transport failures come back as [`TransportError`] so the
-//! pipeline can tell a timeout from a refused connection.
+//! Knows nothing of retries, pacing or rows (the pipeline decides those). Transport failures
+//! come back as [`TransportError`] so the pipeline can tell a timeout from a refused
+//! connection.
 //!
-//! hyper-util's client is the one reqwest wraps. reqwest adds, for every request, a redirect
-//! layer and a retry layer that parse the URL again, and clones of its client and connector;
-//! with no server latency those cost about 30% of this tool's CPU per row (BENCHMARKS.md,
-//! "HTTP client"). The API never redirects, and retries are the pipeline's business, so the
-//! layers bought nothing here. What reqwest did and this module keeps: a request timeout, a
-//! connect timeout, TCP_NODELAY and keepalive, TLS by rustls with the platform's certificate
-//! verifier for an https:// base URL, and the proxy named by `HTTP_PROXY`, `HTTPS_PROXY`,
-//! `ALL_PROXY` and `NO_PROXY`. A base URL with a user name or password is refused rather than
-//! sent on.
+//! [`Http`] is a thin adapter over reqwest (rustls, the platform's certificate verifier).
+//! reqwest brings the proxies: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, the
+//! system settings of Windows and macOS, `http://`, `https://` and SOCKS5 proxies. What this
+//! module sets on top: a request timeout, a connect timeout, TCP_NODELAY and keepalive, no
+//! redirects and no retries (retries are the pipeline's business), a loopback base URL never
+//! proxied, a base URL with a user name or password refused, and messages that name the host
+//! and the proxy.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, CONTENT_TYPE, DATE, HeaderValue, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT};
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::client::proxy::matcher::{Intercept, Matcher};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reqwest::header::{CONTENT_TYPE, DATE, HeaderValue, RETRY_AFTER};
 use url::Url;
 
 use crate::api::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, QuotePage, RenewalRequest};
+pub use crate::api::transport::TransportError;
+use crate::api::transport::{Endpoint, Reply, Transport};
 use crate::leads::lead::Lead;
-
-/// What went wrong below HTTP: no answer was read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TransportError {
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    /// Says where to: the host, and the proxy when there is one.
-    #[error("could not connect to {0}")]
-    Connect(String),
-    #[error("connection broken: {0}")]
-    Broken(String),
-}
 
 /// Why a login gave no Token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,37 +41,31 @@ pub enum LoginError {
 /// Why no client could be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("the base URL {0} is not a valid HTTP URI: {1}")]
-    BaseUrl(String, String),
     #[error(
         "the base URL carries a user name or password; Bihu's API takes none. Remove the \
          `user:password@` part"
     )]
     BaseUrlCredentials,
-    #[error("the proxy {0} (from the environment) has a port out of range; name one from 1 to 65535")]
-    ProxyPort(String),
+    #[error("the proxy {proxy} (from {variable}) is not a URL: {problem}")]
+    ProxyUrl {
+        proxy: String,
+        variable: &'static str,
+        problem: String,
+    },
     #[error(
-        "the proxy {proxy} (from the environment's {variable}) is not an http:// proxy; \
-         bihu-renew speaks to http:// proxies only. Name an http:// proxy there, or add the \
-         host to NO_PROXY to connect directly"
+        "the proxy {proxy} (from {variable}) is neither http://, https:// nor socks5://; name \
+         one of those there, or add the host to NO_PROXY to connect directly"
     )]
     ProxyScheme { proxy: String, variable: &'static str },
-    #[error("cannot set up TLS: {0}")]
-    Tls(String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
 }
 
 /// A client for one agent against one base URL.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
-    renewal_uri: Uri,
-    login_uri: Uri,
-    /// `Proxy-Authorization` for a forwarding proxy, which reads every request.
-    proxy_authorization: Option<HeaderValue>,
-    /// Where requests go, for messages: the host, and the proxy in front of it if any.
-    endpoint: String,
+    transport: Arc<dyn Transport>,
     agent: Agent,
-    timeout: Duration,
     quote_page: QuotePage,
 }
 
@@ -101,80 +75,25 @@ pub const LOGIN_TOKEN_LIFETIME_SECS: u64 = 86_400;
 const USER_AGENT_VALUE: &str = concat!("bihu-renew/", env!("CARGO_PKG_VERSION"));
 
 impl Client {
-    /// A client for `base`, holding up to `max_idle_per_host` idle connections.
-    ///
-    /// The proxy, if any, is read from the environment once here: every request of a client
-    /// goes to the same host. A loopback base URL (the sandbox) is never proxied.
+    /// A client for `base` over HTTP, with the proxies of the environment, holding up to
+    /// `max_idle_per_host` idle connections.
     pub fn new(
         base: Url,
         agent: Agent,
         timeout: Duration,
         max_idle_per_host: usize,
     ) -> Result<Client, BuildError> {
-        Client::with_proxies(base, agent, timeout, max_idle_per_host, &Matcher::from_env())
+        let transport = Http::new(&base, timeout, max_idle_per_host, Proxies::Environment)?;
+        Ok(Client::over(Arc::new(transport), agent, &base))
     }
 
-    /// As [`Client::new`], with the proxies that `proxies` names rather than the environment's.
-    pub fn with_proxies(
-        base: Url,
-        agent: Agent,
-        timeout: Duration,
-        max_idle_per_host: usize,
-        proxies: &Matcher,
-    ) -> Result<Client, BuildError> {
-        let base = protocol::normalise_base(base);
-        refuse_credentials(&base)?;
-        let uri = |url: Url| {
-            url.as_str()
-                .parse::<Uri>()
-                .map_err(|e| BuildError::BaseUrl(base.to_string(), e.to_string()))
-        };
-        let renewal_uri = uri(base.join(protocol::RENEWAL_PATH).expect("constant path joins"))?;
-        let login_uri = uri(base.join(protocol::LOGIN_PATH).expect("constant path joins"))?;
-
-        let proxy = if is_loopback(&base) {
-            None
-        } else {
-            proxies.intercept(&renewal_uri)
-        };
-        // As reqwest set them: a pooled connection that a NAT or load balancer dropped in
-        // silence is found out in under a minute rather than at the request's timeout.
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
-        tcp.set_keepalive(Some(Duration::from_secs(15)));
-        tcp.set_keepalive_interval(Some(Duration::from_secs(15)));
-        tcp.set_keepalive_retries(Some(3));
-        tcp.set_tcp_user_timeout(Some(Duration::from_secs(30)));
-        let https = base.scheme() == "https";
-        let host = renewal_uri
-            .authority()
-            .map_or_else(String::new, ToString::to_string);
-        let (route, proxy_authorization, endpoint) = match proxy {
-            None if https => (Route::Tls(tls(tcp)?), None, host),
-            None => (Route::Plain(tcp), None, host),
-            Some(proxy) => {
-                let (route, authorization, proxy) = route_through(&proxy, https, tcp)?;
-                tracing::debug!(%proxy, "requests go through the proxy named in the environment");
-                (route, authorization, format!("{host} through the proxy {proxy}"))
-            }
-        };
-
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .build(Connector { route });
-        Ok(Client {
-            http,
-            renewal_uri,
-            login_uri,
-            proxy_authorization,
-            endpoint,
-            quote_page: QuotePage::new(&base),
+    /// A client that sends through `transport`; `base` makes the quote URLs.
+    pub fn over(transport: Arc<dyn Transport>, agent: Agent, base: &Url) -> Client {
+        Client {
+            transport,
             agent,
-            timeout,
-        })
+            quote_page: QuotePage::new(&protocol::normalise_base(base.clone())),
+        }
     }
 
     pub fn quote_page(&self) -> &QuotePage {
@@ -194,8 +113,9 @@ impl Client {
         timestamp: i64,
     ) -> Result<(Answer, Option<SystemTime>), TransportError> {
         let request = RenewalRequest::signed(lead, &self.agent, token, timestamp);
-        let (status, retry_after, body, date) = self.post(&self.renewal_uri, &request).await?;
-        Ok((protocol::classify(status, retry_after, &body), date))
+        let reply = self.transport.post(Endpoint::Renewal, json(&request)).await?;
+        let answer = protocol::classify(reply.status, reply.retry_after, &reply.body);
+        Ok((answer, reply.date))
     }
 
     /// Logs in for a fresh Token.
@@ -217,73 +137,179 @@ impl Client {
                 None,
             );
         };
-        match self.post(&self.login_uri, &request).await {
-            Ok((status, _, body, date)) => (
-                protocol::classify_login(status, &body).map_err(LoginError::from),
-                date,
+        match self.transport.post(Endpoint::Login, json(&request)).await {
+            Ok(reply) => (
+                protocol::classify_login(reply.status, &reply.body).map_err(LoginError::from),
+                reply.date,
             ),
             Err(error) => (Err(error.into()), None),
         }
     }
+}
 
-    /// POSTs `body` as JSON and reads the whole answer, all within the timeout: the status,
-    /// `Retry-After` in seconds, the body and the `Date` header.
-    async fn post<T: serde::Serialize>(
-        &self,
-        uri: &Uri,
-        body: &T,
-    ) -> Result<(u16, Option<u64>, Bytes, Option<SystemTime>), TransportError> {
-        let json = serde_json::to_vec(body).expect("request bodies are plain strings and numbers");
-        let mut request = Request::new(Full::new(Bytes::from(json)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri.clone();
-        let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        if let Some(value) = &self.proxy_authorization {
-            headers.insert(PROXY_AUTHORIZATION, value.clone());
-        }
-        let exchange = async {
-            let response = self.http.request(request).await.map_err(|e| {
-                let detail = chain(&e);
-                if e.is_connect() {
-                    TransportError::Connect(format!("{}: {detail}", self.endpoint))
-                } else {
-                    TransportError::Broken(detail)
+fn json<T: serde::Serialize>(body: &T) -> Bytes {
+    Bytes::from(serde_json::to_vec(body).expect("request bodies are plain strings and numbers"))
+}
+
+/// Where the proxies come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proxies {
+    /// `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`, else the system's settings.
+    Environment,
+    /// Every request through this proxy (tests, and callers that know better).
+    Only(String),
+    /// No proxy at all.
+    Direct,
+}
+
+/// The transport over reqwest, for one base URL.
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    renewal: Url,
+    login: Url,
+    /// Where requests go, for messages: the host, and the proxy in front of it if any.
+    endpoint: String,
+    timeout: Duration,
+}
+
+impl Http {
+    /// A transport to `base`. The proxy is chosen by reqwest; a loopback base URL (the
+    /// sandbox) is never proxied.
+    pub fn new(
+        base: &Url,
+        timeout: Duration,
+        max_idle_per_host: usize,
+        proxies: Proxies,
+    ) -> Result<Http, BuildError> {
+        let base = protocol::normalise_base(base.clone());
+        refuse_credentials(&base)?;
+        let renewal = base.join(protocol::RENEWAL_PATH).expect("constant path joins");
+        let login = base.join(protocol::LOGIN_PATH).expect("constant path joins");
+
+        // As reqwest's defaults and curl: a pooled connection that a NAT or load balancer
+        // dropped in silence is found out in under a minute rather than at the timeout.
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT_VALUE)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .tcp_nodelay(true)
+            .tcp_keepalive(Duration::from_secs(15))
+            .tcp_keepalive_interval(Duration::from_secs(15))
+            .tcp_keepalive_retries(3)
+            .tcp_user_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(max_idle_per_host)
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never());
+        let host = host_of(&base);
+        let proxy = if is_loopback(&base) {
+            builder = builder.no_proxy();
+            None
+        } else {
+            match &proxies {
+                Proxies::Environment => environment_proxy(&base)?,
+                Proxies::Only(proxy) => {
+                    let shown = checked_proxy(proxy, "the caller")?;
+                    let proxy = reqwest::Proxy::all(proxy.as_str())
+                        .map_err(|e| BuildError::Http(e.without_url().to_string()))?;
+                    builder = builder.proxy(proxy);
+                    Some(shown)
                 }
-            })?;
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<u64>().ok());
-            let date = response
-                .headers()
-                .get(DATE)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| httpdate::parse_http_date(value).ok());
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| TransportError::Broken(chain(&e)))?;
-            Ok((status, retry_after, body.to_bytes(), date))
+                Proxies::Direct => {
+                    builder = builder.no_proxy();
+                    None
+                }
+            }
         };
-        tokio::time::timeout(self.timeout, exchange)
+        let endpoint = match &proxy {
+            Some(proxy) => {
+                tracing::debug!(%proxy, "requests go through a proxy");
+                format!("{host} through the proxy {proxy}")
+            }
+            None => host,
+        };
+        let client = builder.build().map_err(|e| BuildError::Http(chain(&e)))?;
+        Ok(Http {
+            client,
+            renewal,
+            login,
+            endpoint,
+            timeout,
+        })
+    }
+
+    async fn send(&self, endpoint: Endpoint, json: Bytes) -> Result<Reply, TransportError> {
+        let url = match endpoint {
+            Endpoint::Renewal => &self.renewal,
+            Endpoint::Login => &self.login,
+        };
+        let response = self
+            .client
+            .post(url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(json)
+            .send()
             .await
-            .unwrap_or(Err(TransportError::Timeout(self.timeout)))
+            .map_err(|e| self.error(e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let date = response
+            .headers()
+            .get(DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| httpdate::parse_http_date(value).ok());
+        let body = response.bytes().await.map_err(|e| self.error(e))?;
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+            date,
+        })
+    }
+
+    fn error(&self, error: reqwest::Error) -> TransportError {
+        // The URL is the endpoint's, which `endpoint` names better (with the proxy).
+        let error = error.without_url();
+        if error.is_connect() {
+            TransportError::Connect(format!("{}: {}", self.endpoint, chain(&error)))
+        } else if error.is_timeout() {
+            TransportError::Timeout(self.timeout)
+        } else {
+            TransportError::Broken(chain(&error))
+        }
     }
 }
 
-/// An error and its causes, one after another: hyper's Display names the step, the causes say
-/// what happened.
+/// Names the route only: reqwest's own Debug would show a proxy's URL, credentials and all.
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport for Http {
+    fn post(&self, endpoint: Endpoint, json: Bytes) -> BoxFuture<'_, Result<Reply, TransportError>> {
+        self.send(endpoint, json).boxed()
+    }
+}
+
+/// An error and its causes, one after another: reqwest's Display names the step, the causes
+/// say what happened.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut detail = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        detail = format!("{detail}: {cause}");
+        let cause_text = cause.to_string();
+        if !detail.ends_with(&cause_text) {
+            detail = format!("{detail}: {cause_text}");
+        }
         source = cause.source();
     }
     detail
@@ -299,6 +325,15 @@ pub fn refuse_credentials(base: &Url) -> Result<(), BuildError> {
     }
 }
 
+/// The host and the port if one is named, as the messages show it.
+fn host_of(base: &Url) -> String {
+    let host = base.host_str().unwrap_or_default();
+    match base.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    }
+}
+
 fn is_loopback(base: &Url) -> bool {
     match base.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -308,188 +343,82 @@ fn is_loopback(base: &Url) -> bool {
     }
 }
 
-fn tls<C>(connector: C) -> Result<HttpsConnector<C>, BuildError> {
-    Ok(hyper_rustls::HttpsConnectorBuilder::new()
-        .try_with_platform_verifier()
-        .map_err(|e| BuildError::Tls(e.to_string()))?
-        .https_only()
-        .enable_http1()
-        .wrap_connector(connector))
+/// The variables reqwest reads for a base URL's scheme, in its order.
+fn proxy_variables(base: &Url) -> &'static [&'static str] {
+    if base.scheme() == "https" {
+        &["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+    } else {
+        &["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+    }
 }
 
-/// The route to a base URL that the environment sends through `proxy`, the proxy's
-/// credentials if a forwarding proxy needs them with every request, and the proxy as it may be
-/// shown. An http:// base is forwarded (the proxy reads each request); an https:// base is
-/// tunnelled with CONNECT, as curl and reqwest do.
-fn route_through(
-    proxy: &Intercept,
-    https: bool,
-    tcp: HttpConnector,
-) -> Result<(Route, Option<HeaderValue>, String), BuildError> {
-    let proxy_uri = proxy.uri().clone();
-    let shown = redacted(&proxy_uri);
-    if proxy_uri.scheme_str() != Some("http") {
-        let variable = if https {
-            "HTTPS_PROXY or ALL_PROXY"
-        } else {
-            "HTTP_PROXY or ALL_PROXY"
-        };
+/// The proxy the environment names for `base`, as it may be shown, for messages; reqwest
+/// reads the same variables and routes by them. A proxy that reqwest could not use is
+/// refused here by name, rather than ignored.
+fn environment_proxy(base: &Url) -> Result<Option<String>, BuildError> {
+    let Some((variable, proxy)) = proxy_variables(base).iter().find_map(|variable| {
+        std::env::var(variable)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+            .map(|value| (*variable, value))
+    }) else {
+        return Ok(None);
+    };
+    let shown = checked_proxy(&proxy, variable)?;
+    let exempt = ["NO_PROXY", "no_proxy"]
+        .iter()
+        .find_map(|variable| std::env::var(variable).ok())
+        .is_some_and(|list| no_proxy_lists(&list, base.host_str().unwrap_or_default()));
+    Ok((!exempt).then_some(shown))
+}
+
+/// Whether a `NO_PROXY` list names `host` (as `*`, the host itself, or a domain above it),
+/// for messages only: reqwest applies the whole rule, IP ranges included.
+fn no_proxy_lists(list: &str, host: &str) -> bool {
+    list.split(',').map(str::trim).any(|entry| {
+        let domain = entry.trim_start_matches("*.").trim_start_matches('.');
+        entry == "*"
+            || (!domain.is_empty()
+                && (host.eq_ignore_ascii_case(domain)
+                    || host
+                        .to_ascii_lowercase()
+                        .ends_with(&format!(".{}", domain.to_ascii_lowercase()))))
+    })
+}
+
+/// A proxy URL reqwest can use, as it may be shown: scheme, host and port, never the
+/// credentials.
+fn checked_proxy(proxy: &str, variable: &'static str) -> Result<String, BuildError> {
+    // As reqwest: a proxy named without a scheme is an http:// one.
+    let text = if proxy.contains("://") {
+        proxy.trim().to_string()
+    } else {
+        format!("http://{}", proxy.trim())
+    };
+    let url = Url::parse(&text).map_err(|e| BuildError::ProxyUrl {
+        proxy: redacted_text(&text),
+        variable,
+        problem: e.to_string(),
+    })?;
+    let shown = match url.port() {
+        Some(port) => format!("{}://{}:{port}", url.scheme(), url.host_str().unwrap_or_default()),
+        None => format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default()),
+    };
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
         return Err(BuildError::ProxyScheme {
             proxy: shown,
             variable,
         });
     }
-    // http's URI keeps "host:99999" but reports no port, which would mean port 80.
-    let port_text = proxy_uri
-        .authority()
-        .and_then(|authority| authority.as_str().rsplit_once(':'))
-        .map(|(_, port)| port)
-        .filter(|port| !port.is_empty() && !port.ends_with(']'));
-    if port_text.is_some_and(|port| port.parse::<u16>().is_err()) {
-        return Err(BuildError::ProxyPort(shown));
-    }
-    let auth = proxy.basic_auth().cloned().map(|mut value| {
-        value.set_sensitive(true);
-        value
-    });
-    if https {
-        let mut tunnel = Tunnel::new(proxy_uri, tcp);
-        if let Some(auth) = auth {
-            tunnel = tunnel.with_auth(auth);
-        }
-        Ok((Route::Tunnel(tls(tunnel)?), None, shown))
-    } else {
-        // Connect to the proxy by scheme, host and port alone: its credentials travel in
-        // Proxy-Authorization, never in a URI that Debug could print.
-        let to = shown
-            .parse::<Uri>()
-            .expect("a proxy's scheme, host and port form a URI");
-        Ok((Route::Forward { to, tcp }, auth, shown))
-    }
+    Ok(shown)
 }
 
-/// A proxy URI as it may be logged: scheme, host and port, never the credentials.
-fn redacted(uri: &Uri) -> String {
-    let host = uri.host().unwrap_or_default();
-    match uri.port_u16() {
-        Some(port) => format!("{}://{host}:{port}", uri.scheme_str().unwrap_or("http")),
-        None => format!("{}://{host}", uri.scheme_str().unwrap_or("http")),
-    }
-}
-
-/// Opens connections to the base URL's host, or to the proxy in front of it.
-#[derive(Debug, Clone)]
-struct Connector {
-    route: Route,
-}
-
-#[derive(Debug, Clone)]
-enum Route {
-    /// An http:// base, straight to its host. No TLS is set up: the platform's certificates
-    /// are only loaded for an https:// base.
-    Plain(HttpConnector),
-    /// An https:// base, straight to its host.
-    Tls(HttpsConnector<HttpConnector>),
-    /// An http:// base through a proxy that is sent requests in absolute form.
-    Forward { to: Uri, tcp: HttpConnector },
-    /// An https:// base through a CONNECT tunnel, with TLS inside it.
-    Tunnel(HttpsConnector<Tunnel<HttpConnector>>),
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Io = MaybeHttpsStream<TokioIo<TcpStream>>;
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = Stream;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Stream, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        match &mut self.route {
-            Route::Plain(tcp) | Route::Forward { tcp, .. } => tcp.poll_ready(cx).map_err(Into::into),
-            Route::Tls(tls) => tls.poll_ready(cx),
-            Route::Tunnel(tls) => tls.poll_ready(cx),
-        }
-    }
-
-    fn call(&mut self, host: Uri) -> Self::Future {
-        match &mut self.route {
-            Route::Plain(tcp) => {
-                let connecting = tcp.call(host);
-                Box::pin(async move { Ok(Stream::new(MaybeHttpsStream::Http(connecting.await?), false)) })
-            }
-            Route::Forward { to, tcp } => {
-                let connecting = tcp.call(to.clone());
-                Box::pin(async move { Ok(Stream::new(MaybeHttpsStream::Http(connecting.await?), true)) })
-            }
-            Route::Tls(tls) => {
-                let connecting = tls.call(host);
-                Box::pin(async move { Ok(Stream::new(connecting.await?, false)) })
-            }
-            Route::Tunnel(tls) => {
-                let connecting = tls.call(host);
-                Box::pin(async move { Ok(Stream::new(connecting.await?, false)) })
-            }
-        }
-    }
-}
-
-/// A connection, which tells hyper-util whether it leads to a forwarding proxy (requests
-/// then carry the whole URL rather than only the path).
-struct Stream {
-    io: Io,
-    forwarded: bool,
-}
-
-impl Stream {
-    fn new(io: Io, forwarded: bool) -> Stream {
-        Stream { io, forwarded }
-    }
-}
-
-impl Connection for Stream {
-    fn connected(&self) -> Connected {
-        self.io.connected().proxy(self.forwarded)
-    }
-}
-
-impl hyper::rt::Read for Stream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for Stream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+/// A proxy's text that did not parse, without what could be a password: the part before
+/// an `@` is cut.
+fn redacted_text(text: &str) -> String {
+    match (text.split_once("://"), text.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://{host}"),
+        _ => text.to_string(),
     }
 }
 
@@ -530,14 +459,23 @@ mod tests {
         lead::validate(&raw, None).unwrap()
     }
 
+    fn client_with(
+        base: &str,
+        agent: Agent,
+        timeout: Duration,
+        proxies: Proxies,
+    ) -> Result<Client, BuildError> {
+        let base: Url = base.parse().unwrap();
+        let http = Http::new(&base, timeout, 1, proxies)?;
+        Ok(Client::over(Arc::new(http), agent, &base))
+    }
+
     fn client_via(base: &str, proxy: &str) -> Result<Client, BuildError> {
-        let proxies = Matcher::builder().all(proxy.to_string()).build();
-        Client::with_proxies(
-            base.parse().unwrap(),
+        client_with(
+            base,
             agent(),
             Duration::from_secs(5),
-            1,
-            &proxies,
+            Proxies::Only(proxy.to_string()),
         )
     }
 
@@ -661,9 +599,13 @@ mod tests {
             secret_label: config.secret_label.clone(),
         };
         // Nothing listens on loopback's port 9 here: a proxied request would fail.
-        let proxies = Matcher::builder().all("http://127.0.0.1:9".to_string()).build();
-        let client =
-            Client::with_proxies(sandbox.base_url(), agent, Duration::from_secs(5), 1, &proxies).unwrap();
+        let client = client_with(
+            sandbox.base_url().as_str(),
+            agent,
+            Duration::from_secs(5),
+            Proxies::Only("http://127.0.0.1:9".to_string()),
+        )
+        .unwrap();
         let answer = client.renew(&lead(), &config.token, unix_now()).await.unwrap();
         assert!(
             matches!(answer, Answer::Renewed { .. } | Answer::NotRenewable { .. }),
@@ -672,43 +614,134 @@ mod tests {
     }
 
     #[test]
-    fn a_proxy_that_is_not_http_is_refused_by_name_without_its_credentials() {
-        for (base, proxy) in [
+    fn a_proxy_reqwest_cannot_use_is_refused_by_name_without_its_credentials() {
+        for (base, proxy, expected) in [
             (
                 "http://bihu-renew.invalid/",
-                "socks5://clerk:pr0xy-Pa55@127.0.0.1:1080",
+                "ftp://clerk:pr0xy-Pa55@127.0.0.1:21",
+                "NO_PROXY",
             ),
             (
-                "https://bihu-renew.invalid/",
-                "https://clerk:pr0xy-Pa55@127.0.0.1:3128",
+                "http://bihu-renew.invalid/",
+                "http://clerk:pr0xy-Pa55@127.0.0.1:99999",
+                "not a URL",
             ),
         ] {
             let error = client_via(base, proxy).unwrap_err().to_string();
             assert!(error.contains("127.0.0.1"), "{error}");
-            assert!(error.contains("NO_PROXY"), "{error}");
+            assert!(error.contains(expected), "{error}");
             assert!(!error.contains(PROXY_PASSWORD), "{error}");
+        }
+        // What reqwest brings: https:// and SOCKS5 proxies.
+        for proxy in [
+            "socks5://clerk:pr0xy-Pa55@127.0.0.1:1080",
+            "socks5h://127.0.0.1:1080",
+            "https://clerk:pr0xy-Pa55@127.0.0.1:3128",
+        ] {
+            let client = client_via("https://bihu-renew.invalid/", proxy).unwrap();
+            assert!(!format!("{client:?}").contains(PROXY_PASSWORD), "{client:?}");
         }
     }
 
     #[test]
-    fn a_base_url_with_credentials_or_a_proxy_port_out_of_range_is_refused() {
-        let base: Url = "http://clerk:s3cret-base@bihu-renew.invalid/".parse().unwrap();
-        let error = Client::with_proxies(
-            base,
+    fn a_no_proxy_entry_for_the_host_or_its_domain_takes_the_proxy_out_of_messages() {
+        for list in ["*", "bihu-renew.invalid", ".invalid", "other.example, *.invalid"] {
+            assert!(no_proxy_lists(list, "bihu-renew.invalid"), "{list}");
+        }
+        for list in ["", "renew.invalid", "example.com", "10.0.0.0/8"] {
+            assert!(!no_proxy_lists(list, "bihu-renew.invalid"), "{list}");
+        }
+    }
+
+    #[test]
+    fn a_base_url_with_credentials_is_refused_without_echoing_them() {
+        let error = client_with(
+            "http://clerk:s3cret-base@bihu-renew.invalid/",
             agent(),
             Duration::from_secs(5),
-            1,
-            &Matcher::builder().build(),
+            Proxies::Direct,
         )
         .unwrap_err()
         .to_string();
         assert!(error.contains("user:password@"), "{error}");
         assert!(!error.contains("s3cret-base"), "{error}");
+    }
 
-        let error = client_via("http://bihu-renew.invalid/", "http://127.0.0.1:99999")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("port out of range"), "{error}");
+    /// A one-connection SOCKS5 server (RFC 1928, no authentication, CONNECT only) that
+    /// connects every request to `to`, whatever was asked, and hands back the host and port
+    /// asked for.
+    async fn socks5_server(to: std::net::SocketAddr) -> (String, tokio::task::JoinHandle<(String, u16)>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("socks5h://{}", listener.local_addr().unwrap());
+        let served = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut greeting = [0u8; 2];
+            socket.read_exact(&mut greeting).await.unwrap();
+            assert_eq!(greeting[0], 5, "SOCKS version");
+            let mut methods = vec![0u8; greeting[1] as usize];
+            socket.read_exact(&mut methods).await.unwrap();
+            assert!(methods.contains(&0), "no-authentication offered: {methods:?}");
+            socket.write_all(&[5, 0]).await.unwrap();
+            let mut request = [0u8; 4];
+            socket.read_exact(&mut request).await.unwrap();
+            assert_eq!(request[..3], [5, 1, 0], "a CONNECT request");
+            let host = match request[3] {
+                3 => {
+                    let mut length = [0u8; 1];
+                    socket.read_exact(&mut length).await.unwrap();
+                    let mut name = vec![0u8; length[0] as usize];
+                    socket.read_exact(&mut name).await.unwrap();
+                    String::from_utf8(name).unwrap()
+                }
+                1 => {
+                    let mut ip = [0u8; 4];
+                    socket.read_exact(&mut ip).await.unwrap();
+                    std::net::Ipv4Addr::from(ip).to_string()
+                }
+                other => panic!("address type {other}"),
+            };
+            let port = socket.read_u16().await.unwrap();
+            let mut upstream = tokio::net::TcpStream::connect(to).await.unwrap();
+            socket.write_all(&[5, 0, 0, 1, 127, 0, 0, 1, 0, 0]).await.unwrap();
+            tokio::io::copy_bidirectional(&mut socket, &mut upstream)
+                .await
+                .ok();
+            (host, port)
+        });
+        (address, served)
+    }
+
+    #[tokio::test]
+    async fn a_socks5_proxy_carries_the_request_and_resolves_the_host() {
+        let config = crate::sandbox::SandboxConfig {
+            record_requests: true,
+            ..Default::default()
+        };
+        let sandbox = crate::sandbox::Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap();
+        let config = sandbox.config();
+        let agent = Agent {
+            agent_id: config.agent_id.clone(),
+            secret: config.secret.clone(),
+            secret_label: config.secret_label.clone(),
+        };
+        let (proxy, served) = socks5_server(sandbox.addr()).await;
+        let client = client_with(
+            "http://bihu-renew.invalid:8080/",
+            agent,
+            Duration::from_secs(5),
+            Proxies::Only(proxy),
+        )
+        .unwrap();
+        let answer = client.renew(&lead(), &config.token, unix_now()).await.unwrap();
+        assert!(
+            matches!(answer, Answer::Renewed { .. } | Answer::NotRenewable { .. }),
+            "{answer:?}"
+        );
+        drop(client);
+        assert_eq!(read_by(served).await, ("bihu-renew.invalid".to_string(), 8080));
+        assert_eq!(sandbox.requests().len(), 1);
     }
 
     #[tokio::test]
@@ -716,9 +749,8 @@ mod tests {
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = closed.local_addr().unwrap().port();
         drop(closed);
-        let no_proxies = Matcher::builder().build();
-        let base: Url = format!("http://127.0.0.1:{port}/").parse().unwrap();
-        let client = Client::with_proxies(base, agent(), Duration::from_secs(5), 1, &no_proxies).unwrap();
+        let base = format!("http://127.0.0.1:{port}/");
+        let client = client_with(&base, agent(), Duration::from_secs(5), Proxies::Direct).unwrap();
         let error = client.renew(&lead(), "T0KEN", 1).await.unwrap_err();
         assert!(
             matches!(&error, TransportError::Connect(detail) if detail.contains("refused")),
@@ -732,16 +764,14 @@ mod tests {
 
         // Accepts, reads, never answers.
         let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base: Url = format!("http://{}/", silent.local_addr().unwrap())
-            .parse()
-            .unwrap();
+        let base = format!("http://{}/", silent.local_addr().unwrap());
         let _held = tokio::spawn(async move {
             let (mut socket, _) = silent.accept().await.unwrap();
             let mut sink = Vec::new();
             socket.read_to_end(&mut sink).await.ok();
         });
         let timeout = Duration::from_millis(300);
-        let client = Client::with_proxies(base, agent(), timeout, 1, &no_proxies).unwrap();
+        let client = client_with(&base, agent(), timeout, Proxies::Direct).unwrap();
         let error = tokio::time::timeout(Duration::from_secs(10), client.renew(&lead(), "T0KEN", 1))
             .await
             .expect("the client gives up by itself")

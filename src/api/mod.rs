@@ -1,5 +1,5 @@
 //! Talking to Bihu: the secret that never prints, the `secCode` signatures, the request and
-//! answer types with the quote URL, and the HTTP client behind them.
+//! answer types with the quote URL, the transport seam, and the HTTP client behind them.
 //!
 //! May import `leads` (a request is built from a validated lead) and nothing above it.
 
@@ -7,3 +7,4 @@ pub mod client;
 pub mod protocol;
 pub mod secret;
 pub mod sign;
+pub mod transport;

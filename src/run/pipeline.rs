@@ -34,8 +34,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::client::{self, Client};
+use crate::api::client::{self, Client, Http, Proxies};
 use crate::api::protocol::Answer;
+use crate::api::transport::Transport;
 use crate::error::Error;
 use crate::leads::input::{InputError, InputRow, LeadReader};
 use crate::leads::lead::Lead;
@@ -50,13 +51,37 @@ use crate::run::events::{Event, Observer};
 use crate::run::quota::{Member, Quota};
 use crate::run::summary::{RunEnd, Summary};
 
-/// Runs a whole list within `quota` (the command line's own, or the service's shared one).
-/// `cancel` stops intake (Ctrl-C); the result says how the run ended.
+/// Runs a whole list over HTTP within `quota` (the command line's own, or the service's
+/// shared one). `cancel` stops intake (Ctrl-C); the result says how the run ended.
 pub async fn run(
     config: RunConfig,
     quota: &Quota,
     observer: Arc<dyn Observer>,
     cancel: CancellationToken,
+) -> Result<Summary, Error> {
+    run_over(config, quota, observer, cancel, http_transport).await
+}
+
+/// The HTTP transport of a run: reqwest, with the environment's proxies.
+fn http_transport(config: &RunConfig) -> Result<Arc<dyn Transport>, Error> {
+    let http = Http::new(
+        &config.base_url,
+        config.timeout,
+        config.concurrency.get(),
+        Proxies::Environment,
+    )
+    .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    Ok(Arc::new(http))
+}
+
+/// Runs a whole list over the transport that `connect` makes once the run knows it has rows
+/// to send (tests drive the pipeline through a fake one).
+pub async fn run_over(
+    config: RunConfig,
+    quota: &Quota,
+    observer: Arc<dyn Observer>,
+    cancel: CancellationToken,
+    connect: impl FnOnce(&RunConfig) -> Result<Arc<dyn Transport>, Error>,
 ) -> Result<Summary, Error> {
     let started = Instant::now();
     // First of all: another run on this OUTPUT must not see its files touched.
@@ -133,13 +158,7 @@ pub async fn run(
         None => None,
     };
 
-    let client = Client::new(
-        config.base_url.clone(),
-        config.agent.clone(),
-        config.timeout,
-        config.concurrency.get(),
-    )
-    .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    let client = Client::over(connect(&config)?, config.agent.clone(), &config.base_url);
     let shared = Arc::new(Shared::new(
         &config,
         quota.member(),
@@ -540,7 +559,8 @@ struct Run<'a> {
     /// Rows back from a backoff: they go before fresh ones.
     retries: VecDeque<Job>,
     /// Rows waiting out a backoff, by the time they may go again. They hold no request slot.
-    parked: BTreeMap<(Instant, u64), Job>,
+    /// On tokio's clock, which tests can pause.
+    parked: BTreeMap<(tokio::time::Instant, u64), Job>,
     counts: BTreeMap<Status, u64>,
     n_written: u64,
     n_read: u64,
@@ -600,7 +620,7 @@ impl Run<'_> {
                 break;
             }
             if let Some(&(due, _)) = self.parked.keys().next() {
-                backoff_over.as_mut().reset(due.into());
+                backoff_over.as_mut().reset(due);
             }
             tokio::select! {
                 biased;
@@ -626,7 +646,7 @@ impl Run<'_> {
                     }
                 }
                 _ = &mut backoff_over, if !self.parked.is_empty() => {
-                    let now = Instant::now();
+                    let now = tokio::time::Instant::now();
                     while let Some(entry) = self.parked.first_entry() && entry.key().0 <= now {
                         self.retries.push_back(entry.remove());
                     }
@@ -745,7 +765,7 @@ impl Run<'_> {
                     job.last = Some(last);
                     let wait = retry.due_unix_ms.saturating_sub(journal::unix_ms_now());
                     if wait > 0 {
-                        let due = Instant::now() + Duration::from_millis(wait);
+                        let due = tokio::time::Instant::now() + Duration::from_millis(wait);
                         self.parked.insert((due, seq), job);
                     } else {
                         self.retries.push_back(job);
@@ -788,7 +808,8 @@ impl Run<'_> {
                     // After a stop nothing more is sent: the row keeps what it has.
                     self.finish_with_last(job);
                 } else {
-                    self.parked.insert((Instant::now() + delay, job.seq), job);
+                    self.parked
+                        .insert((tokio::time::Instant::now() + delay, job.seq), job);
                 }
             }
             Turn::Stopped => self.finish_with_last(job),
@@ -1085,6 +1106,10 @@ async fn turn(shared: &Shared, mut job: Job) -> (Job, Turn) {
                 _ = shared.stop.cancelled() => return (job, Turn::Stopped),
                 _ = shared.pace() => {}
             }
+        }
+        // A turn started in the same pass as the one that tripped the breaker sends nothing.
+        if shared.stop.is_cancelled() {
+            return (job, Turn::Stopped);
         }
         let turn = match AssertUnwindSafe(attempt(shared, &mut job)).catch_unwind().await {
             // Logged in again: the same row goes again at once, unless the run has stopped.
@@ -1392,3 +1417,7 @@ impl Breaker {
         self.diagnosis.get().map(String::as_str)
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

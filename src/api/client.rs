@@ -2,8 +2,8 @@
 //! transport over reqwest.
 //!
 //! Knows nothing of retries, pacing or rows (the pipeline decides those). Transport failures
-//! come back as [`TransportError`] so the pipeline can tell a timeout from a refused
-//! connection.
+//! come back as [`TransportError`], a timeout, a failed connection or a broken
+//! exchange, so messages say which; the pipeline retries every kind alike.
 //!
 //! [`Http`] is a thin adapter over reqwest (rustls, the platform's certificate verifier).
 //! reqwest brings the proxies: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY`, the

@@ -159,7 +159,7 @@ pub async fn run_over(
     };
 
     let client = Client::over(connect(&config)?, config.agent.clone(), &config.base_url);
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(RunState::new(
         &config,
         quota.member(),
         client,
@@ -544,7 +544,7 @@ enum RowResult {
 
 struct Run<'a> {
     config: &'a RunConfig,
-    shared: Arc<Shared>,
+    shared: Arc<RunState>,
     writer: ResultWriter,
     /// Every answer as it arrives (none for stdout).
     journal: Option<Journal>,
@@ -1087,7 +1087,7 @@ enum Turn {
 
 /// A row's turn in a request slot: waits for the rate limiter, then sends one attempt (and
 /// another at once after a re-login).
-async fn turn(shared: &Shared, mut job: Job) -> (Job, Turn) {
+async fn turn(shared: &RunState, mut job: Job) -> (Job, Turn) {
     // Held until the turn ends: the quota's concurrency counts requests of every run.
     let _slot = match shared.member.try_slot() {
         Some(slot) => slot,
@@ -1136,8 +1136,8 @@ enum Step {
     Retry(Duration),
 }
 
-/// What the row tasks share.
-struct Shared {
+/// What every row's turn of this run shares.
+struct RunState {
     client: Client,
     /// This run's place in the quota: its request slots and its rate limiter.
     member: Member,
@@ -1152,15 +1152,15 @@ struct Shared {
     n_logins: AtomicU64,
 }
 
-impl Shared {
+impl RunState {
     fn new(
         config: &RunConfig,
         member: Member,
         client: Client,
         observer: Arc<dyn Observer>,
         stop: CancellationToken,
-    ) -> Shared {
-        Shared {
+    ) -> RunState {
+        RunState {
             client,
             member,
             tokens: Tokens::new(config.user_name.clone()),
@@ -1205,7 +1205,7 @@ impl Shared {
 }
 
 /// One attempt for a row: signs with a fresh `TimeStamp`, sends, and reads the answer.
-async fn attempt(shared: &Shared, job: &mut Job) -> Step {
+async fn attempt(shared: &RunState, job: &mut Job) -> Step {
     let token = shared.tokens.current();
     job.attempts += 1;
     let attempts = job.attempts;
@@ -1315,7 +1315,7 @@ impl Tokens {
 
     /// Makes sure the Token is newer than `seen_generation`: logs in unless another row
     /// already did while this one waited.
-    async fn refresh(&self, shared: &Shared, seen_generation: u64) -> Result<(), String> {
+    async fn refresh(&self, shared: &RunState, seen_generation: u64) -> Result<(), String> {
         let user_name = self.user_name.as_deref().ok_or("no --user-name to log in with")?;
         let mut failed = self.login.lock().await;
         if self.current().generation != seen_generation {

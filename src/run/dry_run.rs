@@ -46,6 +46,23 @@ pub struct DryRunSummary {
     pub with_warnings: u64,
     /// Ready rows that would be sent, after duplicates.
     pub requests_needed: u64,
+    /// The first few rows of each kind of rejection, for a person to look at.
+    pub examples: BTreeMap<ReasonKind, Vec<InvalidExample>>,
+}
+
+/// How many rows [`DryRunSummary::examples`] keeps per kind of rejection.
+pub const EXAMPLES_PER_REASON: usize = 3;
+
+/// One rejected row, as the check shows it: where it is, what was written, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvalidExample {
+    pub row: u64,
+    /// The plate as written in the file (empty if none).
+    pub plate: String,
+    /// The VIN as written (empty if none).
+    pub vin: String,
+    /// The reason's sentence, which ends with what to do.
+    pub text: String,
 }
 
 impl DryRunSummary {
@@ -116,8 +133,24 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
         let outcome = match row.lead {
             Err(rejection) => {
                 summary.invalid += 1;
+                let written = |column: Option<usize>| {
+                    column
+                        .and_then(|i| row.fields.get(i))
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                };
                 for reason in &rejection.reasons {
                     *summary.by_reason.entry(reason.kind).or_default() += 1;
+                    let examples = summary.examples.entry(reason.kind).or_default();
+                    if examples.len() < EXAMPLES_PER_REASON {
+                        examples.push(InvalidExample {
+                            row: row.row,
+                            plate: written(columns.plate),
+                            vin: written(columns.vin),
+                            text: reason.text.clone(),
+                        });
+                    }
                 }
                 RowOutcome::invalid_input(rejection.to_string(), rejection.warnings)
             }

@@ -344,6 +344,14 @@ async fn a_dry_run_sends_nothing_and_reports_what_it_found() {
     assert_eq!(json["rows"], 5);
     assert_eq!(json["ready"], 4);
     assert_eq!(json["by_reason"]["plate_unsupported"], 1);
+    // The check names the rejected row, the plate as written, and the fix.
+    let example = &json["examples"]["plate_unsupported"][0];
+    assert_eq!(example["row"], 4);
+    assert_eq!(example["plate"], "粤BD12345");
+    assert!(
+        example["text"].as_str().unwrap().contains("粤BD12345"),
+        "{example}"
+    );
     // 粤B12345 and 沪A12345 have no city: both inferred from the plate.
     assert_eq!(json["cities_inferred"], 2);
 

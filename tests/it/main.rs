@@ -1,6 +1,8 @@
 //! The integration tests, one binary: each module covers one part of the tool over real
 //! loopback HTTP.
 
+mod browser;
+mod browser_smoke;
 mod check;
 mod docs;
 mod history;

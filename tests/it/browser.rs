@@ -53,8 +53,11 @@ fn find_binary(variable: &str, names: &[&str]) -> Option<PathBuf> {
 
 /// Chromium and its driver, if both are installed.
 fn installed() -> Result<(PathBuf, PathBuf), String> {
-    let chromium = find_binary("BIHU_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"])
-        .ok_or("no chromium on PATH")?;
+    let chromium = find_binary(
+        "BIHU_CHROMIUM",
+        &["chromium", "chromium-browser", "google-chrome"],
+    )
+    .ok_or("no chromium on PATH")?;
     let driver = find_binary("BIHU_CHROMEDRIVER", &["chromedriver"]).ok_or("no chromedriver on PATH")?;
     Ok((chromium, driver))
 }
@@ -124,7 +127,10 @@ impl Browser {
     /// Goes to `url` (a loopback address).
     #[track_caller]
     pub fn goto<'a>(&'a self, url: &'a str) -> impl Future<Output = ()> + 'a {
-        assert!(url.starts_with("http://127.0.0.1:"), "tests stay on loopback: {url}");
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "tests stay on loopback: {url}"
+        );
         async move {
             self.client
                 .goto(url)
@@ -135,12 +141,16 @@ impl Browser {
 
     /// The element `css` matches, waiting for it to appear.
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
+        let found = self
+            .client
             .wait()
             .at_most(PAGE_WAIT)
             .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no element {css} on {}: {e}", self.url().await))
+            .await;
+        match found {
+            Ok(element) => element,
+            Err(e) => panic!("no element {css} on {}: {e}", self.url().await),
+        }
     }
 
     /// The visible text of the element `css` matches.
@@ -225,10 +235,9 @@ impl Browser {
 /// Runs `test` with a fresh headless Chromium; saves the last page as
 /// `target/browser-screenshots/NAME.png` and quits the browser even when the test panics.
 /// Without Chromium: fails if `BIHU_REQUIRE_BROWSER=1`, else says loudly that it is skipped.
-pub async fn with_browser<F, Fut>(name: &str, test: F)
+pub async fn with_browser<F>(name: &str, test: F)
 where
-    F: FnOnce(&Browser) -> Fut,
-    Fut: Future<Output = ()>,
+    F: AsyncFnOnce(&Browser),
 {
     let (chromium, driver) = match installed() {
         Ok(found) => found,

@@ -12,11 +12,14 @@ async fn chromium_renders_the_sandbox_quote_page_and_leaves_a_screenshot() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     let url = format!("{}{QUOTE_PATH}", sandbox.base_url());
     let _ = std::fs::remove_file(screenshot_path("browser_smoke"));
-    with_browser("browser_smoke", |browser| async move {
+    with_browser("browser_smoke", async |browser| {
         browser.goto(&url).await;
         assert_eq!(browser.text("h1").await, "参数错误 / Bad request");
         assert!(
-            browser.text("p").await.contains("needs both Token and RenewalToken"),
+            browser
+                .text("p")
+                .await
+                .contains("needs both Token and RenewalToken"),
             "the page's paragraph"
         );
     })

@@ -14,7 +14,17 @@ async fn chromium_renders_the_sandbox_quote_page_and_leaves_a_screenshot() {
     let _ = std::fs::remove_file(screenshot_path("browser_smoke"));
     with_browser("browser_smoke", async |browser| {
         browser.goto(&url).await;
-        assert_eq!(browser.text("h1").await, "参数错误 / Bad request");
+        browser
+            .wait_for_text("h1", |text| text == "参数错误 / Bad request")
+            .await;
+        // A download from within the page, with its status and bytes.
+        let (status, body) = browser.fetch_bytes(&url).await;
+        assert_eq!(status, 400);
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .contains("<h1>参数错误 / Bad request</h1>")
+        );
         assert!(
             browser
                 .text("p")

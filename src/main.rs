@@ -8,5 +8,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    std::process::exit(bihu_renew::cmd::cli::main());
+    let code = bihu_renew::cmd::cli::main();
+    bihu_renew::cmd::cli::report_peak_memory();
+    std::process::exit(code);
 }

@@ -22,6 +22,7 @@ use futures::future::BoxFuture;
 use reqwest::header::{CONTENT_TYPE, DATE, HeaderValue, RETRY_AFTER};
 use url::Url;
 
+use crate::api::body::{ANSWER_BODY_LIMIT, CappedBody, read_capped};
 use crate::api::protocol::{self, Agent, Answer, LoginFailure, LoginRequest, QuotePage, RenewalRequest};
 pub use crate::api::transport::TransportError;
 use crate::api::transport::{Endpoint, Reply, Transport};
@@ -114,7 +115,10 @@ impl Client {
     ) -> Result<(Answer, Option<SystemTime>), TransportError> {
         let request = RenewalRequest::signed(lead, &self.agent, token, timestamp);
         let reply = self.transport.post(Endpoint::Renewal, json(&request)).await?;
-        let answer = protocol::classify(reply.status, reply.retry_after, &reply.body);
+        let answer = match &reply.body {
+            CappedBody::Whole(body) => protocol::classify(reply.status, reply.retry_after, body),
+            CappedBody::TooLarge { limit } => protocol::too_large(reply.status, *limit),
+        };
         Ok((answer, reply.date))
     }
 
@@ -138,9 +142,26 @@ impl Client {
             );
         };
         match self.transport.post(Endpoint::Login, json(&request)).await {
-            Ok(reply) => (
-                protocol::classify_login(reply.status, &reply.body).map_err(LoginError::from),
-                reply.date,
+            Ok(Reply {
+                status,
+                body: CappedBody::Whole(body),
+                date,
+                ..
+            }) => (
+                protocol::classify_login(status, &body).map_err(LoginError::from),
+                date,
+            ),
+            Ok(Reply {
+                status,
+                body: CappedBody::TooLarge { limit },
+                date,
+                ..
+            }) => (
+                Err(LoginError::Transport(TransportError::Broken(format!(
+                    "the login answer (HTTP {status}) exceeded {} MB ({limit} bytes); reading stopped there",
+                    limit >> 20
+                )))),
+                date,
             ),
             Err(error) => (Err(error.into()), None),
         }
@@ -262,7 +283,14 @@ impl Http {
             .get(DATE)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| httpdate::parse_http_date(value).ok());
-        let body = response.bytes().await.map_err(|e| self.error(e))?;
+        // Read chunk by chunk up to the cap: a body that never ends costs at most the cap, and
+        // the response (with its connection) is dropped as soon as the cap is passed.
+        let chunks = futures::stream::try_unfold(response, |mut response| async move {
+            Ok::<_, reqwest::Error>(response.chunk().await?.map(|chunk| (chunk, response)))
+        });
+        let body = read_capped(chunks, ANSWER_BODY_LIMIT)
+            .await
+            .map_err(|e| self.error(e))?;
         Ok(Reply {
             status,
             retry_after,

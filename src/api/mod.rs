@@ -3,6 +3,7 @@
 //!
 //! May import `leads` (a request is built from a validated lead) and nothing above it.
 
+pub mod body;
 pub mod client;
 pub mod protocol;
 pub mod secret;

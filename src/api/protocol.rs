@@ -162,6 +162,16 @@ pub enum ProtocolProblem {
     NotJson(String),
     #[error("unexpected HTTP status {status}{}", if .body.is_empty() { String::new() } else { format!(": {}", .body) })]
     UnexpectedStatus { status: u16, body: String },
+    #[error(
+        "HTTP 200 with a RenewalToken that is not one ({0}): a token is letters, digits and -, at most 128 long"
+    )]
+    BadRenewalToken(String),
+    #[error(
+        "HTTP 200 without a RenewalToken, and the body's code is {body_code}, which the spec does not have"
+    )]
+    UnknownBodyCode { body_code: i64 },
+    #[error("the answer's body exceeded {mb} MB ({limit} bytes); reading stopped there", mb = .limit >> 20)]
+    BodyTooLarge { limit: usize },
 }
 
 impl Answer {
@@ -209,34 +219,119 @@ fn snippet(body: &[u8]) -> String {
     short
 }
 
-/// Reads an answer: the HTTP status decides, the body adds the message and the token.
+/// The most of a `msg` kept for the results file, in characters; the rest is cut with a note.
+pub const MESSAGE_MAX_CHARS: usize = 500;
+
+/// The longest `RenewalToken` taken as one.
+pub const RENEWAL_TOKEN_MAX_LEN: usize = 128;
+
+/// The codes of the spec's table, which a body `code` may name on an HTTP 200 (a gateway that
+/// answers 200 for everything).
+pub const SPEC_BODY_CODES: [u16; 5] = [206, 403, 406, 412, 500];
+
+/// Whether `token` has a RenewalToken's shape: ASCII letters, digits and `-`, starting with a
+/// letter or digit (so that no spreadsheet reads it as a formula), at most
+/// [`RENEWAL_TOKEN_MAX_LEN`] long.
+pub fn is_renewal_token(token: &str) -> bool {
+    token.len() <= RENEWAL_TOKEN_MAX_LEN
+        && token.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// A message cut to [`MESSAGE_MAX_CHARS`], saying how much was cut.
+fn bounded(msg: String) -> String {
+    match msg.char_indices().nth(MESSAGE_MAX_CHARS) {
+        None => msg,
+        Some((end, _)) => format!("{}… ({} more bytes cut)", &msg[..end], msg.len() - end),
+    }
+}
+
+/// The answer to give when a body passed [`crate::api::body::ANSWER_BODY_LIMIT`].
+pub fn too_large(status: u16, limit: usize) -> Answer {
+    Answer::Protocol {
+        status,
+        problem: ProtocolProblem::BodyTooLarge { limit },
+    }
+}
+
+/// Set once a run has warned that a body `code` overrode HTTP 200.
+static BODY_CODE_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Reads an answer: the HTTP status decides, the body adds the message and the token. On an
+/// HTTP 200 the body's `code` is read too: one of the spec's other codes decides instead (with
+/// a warning, once), an unknown one with no token is a protocol error.
 pub fn classify(status: u16, retry_after_secs: Option<u64>, body: &[u8]) -> Answer {
+    let text = AnswerText::read(body);
+    if status == 200
+        && let Ok(AnswerText { code: Some(code), .. }) = &text
+        && let Ok(code) = u16::try_from(*code)
+        && SPEC_BODY_CODES.contains(&code)
+    {
+        if !BODY_CODE_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "the server answers HTTP 200 with body code {code}: answers are read by their body code (the spec's table) for the rest of this run"
+            );
+        }
+        return by_status(code, retry_after_secs, text, body);
+    }
+    by_status(status, retry_after_secs, text, body)
+}
+
+fn by_status(
+    status: u16,
+    retry_after_secs: Option<u64>,
+    text: Result<AnswerText, serde_json::Error>,
+    body: &[u8],
+) -> Answer {
+    let message = |text: Result<AnswerText, serde_json::Error>| {
+        bounded(
+            text.ok()
+                .and_then(|text| text.msg)
+                .unwrap_or_else(|| snippet(body)),
+        )
+    };
     match status {
-        200 => match AnswerText::read(body) {
+        200 => match text {
             Err(error) => Answer::Protocol {
                 status,
                 problem: ProtocolProblem::NotJson(error.to_string()),
             },
-            Ok(AnswerText { msg, renewal_token }) => {
-                match renewal_token.filter(|token| !token.trim().is_empty()) {
-                    Some(renewal_token) => Answer::Renewed {
-                        renewal_token,
-                        msg: msg.unwrap_or_else(|| snippet(body)),
+            Ok(AnswerText {
+                msg,
+                renewal_token,
+                code,
+            }) => match renewal_token
+                .as_ref()
+                .map(|token| token.as_deref().map(str::trim))
+            {
+                Some(Ok(token)) if is_renewal_token(token) => Answer::Renewed {
+                    renewal_token: token.to_string(),
+                    msg: bounded(msg.unwrap_or_else(|| snippet(body))),
+                },
+                Some(Ok(token)) if !token.is_empty() => Answer::Protocol {
+                    status,
+                    problem: ProtocolProblem::BadRenewalToken(snippet(token.as_bytes())),
+                },
+                Some(Err(shown)) => Answer::Protocol {
+                    status,
+                    problem: ProtocolProblem::BadRenewalToken(snippet(shown.as_bytes())),
+                },
+                Some(Ok(_)) | None => Answer::Protocol {
+                    status,
+                    problem: match code {
+                        Some(body_code) if body_code != 200 => ProtocolProblem::UnknownBodyCode { body_code },
+                        _ => ProtocolProblem::MissingRenewalToken,
                     },
-                    None => Answer::Protocol {
-                        status,
-                        problem: ProtocolProblem::MissingRenewalToken,
-                    },
-                }
-            }
+                },
+            },
         },
-        206 => Answer::NotRenewable { msg: message(body) },
-        403 => Answer::Unauthorized { msg: message(body) },
-        406 => Answer::VerificationFailed { msg: message(body) },
-        412 => Answer::InvalidParams { msg: message(body) },
+        206 => Answer::NotRenewable { msg: message(text) },
+        403 => Answer::Unauthorized { msg: message(text) },
+        406 => Answer::VerificationFailed { msg: message(text) },
+        412 => Answer::InvalidParams { msg: message(text) },
         429 | 500 | 502 | 503 | 504 => Answer::Transient {
             status,
-            msg: message(body),
+            msg: message(text),
             retry_after_secs,
         },
         _ => Answer::Protocol {
@@ -249,25 +344,39 @@ pub fn classify(status: u16, retry_after_secs: Option<u64>, body: &[u8]) -> Answ
     }
 }
 
-/// The body's `msg`, or the body itself (shortened) when it has none.
-fn message(body: &[u8]) -> String {
-    AnswerText::read(body)
-        .ok()
-        .and_then(|text| text.msg)
-        .unwrap_or_else(|| snippet(body))
-}
-
-/// The two values [`classify`] takes from a body that is JSON, as text (see [`text_of`]).
+/// What [`classify`] takes from a body that is JSON: `msg` as text (see [`text_of`]), the
+/// `RenewalToken` (see [`token_of`]), `code` as a number (see [`code_of`]).
 #[derive(Debug, PartialEq, Eq)]
 struct AnswerText {
     msg: Option<String>,
-    renewal_token: Option<String>,
+    renewal_token: Option<Result<String, String>>,
+    code: Option<i64>,
+}
+
+/// A `RenewalToken`: `Ok` when a string, `Err` with the JSON when another value; `None` when
+/// absent or null.
+fn token_of(value: Option<&Value>) -> Option<Result<String, String>> {
+    match value? {
+        Value::String(s) => Some(Ok(s.clone())),
+        Value::Null => None,
+        other => Some(Err(other.to_string())),
+    }
+}
+
+/// A body `code`: a JSON integer, or a string holding one.
+fn code_of(value: Option<&Value>) -> Option<i64> {
+    match value? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
 }
 
 impl AnswerText {
-    /// What `get_ignore_case` and `text_of` find in the body parsed into a [`Value`], and the
-    /// same error when it is not JSON. Read without building the `Value` when the body is an
-    /// object whose `msg` and `RenewalToken` are strings, as every answer of the spec is.
+    /// What `get_ignore_case`, `text_of` and `code_of` find in the body parsed into a
+    /// [`Value`], and the same error when it is not JSON. Read without building the `Value`
+    /// when the body is an object whose `msg` and `RenewalToken` are strings, as every answer
+    /// of the spec is.
     fn read(body: &[u8]) -> Result<AnswerText, serde_json::Error> {
         // Checking the whole body once spares `serde_json` a UTF-8 check per string. A body that
         // is not UTF-8 is not JSON either: the `Value` below says so in its own words.
@@ -275,14 +384,20 @@ impl AnswerText {
             && let Ok(fields) = serde_json::from_str::<answer_body::AnswerBody>(text)
         {
             return Ok(AnswerText {
-                msg: fields.msg.text().map(Cow::into_owned),
-                renewal_token: fields.renewal_token.text().map(Cow::into_owned),
+                msg: fields.msg.value().and_then(|text| text.0).map(Cow::into_owned),
+                renewal_token: fields
+                    .renewal_token
+                    .value()
+                    .and_then(|text| text.0)
+                    .map(|token| Ok(token.into_owned())),
+                code: fields.code.value().and_then(|code| code.0),
             });
         }
         let value: Value = serde_json::from_slice(body)?;
         Ok(AnswerText {
             msg: text_of(get_ignore_case(&value, "msg")),
-            renewal_token: text_of(get_ignore_case(&value, "RenewalToken")),
+            renewal_token: token_of(get_ignore_case(&value, "RenewalToken")),
+            code: code_of(get_ignore_case(&value, "code")),
         })
     }
 }
@@ -442,31 +557,40 @@ mod answer_body {
 
     #[derive(Default)]
     pub struct AnswerBody<'de> {
-        pub msg: Found<'de>,
-        pub renewal_token: Found<'de>,
+        pub msg: Found<'de, Text<'de>>,
+        pub renewal_token: Found<'de, Text<'de>>,
+        pub code: Found<'de, Code>,
     }
 
     /// One key looked up ignoring ASCII case, resolved as in a `serde_json::Map` (a `BTreeMap`):
     /// of the matching keys the least in byte order, of a repeated key the last value.
-    #[derive(Default)]
-    pub struct Found<'de>(Option<(Cow<'de, str>, Text<'de>)>);
+    pub struct Found<'de, T>(Option<(Cow<'de, str>, T)>);
 
-    impl<'de> Found<'de> {
-        fn offer(&mut self, key: Cow<'de, str>, value: Text<'de>) {
+    impl<T> Default for Found<'_, T> {
+        fn default() -> Self {
+            Found(None)
+        }
+    }
+
+    impl<'de, T> Found<'de, T> {
+        fn offer(&mut self, key: Cow<'de, str>, value: T) {
             match &self.0 {
                 Some((kept, _)) if *kept < key => {}
                 _ => self.0 = Some((key, value)),
             }
         }
 
-        /// What `text_of` makes of the value: `None` when absent or null.
-        pub fn text(self) -> Option<Cow<'de, str>> {
-            self.0.and_then(|(_, Text(text))| text)
+        pub fn value(self) -> Option<T> {
+            self.0.map(|(_, value)| value)
         }
     }
 
-    /// A string or null; any other value fails the parse.
-    struct Text<'de>(Option<Cow<'de, str>>);
+    /// A string or null (what `text_of` makes of it: `None` for null); any other value fails
+    /// the parse.
+    pub struct Text<'de>(pub Option<Cow<'de, str>>);
+
+    /// What `code_of` makes of a value: an integer in range, or a string holding one.
+    pub struct Code(pub Option<i64>);
 
     impl<'de> Deserialize<'de> for AnswerBody<'de> {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -494,6 +618,8 @@ mod answer_body {
                     body.msg.offer(key, map.next_value()?);
                 } else if key.eq_ignore_ascii_case("RenewalToken") {
                     body.renewal_token.offer(key, map.next_value()?);
+                } else if key.eq_ignore_ascii_case("code") {
+                    body.code.offer(key, map.next_value()?);
                 } else {
                     map.next_value::<AnyJson>()?;
                 }
@@ -539,6 +665,54 @@ mod answer_body {
 
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Code {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_any(CodeVisitor)
+        }
+    }
+
+    struct CodeVisitor;
+
+    impl<'de> Visitor<'de> for CodeVisitor {
+        type Value = Code;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a code")
+        }
+
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            Ok(Code(Some(n)))
+        }
+
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Code(i64::try_from(n).ok()))
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Code(None))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Code(text.trim().parse().ok()))
+        }
+
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Code(None))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Code(None))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            AnyJson.visit_map(map).map(|_| Code(None))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            AnyJson.visit_seq(seq).map(|_| Code(None))
         }
     }
 
@@ -856,61 +1030,25 @@ mod tests {
         }
     }
 
-    /// `classify` as first written, over a `serde_json::Value`: the reading it must keep.
-    fn reference_classify(status: u16, retry_after_secs: Option<u64>, body: &[u8]) -> Answer {
-        let json: Result<Value, _> = serde_json::from_slice(body);
-        let msg = json
-            .as_ref()
-            .ok()
-            .and_then(|value| text_of(get_ignore_case(value, "msg")))
-            .unwrap_or_else(|| snippet(body));
-        match status {
-            200 => match &json {
-                Err(error) => Answer::Protocol {
-                    status,
-                    problem: ProtocolProblem::NotJson(error.to_string()),
-                },
-                Ok(value) => {
-                    match text_of(get_ignore_case(value, "RenewalToken")).filter(|t| !t.trim().is_empty()) {
-                        Some(renewal_token) => Answer::Renewed { renewal_token, msg },
-                        None => Answer::Protocol {
-                            status,
-                            problem: ProtocolProblem::MissingRenewalToken,
-                        },
-                    }
-                }
-            },
-            206 => Answer::NotRenewable { msg },
-            403 => Answer::Unauthorized { msg },
-            406 => Answer::VerificationFailed { msg },
-            412 => Answer::InvalidParams { msg },
-            429 | 500 | 502 | 503 | 504 => Answer::Transient {
-                status,
-                msg,
-                retry_after_secs,
-            },
-            _ => Answer::Protocol {
-                status,
-                problem: ProtocolProblem::UnexpectedStatus {
-                    status,
-                    body: snippet(body),
-                },
-            },
-        }
+    /// The body read over a `serde_json::Value`, as `classify` was first written: the reading
+    /// it must keep.
+    fn reference_read(body: &[u8]) -> Result<AnswerText, String> {
+        let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(AnswerText {
+            msg: text_of(get_ignore_case(&value, "msg")),
+            renewal_token: token_of(get_ignore_case(&value, "RenewalToken")),
+            code: code_of(get_ignore_case(&value, "code")),
+        })
     }
-
-    const STATUSES: [u16; 9] = [200, 206, 403, 406, 412, 429, 500, 503, 418];
 
     #[track_caller]
     fn assert_classified_as_the_reference(body: &[u8]) {
-        for status in STATUSES {
-            assert_eq!(
-                classify(status, Some(3), body),
-                reference_classify(status, Some(3), body),
-                "HTTP {status}, body {:?}",
-                String::from_utf8_lossy(body)
-            );
-        }
+        assert_eq!(
+            AnswerText::read(body).map_err(|e| e.to_string()),
+            reference_read(body),
+            "body {:?}",
+            String::from_utf8_lossy(body)
+        );
     }
 
     #[test]
@@ -1065,6 +1203,188 @@ mod tests {
                 serde_json::from_str::<answer_body::AnswerBody>(body).is_err(),
                 "{body}"
             );
+        }
+    }
+
+    /// Issue 15, case 6: a 200 whose RenewalToken is not a token's string is no success.
+    #[test]
+    fn a_malformed_renewal_token_is_a_protocol_error_never_renewed() {
+        for body in [
+            r#"{"RenewalToken":{"x":"=1+1"}}"#.to_string(),
+            r#"{"RenewalToken":["a"]}"#.to_string(),
+            r#"{"RenewalToken":12}"#.to_string(),
+            r#"{"RenewalToken":"=HYPERLINK(\"http://x\",\"click\")"}"#.to_string(),
+            r#"{"RenewalToken":"-abc"}"#.to_string(),
+            r#"{"RenewalToken":"ab cd"}"#.to_string(),
+            format!(
+                r#"{{"RenewalToken":"{}"}}"#,
+                "A".repeat(RENEWAL_TOKEN_MAX_LEN + 1)
+            ),
+        ] {
+            let answer = classify(200, None, body.as_bytes());
+            assert!(
+                matches!(
+                    &answer,
+                    Answer::Protocol {
+                        status: 200,
+                        problem: ProtocolProblem::BadRenewalToken(_)
+                    }
+                ),
+                "{body}: {answer:?}"
+            );
+        }
+        let long = "A".repeat(RENEWAL_TOKEN_MAX_LEN);
+        assert!(matches!(
+            classify(200, None, format!(r#"{{"RenewalToken":" {long} "}}"#).as_bytes()),
+            Answer::Renewed { renewal_token, .. } if renewal_token == long
+        ));
+    }
+
+    /// Issue 15, case 5: a `msg` of any size is cut in the answer; a body past the cap is a
+    /// protocol error.
+    #[test]
+    fn long_messages_are_cut_and_say_so() {
+        let body = format!(r#"{{"msg":"{}","RenewalToken":"RT1"}}"#, "续".repeat(100_000));
+        let Answer::Renewed { msg, .. } = classify(200, None, body.as_bytes()) else {
+            panic!("renewed");
+        };
+        assert_eq!(msg.chars().filter(|&c| c == '续').count(), MESSAGE_MAX_CHARS);
+        assert!(msg.ends_with(&format!(
+            "… ({} more bytes cut)",
+            3 * (100_000 - MESSAGE_MAX_CHARS)
+        )));
+        let Answer::NotRenewable { msg } = classify(206, None, body.as_bytes()) else {
+            panic!("206");
+        };
+        assert!(msg.len() < 2000);
+        assert_eq!(
+            too_large(200, 1 << 20).to_string_problem(),
+            "the answer's body exceeded 1 MB (1048576 bytes); reading stopped there"
+        );
+    }
+
+    /// The body's `code` on an HTTP 200: the spec's codes decide, others without a token are
+    /// protocol errors naming both codes.
+    #[test]
+    fn a_body_code_on_http_200_is_read() {
+        assert_eq!(
+            classify(200, None, r#"{"code":206,"msg":"无续保信息"}"#.as_bytes()),
+            Answer::NotRenewable {
+                msg: "无续保信息".into()
+            }
+        );
+        assert!(matches!(
+            classify(200, None, br#"{"code":"403","msg":"token expired"}"#),
+            Answer::Unauthorized { .. }
+        ));
+        assert!(matches!(
+            classify(200, None, br#"{"code":406,"msg":"sig"}"#),
+            Answer::VerificationFailed { .. }
+        ));
+        assert!(matches!(
+            classify(200, None, br#"{"code":412,"msg":"p"}"#),
+            Answer::InvalidParams { .. }
+        ));
+        assert!(matches!(
+            classify(200, Some(2), br#"{"code":500,"msg":"busy"}"#),
+            Answer::Transient {
+                status: 500,
+                retry_after_secs: Some(2),
+                ..
+            }
+        ));
+        // Even with a token: the body says it failed.
+        assert!(matches!(
+            classify(200, None, br#"{"code":206,"msg":"x","RenewalToken":"RT1"}"#),
+            Answer::NotRenewable { .. }
+        ));
+        let unknown = classify(200, None, br#"{"code":999,"msg":"?"}"#);
+        assert_eq!(
+            unknown,
+            Answer::Protocol {
+                status: 200,
+                problem: ProtocolProblem::UnknownBodyCode { body_code: 999 }
+            }
+        );
+        let shown = unknown.to_string_problem();
+        assert!(shown.contains("HTTP 200") && shown.contains("999"), "{shown}");
+        // An unknown code with a token, and code 200: the token decides.
+        for body in [
+            br#"{"code":999,"RenewalToken":"RT1"}"#,
+            br#"{"code":200,"RenewalToken":"RT1"}"#,
+        ] {
+            assert!(matches!(classify(200, None, body), Answer::Renewed { .. }));
+        }
+        // Another status than 200 is never overridden.
+        assert!(matches!(
+            classify(206, None, br#"{"code":200,"RenewalToken":"RT1"}"#),
+            Answer::NotRenewable { .. }
+        ));
+    }
+
+    /// A bounded fuzz over the classifier: bodies built from hostile pieces never panic, never
+    /// make a `renewed` out of anything but a token-shaped string, and keep messages bounded.
+    #[test]
+    fn fuzzed_answers_are_bounded_and_never_wrongly_renewed() {
+        const PIECES: [&str; 16] = [
+            "{",
+            "}",
+            "\"msg\":",
+            "\"RenewalToken\":",
+            "\"code\":",
+            "\"=1+1\"",
+            "\"RT-1\"",
+            "200",
+            "206",
+            "999",
+            "{\"x\":1}",
+            ",",
+            "null",
+            "\"\\ud800\"",
+            "\"续保\"",
+            "[",
+        ];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        for _ in 0..5000 {
+            let mut body = String::new();
+            for _ in 0..next(12) {
+                body.push_str(PIECES[next(PIECES.len())]);
+            }
+            if next(10) == 0 {
+                body.push_str(&"m".repeat(next(3000)));
+            }
+            let status = [200, 206, 403, 406, 412, 418, 500][next(7)];
+            let answer = classify(status, None, body.as_bytes());
+            match &answer {
+                Answer::Renewed { renewal_token, msg } => {
+                    assert_eq!(status, 200, "{body}");
+                    assert!(is_renewal_token(renewal_token), "{body}");
+                    assert!(msg.chars().count() <= MESSAGE_MAX_CHARS + 40, "{body}");
+                }
+                Answer::NotRenewable { msg }
+                | Answer::InvalidParams { msg }
+                | Answer::Unauthorized { msg }
+                | Answer::VerificationFailed { msg }
+                | Answer::Transient { msg, .. } => assert!(msg.chars().count() <= MESSAGE_MAX_CHARS + 40),
+                Answer::Protocol { problem, .. } => {
+                    assert!(problem.to_string().chars().count() < 400, "{body}")
+                }
+            }
+        }
+    }
+
+    impl Answer {
+        fn to_string_problem(&self) -> String {
+            match self {
+                Answer::Protocol { problem, .. } => problem.to_string(),
+                other => panic!("not a protocol error: {other:?}"),
+            }
         }
     }
 }

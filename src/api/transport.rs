@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+use crate::api::body::CappedBody;
+
 /// The API's two endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -18,13 +20,14 @@ pub enum Endpoint {
     Login,
 }
 
-/// An answer, read whole.
+/// An answer, read whole up to [`crate::api::body::ANSWER_BODY_LIMIT`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
     /// `Retry-After` in seconds, when the answer has one in that form.
     pub retry_after: Option<u64>,
-    pub body: Bytes,
+    /// The body, or the note that it passed the cap (reading stopped there).
+    pub body: CappedBody,
     /// The server's clock, as its `Date` header gave it.
     pub date: Option<SystemTime>,
 }
@@ -41,7 +44,7 @@ pub enum TransportError {
     Broken(String),
 }
 
-/// Sends one request and reads its whole answer, within the transport's own timeout.
+/// Sends one request and reads its answer (the body up to the cap), within the transport's own timeout.
 pub trait Transport: Send + Sync + std::fmt::Debug {
     fn post(&self, endpoint: Endpoint, json: Bytes) -> BoxFuture<'_, Result<Reply, TransportError>>;
 }

@@ -118,3 +118,18 @@ fn init_logging(verbose: u8) {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
+
+/// With `BIHU_REPORT_PEAK_MEMORY` set, prints the process's peak resident memory (`VmHWM` of
+/// `/proc/self/status`) on stderr at exit: the tests of hostile inputs measure with it.
+pub fn report_peak_memory() {
+    if std::env::var_os("BIHU_REPORT_PEAK_MEMORY").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(line) = status.lines().find(|line| line.starts_with("VmHWM:")) {
+        eprintln!(
+            "bihu-renew: peak memory {}",
+            line.trim_start_matches("VmHWM:").trim()
+        );
+    }
+}

@@ -95,8 +95,8 @@ impl ConfigFile {
             return Ok(ConfigFile::default());
         };
         let text = std::fs::read_to_string(path).map_err(Error::file("cannot read config", path))?;
-        let config: ConfigFile =
-            toml::from_str(&text).map_err(|e| Error::Usage(format!("config {}: {e}", path.display())))?;
+        let config: ConfigFile = toml::from_str(&text)
+            .map_err(|e| Error::Usage(format!("config {}: {}", path.display(), redacted(&text, &e))))?;
         if let Some(warning) = config.permission_warning(path) {
             eprintln!("bihu-renew: warning: {warning}");
         }
@@ -117,6 +117,72 @@ impl ConfigFile {
             )
         })
     }
+}
+
+/// The keys the file may hold, which an error may name.
+const KEYS: [&str; 12] = [
+    "base_url",
+    "agent_id",
+    "token",
+    "secret_key",
+    "secret_key_label",
+    "user_name",
+    "city_code",
+    "rate",
+    "burst",
+    "concurrency",
+    "retries",
+    "timeout",
+];
+
+/// A TOML error told without the file's values: the line number, the key written on that line
+/// and what is wrong, with every quoted piece of the message that is not a key name left out.
+/// `toml`'s own message shows the offending line, which can be `secret_key = "…` or a token.
+fn redacted(text: &str, error: &toml::de::Error) -> String {
+    let mut place = String::new();
+    if let Some(span) = error.span() {
+        let start = span.start.min(text.len());
+        let line_number = text.as_bytes()[..start].iter().filter(|&&b| b == b'\n').count() + 1;
+        place = format!("line {line_number}");
+        let line = text.lines().nth(line_number - 1).unwrap_or("");
+        if let Some((key, _)) = line.split_once('=') {
+            let key = key.trim();
+            if !key.is_empty()
+                && key.len() <= 40
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                place.push_str(&format!(", key {key}"));
+            }
+        }
+        place.push_str(": ");
+    }
+    let message = error.message().lines().next().unwrap_or("").trim();
+    let mut shown = String::new();
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"', '\'']) {
+        shown.push_str(&rest[..open]);
+        let quote = rest[open..].chars().next().expect("found");
+        let after = &rest[open + 1..];
+        match after.find(quote) {
+            Some(close) => {
+                let inner = &after[..close];
+                if KEYS.contains(&inner) {
+                    shown.push_str(&format!("{quote}{inner}{quote}"));
+                } else {
+                    shown.push_str("(value not shown)");
+                }
+                rest = &after[close + 1..];
+            }
+            None => {
+                shown.push_str("(value not shown)");
+                rest = "";
+            }
+        }
+    }
+    shown.push_str(rest);
+    format!("{place}{shown} (the file's values are not shown here)")
 }
 
 /// Reads a secret from a file (`--secret-key-file`): the first line, trimmed.
@@ -156,6 +222,35 @@ mod tests {
         assert_eq!(config.city_code.as_deref(), Some("广州"));
         assert_eq!(config.rate, Some(5));
         assert_eq!(config.burst, None);
+    }
+
+    /// Issue 15, case 8: a TOML error never echoes the file's values.
+    #[test]
+    fn toml_errors_name_the_line_and_key_but_never_a_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bihu.toml");
+        for (text, line, key) in [
+            ("agent_id = 102\nsecretkey = \"SECRET-9f8e7d\"\n", 2, "secretkey"),
+            (
+                "agent_id = 102\n\nsecret_key = \"SECRET-9f8e7d\n",
+                3,
+                "secret_key",
+            ),
+            ("token = SECRET-9f8e7d\n", 1, "token"),
+            ("rate = \"SECRET-9f8e7d\"\n", 1, "rate"),
+            (
+                "secret_key = 'SECRET-9f8e7d'\nsecret_key = 'SECRET-9f8e7d'\n",
+                2,
+                "secret_key",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let message = ConfigFile::load(Some(&path)).unwrap_err().to_string();
+            assert!(!message.contains("9f8e7d"), "{text:?}: {message}");
+            assert!(message.contains(&format!("line {line}")), "{text:?}: {message}");
+            assert!(message.contains(&format!("key {key}")), "{text:?}: {message}");
+            assert!(message.len() < 400, "{message}");
+        }
     }
 
     #[test]

@@ -37,6 +37,11 @@ pub struct ReportArgs {
     /// does not record it); without it such rows count under city "unknown".
     #[arg(long)]
     pub city_code: Option<String>,
+
+    /// Write cells of the --changes CSV as they are, even those a spreadsheet would run as
+    /// formulas (by default such a cell, one starting with = + - @ tab or CR, gets a ' in front).
+    #[arg(long)]
+    pub raw_cells: bool,
 }
 
 pub async fn run(args: ReportArgs) -> Result<i32, Error> {
@@ -74,7 +79,10 @@ fn report(args: &ReportArgs) -> Result<i32, Error> {
     if let (Some(path), Some(comparison)) = (&args.changes, &report.against) {
         let file = File::create(path).map_err(Error::file("cannot create", path))?;
         comparison
-            .write_changes_csv(BufWriter::new(file))
+            .write_changes_csv(
+                BufWriter::new(file),
+                crate::results::formula::FormulaGuard(!args.raw_cells),
+            )
             .map_err(Error::file("cannot write", path))?;
         eprintln!(
             "bihu-renew: wrote {} changed vehicles to {}",

@@ -88,7 +88,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["sandbox", "resume"])]
     pub dry_run: bool,
 
-    /// Input text encoding: auto (UTF-8 if the whole file is, else GBK), utf-8, gbk.
+    /// Input text encoding: auto (UTF-8 if the whole file is, GBK if every line is; a file
+    /// mixing them is refused), utf-8, gbk. UTF-16 with a byte-order mark is always read.
     #[arg(long, value_parser = parse_encoding, default_value = "auto")]
     pub input_encoding: InputEncoding,
 
@@ -113,6 +114,12 @@ pub struct RunArgs {
     /// how long an answer holds.
     #[arg(long, value_name = "DURATION")]
     pub reuse_within: Option<String>,
+
+    /// Write cells as they are, even those a spreadsheet would run as formulas. By default a
+    /// cell starting with = + - @ tab or CR (from the lead list or an answer) gets a ' in
+    /// front, so that Excel shows it as text instead of running it.
+    #[arg(long)]
+    pub raw_cells: bool,
 }
 
 fn parse_encoding(text: &str) -> Result<InputEncoding, String> {
@@ -211,6 +218,7 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
         output_style: OutputStyle {
             bom: !args.no_bom,
             zh_headers: args.zh_headers,
+            formula_guard: crate::results::formula::FormulaGuard(!args.raw_cells),
         },
     };
     check_writable(args.summary_json.as_deref())?;
@@ -346,6 +354,7 @@ pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials)
         output_style: OutputStyle {
             bom: !args.no_bom,
             zh_headers: args.zh_headers,
+            formula_guard: crate::results::formula::FormulaGuard(!args.raw_cells),
         },
         rate: NonZeroU32::new(rate as u32).expect("checked"),
         burst: NonZeroU32::new(burst as u32).expect("checked"),

@@ -42,7 +42,44 @@ pub enum InputError {
         city = CITY_HEADERS.join(", ")
     )]
     NoVehicleColumns { path: PathBuf, found: String },
+    #[error(
+        "{path}: the quote that opens on line {line} (column {column}) runs over {n_lines} lines{swallowed}: a stray or unclosed \" takes the rows after it into one field, and they would never be sent. Fix line {line}: remove the stray \", or write it as \"\" inside a quoted field; then run again"
+    )]
+    StrayQuote {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        n_lines: u64,
+        swallowed: &'static str,
+    },
+    #[error(
+        "{path} mixes text encodings: line {utf8_line} is UTF-8, line {other_line} is not (GBK?). Save the whole list in one encoding (in Excel: Save As \"CSV UTF-8\"), or pass --input-encoding gbk or --input-encoding utf-8 to read every line one way (lines that do not fit it are then rejected as undecodable)"
+    )]
+    MixedEncoding {
+        path: PathBuf,
+        utf8_line: u64,
+        other_line: u64,
+    },
+    #[error(
+        "{path}: line {line} is neither UTF-8 nor GBK/GB18030 text (is it a lead list?). Save the list as \"CSV UTF-8\", or pass --input-encoding utf-8 or gbk to read it one way (lines that do not fit it are then rejected as undecodable)"
+    )]
+    NotText { path: PathBuf, line: u64 },
+    #[error(
+        "{path} is not a workbook: a .{extension} file is a zip archive, and this one starts like {looks_like}. If it is a CSV, name it .csv; or open it in Excel and save it as a workbook"
+    )]
+    NotAWorkbook {
+        path: PathBuf,
+        extension: String,
+        looks_like: &'static str,
+    },
 }
+
+/// The longest field a row may have; a longer one makes the row `invalid_input` and is cut
+/// to this length in the output, so that no row costs more than its columns times this.
+pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// Line breaks a quoted field may hold before the file is taken to have a stray quote.
+pub const MAX_LINE_BREAKS_IN_FIELD: usize = 10;
 
 /// Where the vehicle columns are in a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,12 +186,130 @@ pub struct LeadReader {
     default_city: Option<City>,
     n_rows: u64,
     record: ByteRecord,
+    delimiter: u8,
 }
 
-fn csv_builder() -> csv::ReaderBuilder {
+fn csv_builder(delimiter: u8) -> csv::ReaderBuilder {
     let mut builder = csv::ReaderBuilder::new();
-    builder.flexible(true).has_headers(false);
+    builder.flexible(true).has_headers(false).delimiter(delimiter);
     builder
+}
+
+/// The separator of a CSV, from its first line: a comma, unless the line has none and has
+/// tabs (Excel's "Unicode text") or semicolons (a comma-decimal locale's CSV).
+fn sniff_delimiter(first_block: &[u8]) -> u8 {
+    let line = first_block.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let count = |wanted: u8| line.iter().filter(|&&b| b == wanted).count();
+    match (count(b','), count(b'\t'), count(b';')) {
+        (0, tabs, _) if tabs > 0 => b'\t',
+        (0, 0, semicolons) if semicolons > 0 => b';',
+        _ => b',',
+    }
+}
+
+/// How the lines of a file that is not UTF-8 throughout read.
+#[derive(Debug, PartialEq, Eq)]
+enum LineEncodings {
+    /// Every line is ASCII or GBK/GB18030.
+    Gb18030,
+    Mixed {
+        utf8_line: u64,
+        other_line: u64,
+    },
+    NotText {
+        line: u64,
+    },
+}
+
+/// The longest piece of a line looked at when telling encodings apart.
+const SCANNED_LINE_BYTES: usize = 1 << 20;
+
+/// Whether a valid UTF-8 line reads as Chinese text rather than as GBK bytes that happen to
+/// be valid UTF-8: every non-ASCII character is CJK, CJK punctuation or full-width.
+fn reads_as_chinese(text: &str) -> bool {
+    text.chars().filter(|c| !c.is_ascii()).all(|c| {
+        matches!(c as u32,
+            0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF
+            | 0x2000..=0x206F | 0xB7 | 0xD7 | 0xFEFF)
+    })
+}
+
+/// Reads a file that is not UTF-8 throughout line by line: GBK throughout, or which line is
+/// UTF-8 and which is not, or which line is neither.
+fn scan_line_encodings(path: &Path) -> io::Result<LineEncodings> {
+    use std::io::BufRead;
+    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
+    let mut line = Vec::new();
+    let (mut utf8_line, mut other_line) = (None, None);
+    let mut n_line = 0;
+    loop {
+        line.clear();
+        let n_read = (&mut file)
+            .take(SCANNED_LINE_BYTES as u64)
+            .read_until(b'\n', &mut line)?;
+        if n_read == 0 {
+            break;
+        }
+        n_line += 1;
+        let cut = line.last() != Some(&b'\n') && n_read == SCANNED_LINE_BYTES;
+        if cut {
+            // Skip the rest of a very long line: its first megabyte says enough.
+            loop {
+                let buffer = file.fill_buf()?;
+                if buffer.is_empty() {
+                    break;
+                }
+                match buffer.iter().position(|&b| b == b'\n') {
+                    Some(end) => {
+                        file.consume(end + 1);
+                        break;
+                    }
+                    None => {
+                        let n = buffer.len();
+                        file.consume(n);
+                    }
+                }
+            }
+        }
+        if line.is_ascii() {
+            continue;
+        }
+        let utf8 = match std::str::from_utf8(&line) {
+            Ok(text) => Some(text),
+            // A character cut where the scan stopped.
+            Err(error) if cut && error.error_len().is_none() => {
+                std::str::from_utf8(&line[..error.valid_up_to()]).ok()
+            }
+            Err(_) => None,
+        };
+        match utf8 {
+            Some(text) => {
+                if reads_as_chinese(text) {
+                    utf8_line.get_or_insert(n_line);
+                }
+            }
+            None => {
+                let mut decoder = encoding_rs::GB18030.new_decoder_without_bom_handling();
+                let mut out = String::with_capacity(
+                    decoder
+                        .max_utf8_buffer_length_without_replacement(line.len())
+                        .unwrap_or(line.len() * 3),
+                );
+                let (result, _) = decoder.decode_to_string_without_replacement(&line, &mut out, !cut);
+                if matches!(result, encoding_rs::DecoderResult::Malformed(..)) {
+                    return Ok(LineEncodings::NotText { line: n_line });
+                }
+                other_line.get_or_insert(n_line);
+            }
+        }
+        if let (Some(utf8_line), Some(other_line)) = (utf8_line, other_line) {
+            return Ok(LineEncodings::Mixed {
+                utf8_line,
+                other_line,
+            });
+        }
+    }
+    Ok(LineEncodings::Gb18030)
 }
 
 /// Whether the whole file is valid UTF-8 (a BOM is UTF-8 too). Streams in blocks.
@@ -185,22 +340,58 @@ fn is_utf8_file(path: &Path) -> io::Result<bool> {
     }
 }
 
-/// Opens a CSV as a UTF-8 byte stream, transcoding GBK on the fly.
-fn open_text(path: &Path, encoding: InputEncoding) -> io::Result<Box<dyn Read + Send>> {
-    let gb18030 = match encoding {
-        InputEncoding::Utf8 => false,
-        InputEncoding::Gb18030 => true,
-        InputEncoding::Auto => !is_utf8_file(path)?,
+/// Opens a CSV as a UTF-8 byte stream, transcoding GBK or UTF-16 on the fly. UTF-16 (Excel's
+/// "Unicode text") is known by its byte-order mark, whatever `encoding` says.
+fn open_text(path: &Path, encoding: InputEncoding) -> Result<Box<dyn Read + Send>, InputError> {
+    let io_error = |source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
     };
-    let file = File::open(path)?;
-    if gb18030 {
-        tracing::info!(path = %path.display(), "reading the input as GB18030/GBK");
-        let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
-            .encoding(Some(encoding_rs::GB18030))
-            .build(file);
-        Ok(Box::new(BufReader::with_capacity(1 << 16, decoder)))
-    } else {
-        Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+    let mut start = [0u8; 2];
+    let n_start = File::open(path)
+        .and_then(|mut file| file.read(&mut start))
+        .map_err(io_error)?;
+    let utf16 = match &start[..n_start] {
+        [0xFF, 0xFE] => Some(encoding_rs::UTF_16LE),
+        [0xFE, 0xFF] => Some(encoding_rs::UTF_16BE),
+        _ => None,
+    };
+    let decoded = match (utf16, encoding) {
+        (Some(utf16), _) => Some(utf16),
+        (None, InputEncoding::Utf8) => None,
+        (None, InputEncoding::Gb18030) => Some(encoding_rs::GB18030),
+        (None, InputEncoding::Auto) if is_utf8_file(path).map_err(io_error)? => None,
+        (None, InputEncoding::Auto) => match scan_line_encodings(path).map_err(io_error)? {
+            LineEncodings::Gb18030 => Some(encoding_rs::GB18030),
+            LineEncodings::Mixed {
+                utf8_line,
+                other_line,
+            } => {
+                return Err(InputError::MixedEncoding {
+                    path: path.to_path_buf(),
+                    utf8_line,
+                    other_line,
+                });
+            }
+            LineEncodings::NotText { line } => {
+                return Err(InputError::NotText {
+                    path: path.to_path_buf(),
+                    line,
+                });
+            }
+        },
+    };
+    let file = File::open(path).map_err(io_error)?;
+    match decoded {
+        Some(encoding) => {
+            tracing::info!(path = %path.display(), encoding = encoding.name(), "transcoding the input to UTF-8");
+            // The byte-order mark is sniffed and dropped.
+            let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(encoding))
+                .build(file);
+            Ok(Box::new(decoder))
+        }
+        None => Ok(Box::new(file)),
     }
 }
 
@@ -229,12 +420,52 @@ fn cell_text(cell: &calamine::Data) -> String {
     }
 }
 
+/// A file named like a workbook that is not one (a CSV renamed `.xlsx`): said in words
+/// rather than as the zip reader's complaint.
+fn refuse_what_is_not_a_workbook(path: &Path) -> Result<(), InputError> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut start = [0u8; 8];
+    let n = File::open(path)
+        .and_then(|mut file| file.read(&mut start))
+        .map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let start = &start[..n];
+    let zip = start.starts_with(b"PK\x03\x04");
+    let ole = start.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]);
+    let fits = match extension.as_str() {
+        "xls" => ole || zip,
+        _ => zip,
+    };
+    if fits || n == 0 {
+        return Ok(());
+    }
+    let looks_like = if start
+        .iter()
+        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80)
+    {
+        "text (a CSV renamed?)"
+    } else {
+        "neither a zip archive nor text"
+    };
+    Err(InputError::NotAWorkbook {
+        path: path.to_path_buf(),
+        extension,
+        looks_like,
+    })
+}
+
 fn open_sheet(path: &Path, sheet: Option<&str>) -> Result<calamine::Range<calamine::Data>, InputError> {
     use calamine::Reader as _;
     let unreadable = |detail: String| InputError::Unreadable {
         path: path.to_path_buf(),
         detail,
     };
+    refuse_what_is_not_a_workbook(path)?;
     let mut workbook = calamine::open_workbook_auto(path).map_err(|e| unreadable(e.to_string()))?;
     let names = workbook.sheet_names();
     let name = match sheet {
@@ -258,17 +489,26 @@ fn open_sheet(path: &Path, sheet: Option<&str>) -> Result<calamine::Range<calami
 
 impl LeadReader {
     pub fn open(path: &Path, options: &InputOptions) -> Result<LeadReader, InputError> {
-        let io_error = |source| InputError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let mut delimiter = b',';
         let records = if is_spreadsheet(path) {
             Records::Sheet {
                 range: open_sheet(path, options.sheet.as_deref())?,
                 next: 0,
             }
         } else {
-            Records::Csv(csv_builder().from_reader(open_text(path, options.encoding).map_err(io_error)?))
+            let mut text = BufReader::with_capacity(1 << 16, open_text(path, options.encoding)?);
+            delimiter =
+                sniff_delimiter(
+                    std::io::BufRead::fill_buf(&mut text).map_err(|source| InputError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                );
+            if delimiter != b',' {
+                tracing::info!(path = %path.display(), delimiter = %(delimiter as char).escape_default(), "the header has no comma: reading the input as separated by it");
+            }
+            let text: Box<dyn Read + Send> = Box::new(text);
+            Records::Csv(csv_builder(delimiter).from_reader(text))
         };
         let mut reader = LeadReader {
             path: path.to_path_buf(),
@@ -278,8 +518,9 @@ impl LeadReader {
             default_city: options.default_city,
             n_rows: 0,
             record: ByteRecord::new(),
+            delimiter,
         };
-        if !reader.read_record().map_err(io_error)? {
+        if !reader.read_record(true)? {
             return Err(InputError::Empty {
                 path: path.to_path_buf(),
             });
@@ -296,7 +537,7 @@ impl LeadReader {
             .collect();
         reader.columns = Columns::find(&reader.headers).ok_or_else(|| InputError::NoVehicleColumns {
             path: path.to_path_buf(),
-            found: reader.headers.iter().collect::<Vec<_>>().join(", "),
+            found: header_listing(&reader.headers),
         })?;
         Ok(reader)
     }
@@ -309,10 +550,24 @@ impl LeadReader {
         self.columns
     }
 
-    /// Reads the next non-empty record into `self.record`; `false` at the end.
-    fn read_record(&mut self) -> io::Result<bool> {
+    /// Reads the next non-empty record into `self.record`; `false` at the end. A record whose
+    /// quoting swallows lines stops the reading (see [`LeadReader::check_quoting`]).
+    fn read_record(&mut self, header: bool) -> Result<bool, InputError> {
+        let io_error = |source| InputError::Io {
+            path: self.path.clone(),
+            source,
+        };
         match &mut self.records {
-            Records::Csv(csv) => csv.read_byte_record(&mut self.record).map_err(csv_io),
+            Records::Csv(csv) => {
+                let more = csv
+                    .read_byte_record(&mut self.record)
+                    .map_err(csv_io)
+                    .map_err(io_error)?;
+                if more && self.record.as_slice().contains(&b'\n') {
+                    self.check_quoting(header)?;
+                }
+                Ok(more)
+            }
             Records::Sheet { range, next } => {
                 use calamine::DataType as _;
                 let (height, width) = range.get_size();
@@ -334,6 +589,52 @@ impl LeadReader {
         }
     }
 
+    /// A record with line breaks inside a quoted field is a stray quote when the field runs over
+    /// more than [`MAX_LINE_BREAKS_IN_FIELD`] lines, holds lines with as many separators as a
+    /// row (whole rows swallowed), or is a vehicle column (where no line break belongs).
+    fn check_quoting(&self, header: bool) -> Result<(), InputError> {
+        let Some((i, field)) = self
+            .record
+            .iter()
+            .enumerate()
+            .find(|(_, field)| field.contains(&b'\n'))
+        else {
+            return Ok(());
+        };
+        let n_breaks = self.record.as_slice().iter().filter(|&&b| b == b'\n').count();
+        let n_separators = self.headers.len().saturating_sub(1);
+        let swallows_rows = n_separators > 0
+            && field
+                .split(|&b| b == b'\n')
+                .skip(1)
+                .any(|line| line.iter().filter(|&&b| b == self.delimiter).count() >= n_separators);
+        let columns = self.columns;
+        let vehicle_column =
+            !header && [columns.plate, columns.vin, columns.engine, columns.city].contains(&Some(i));
+        if n_breaks < MAX_LINE_BREAKS_IN_FIELD && !swallows_rows && !vehicle_column {
+            return Ok(());
+        }
+        let column = match self.headers.get(i) {
+            Some(name) if !header => {
+                format!("{} ({})", i + 1, header_listing(&StringRecord::from(vec![name])))
+            }
+            _ => (i + 1).to_string(),
+        };
+        Err(InputError::StrayQuote {
+            path: self.path.clone(),
+            line: self.record.position().map_or(0, csv::Position::line),
+            column,
+            n_lines: n_breaks as u64 + 1,
+            swallowed: if swallows_rows {
+                ", holding what look like whole rows"
+            } else if vehicle_column {
+                " in a vehicle column, where no line break belongs"
+            } else {
+                ""
+            },
+        })
+    }
+
     /// The next row, `None` at the end.
     pub fn next_row(&mut self) -> Option<Result<InputRow, InputError>> {
         Some(self.advance()?.map(|()| self.decode_row()))
@@ -345,7 +646,10 @@ impl LeadReader {
     pub fn next_lead(&mut self) -> Option<Result<Result<Lead, Rejection>, InputError>> {
         Some(self.advance()?.map(|()| {
             let well_formed = self.record.len() == self.headers.len()
-                && self.record.iter().all(|field| std::str::from_utf8(field).is_ok());
+                && self
+                    .record
+                    .iter()
+                    .all(|field| field.len() <= MAX_FIELD_BYTES && std::str::from_utf8(field).is_ok());
             if well_formed {
                 self.validate(|i| {
                     self.record
@@ -361,12 +665,9 @@ impl LeadReader {
 
     /// Reads the next record into `self.record` and counts it; `None` at the end.
     fn advance(&mut self) -> Option<Result<(), InputError>> {
-        match self.read_record() {
+        match self.read_record(false) {
             Ok(false) => None,
-            Err(source) => Some(Err(InputError::Io {
-                path: self.path.clone(),
-                source,
-            })),
+            Err(error) => Some(Err(error)),
             Ok(true) => {
                 self.n_rows += 1;
                 Some(Ok(()))
@@ -391,6 +692,27 @@ impl LeadReader {
         let mut problems = Vec::new();
         let mut fields = StringRecord::with_capacity(self.record.as_slice().len(), n_headers);
         for (i, bytes) in self.record.iter().enumerate().take(n_headers) {
+            if bytes.len() > MAX_FIELD_BYTES {
+                let mut end = MAX_FIELD_BYTES;
+                while end > 0 && (bytes[end] & 0xC0) == 0x80 {
+                    end -= 1;
+                }
+                fields.push_field(&format!(
+                    "{}… ({} more bytes cut)",
+                    String::from_utf8_lossy(&bytes[..end]),
+                    bytes.len() - end
+                ));
+                problems.push(Reason::new(
+                    ReasonKind::FieldTooLong,
+                    format!(
+                        "column {} ({}) holds {} bytes, more than the {MAX_FIELD_BYTES} a field may: it is cut in the output; is this the right file?",
+                        i + 1,
+                        header_listing(&StringRecord::from(vec![&self.headers[i]])),
+                        bytes.len()
+                    ),
+                ));
+                continue;
+            }
             match std::str::from_utf8(bytes) {
                 Ok(text) => fields.push_field(text),
                 Err(_) => {
@@ -418,7 +740,7 @@ impl LeadReader {
                 fields.push_field("");
             }
         } else if n_fields > n_headers {
-            let extra: Vec<String> = self
+            let extra: StringRecord = self
                 .record
                 .iter()
                 .skip(n_headers)
@@ -428,7 +750,7 @@ impl LeadReader {
                 ReasonKind::RaggedRow,
                 format!(
                     "the row has {n_fields} fields but the header has {n_headers} (an unquoted comma?); extra fields: {}",
-                    extra.join(" | ")
+                    header_listing(&extra).replace(", ", " | ")
                 ),
             ));
         }
@@ -454,6 +776,27 @@ impl Iterator for LeadReader {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_row()
     }
+}
+
+/// The most header columns a message lists, and the most characters of each.
+const LISTED_COLUMNS: usize = 40;
+const LISTED_CHARS: usize = 40;
+
+/// A header for a message: at most [`LISTED_COLUMNS`] names of at most [`LISTED_CHARS`]
+/// characters, and how many columns there are in all when that is more.
+pub fn header_listing(headers: &StringRecord) -> String {
+    let mut listing: Vec<String> = headers
+        .iter()
+        .take(LISTED_COLUMNS)
+        .map(|name| match name.char_indices().nth(LISTED_CHARS) {
+            Some((end, _)) => format!("{}…", &name[..end]),
+            None => name.to_string(),
+        })
+        .collect();
+    if headers.len() > LISTED_COLUMNS {
+        listing.push(format!("… ({} columns in all)", headers.len()));
+    }
+    listing.join(", ")
 }
 
 fn csv_io(error: csv::Error) -> io::Error {
@@ -616,6 +959,17 @@ mod tests {
         assert!(leads.next_lead().is_none());
         assert_eq!(n_rows, 6);
         assert_eq!(leads.n_rows, rows.n_rows);
+    }
+
+    /// Issue 15, case 8: a header of a million columns gives a message of a few lines.
+    #[test]
+    fn a_huge_header_without_vehicle_columns_gives_a_bounded_message() {
+        let header: Vec<String> = (0..1_000_000).map(|i| format!("column{i}")).collect();
+        let (_dir, reader) = reader_for(format!("{}\n", header.join(",")).as_bytes());
+        let message = reader.err().unwrap().to_string();
+        assert!(message.len() < 2000, "{} bytes", message.len());
+        assert!(message.contains("column39") && !message.contains("column40,"));
+        assert!(message.contains("1000000 columns in all"), "{message}");
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub enum ReasonKind {
     RaggedRow,
     /// Bytes that are not text in the file's encoding.
     Undecodable,
+    /// A field longer than [`crate::leads::input::MAX_FIELD_BYTES`].
+    FieldTooLong,
 }
 
 impl ReasonKind {
@@ -89,6 +91,7 @@ impl ReasonKind {
             ReasonKind::NoCity => "no_city",
             ReasonKind::RaggedRow => "ragged_row",
             ReasonKind::Undecodable => "undecodable",
+            ReasonKind::FieldTooLong => "field_too_long",
         }
     }
 }

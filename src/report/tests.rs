@@ -362,7 +362,9 @@ fn every_change_category_against_the_earlier_run() {
     assert_eq!(comparison.changed[6].previous.as_ref().unwrap().row, 5);
 
     let mut csv_bytes = Vec::new();
-    comparison.write_changes_csv(&mut csv_bytes).unwrap();
+    comparison
+        .write_changes_csv(&mut csv_bytes, crate::results::formula::FormulaGuard::default())
+        .unwrap();
     assert!(
         csv_bytes.starts_with("\u{feff}change,".as_bytes()),
         "a BOM, for Excel"

@@ -4,6 +4,7 @@
 //!
 //! May import `leads` and `api`; knows nothing of how a run is driven.
 
+pub mod formula;
 pub mod history;
 pub mod journal;
 pub mod lock;

@@ -4,6 +4,7 @@
 //! or a `.partial` file beside OUTPUT that becomes OUTPUT only when the run is complete, so
 //! a crash never leaves a half-written file under the final name.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use csv::StringRecord;
 use serde::Serialize;
 
+use crate::results::formula::FormulaGuard;
 use crate::results::outcome::RowOutcome;
 
 /// The result columns, in order, after the input's own.
@@ -46,6 +48,8 @@ pub struct OutputStyle {
     pub bom: bool,
     /// Chinese names for the result columns.
     pub zh_headers: bool,
+    /// A `'` before cells that a spreadsheet would run as formulas (off with `--raw-cells`).
+    pub formula_guard: FormulaGuard,
 }
 
 impl Default for OutputStyle {
@@ -53,6 +57,7 @@ impl Default for OutputStyle {
         OutputStyle {
             bom: true,
             zh_headers: false,
+            formula_guard: FormulaGuard::default(),
         }
     }
 }
@@ -128,6 +133,7 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 pub struct ResultWriter {
     csv: csv::Writer<Box<dyn Write + Send>>,
     result_columns: [&'static str; 8],
+    guard: FormulaGuard,
     /// The file written, when it is one: to notice it deleted, and to `fsync` it.
     file: Option<File>,
 }
@@ -161,15 +167,22 @@ impl ResultWriter {
         ResultWriter {
             csv,
             result_columns: style.result_columns(),
+            guard: style.formula_guard,
             file: None,
         }
     }
 
     /// The header: the input's columns, then the result columns.
     pub fn write_header(&mut self, input_headers: &StringRecord) -> io::Result<()> {
-        let mut header = input_headers.clone();
-        header.extend(self.result_columns);
-        self.csv.write_record(&header).map_err(io::Error::from)
+        let guard = self.guard;
+        self.csv
+            .write_record(
+                input_headers
+                    .iter()
+                    .map(|name| guard.cell(name))
+                    .chain(self.result_columns.map(|name| Cow::Borrowed(name.as_bytes()))),
+            )
+            .map_err(io::Error::from)
     }
 
     /// One row: the input's fields as read, then the outcome.
@@ -189,15 +202,21 @@ impl ResultWriter {
             attempts.format(outcome.attempts),
             &warnings,
         ];
-        // Straight to the CSV writer, without gathering the row into a record first.
+        // Straight to the CSV writer, without gathering the row into a record first. The
+        // tool's own columns are guarded too: `message` and `warnings` quote the server and
+        // the input.
+        let guard = self.guard;
         self.csv
-            .write_record(fields.iter().chain(result))
+            .write_record(fields.iter().chain(result).map(|cell| guard.cell(cell)))
             .map_err(io::Error::from)
     }
 
     /// A row copied as is (a kept row of an earlier run).
     pub fn write_raw(&mut self, record: &StringRecord) -> io::Result<()> {
-        self.csv.write_record(record).map_err(io::Error::from)
+        let guard = self.guard;
+        self.csv
+            .write_record(record.iter().map(|cell| guard.cell(cell)))
+            .map_err(io::Error::from)
     }
 
     /// Pushes everything written so far to the operating system.

@@ -164,7 +164,12 @@ pub fn verify_each(
     }
     let n_input_columns = header.len() - RESULT_COLUMNS.len();
     let input_headers = input.headers().clone();
-    if header.iter().take(n_input_columns).ne(input_headers.iter()) {
+    if header
+        .iter()
+        .take(n_input_columns)
+        .map(crate::results::formula::unguard)
+        .ne(input_headers.iter())
+    {
         return Err(Error::Resume(format!(
             "{shown} was not made from this input: its input columns are [{}], the input's are [{}]. Resume with the input it was made from, or pass --force to start over",
             header.iter().take(n_input_columns).collect::<Vec<_>>().join(", "),
@@ -188,7 +193,12 @@ pub fn verify_each(
             )));
         };
         let input_row = next?;
-        let differs = (0..n_input_columns).find(|&i| record.get(i) != input_row.fields.get(i));
+        // A cell that looked like a formula was written with a `'` in front (unless the run
+        // had --raw-cells): either form is the input's.
+        let differs = (0..n_input_columns).find(|&i| {
+            record.get(i) != input_row.fields.get(i)
+                && record.get(i).map(crate::results::formula::unguard) != input_row.fields.get(i)
+        });
         if written_row != row || differs.is_some() {
             let detail = differs
                 .map(|i| {

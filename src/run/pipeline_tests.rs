@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::run_over;
+use crate::api::body::CappedBody;
 use crate::api::protocol::Agent;
 use crate::api::secret::Secret;
 use crate::api::transport::{Endpoint, Reply, Transport, TransportError};
@@ -95,7 +96,7 @@ fn reply(status: u16, retry_after: Option<u64>, body: &str) -> Result<Reply, Tra
     Ok(Reply {
         status,
         retry_after,
-        body: Bytes::from(body.to_string()),
+        body: CappedBody::Whole(Bytes::from(body.to_string())),
         date: None,
     })
 }

@@ -6,6 +6,7 @@ mod browser_smoke;
 mod check;
 mod docs;
 mod history;
+mod hostile;
 mod inputs;
 mod journal;
 mod messages;

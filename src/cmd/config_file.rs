@@ -51,6 +51,9 @@ pub struct ServeTable {
     pub retention_days: Option<u64>,
     /// Hours a login lasts [default: 12].
     pub session_hours: Option<u64>,
+    /// An upload's reuse window when it gives none (`7d`, or `off`); else the top-level
+    /// `reuse_within`; else no reuse.
+    pub reuse_within: Option<String>,
     #[serde(default)]
     pub users: Vec<ServeUser>,
 }

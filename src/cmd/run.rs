@@ -18,7 +18,7 @@ use crate::error::{Error, exit};
 use crate::leads::input::{InputEncoding, InputOptions};
 use crate::results::output::{OutputStyle, OutputTarget};
 use crate::run::config::{Backoff, Existing, HistorySettings, RunConfig};
-use crate::run::dry_run::{self, DryRunConfig};
+use crate::run::dry_run::{self, DryRunConfig, ReuseCheck};
 use crate::run::events::{Event, Observer};
 use crate::run::pipeline;
 use crate::run::progress::{Progress, ProgressMode};
@@ -220,12 +220,48 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
             zh_headers: args.zh_headers,
             formula_guard: crate::results::formula::FormulaGuard(!args.raw_cells),
         },
+        reuse: dry_run_reuse(args, file)?,
     };
     check_writable(args.summary_json.as_deref())?;
     let summary = dry_run::check(&config)?;
     eprint!("{summary}");
     write_summary_json(args.summary_json.as_deref(), &summary)?;
     Ok(summary.exit_code())
+}
+
+/// With `--history` and `--reuse-within`, the dry run looks every vehicle up as the run
+/// would; the answers are the agent's, so it needs the agent id (flag or config).
+fn dry_run_reuse(args: &RunArgs, file: &ConfigFile) -> Result<Option<ReuseCheck>, Error> {
+    let Some(HistorySettings {
+        path,
+        reuse_within: Some(within),
+    }) = history_settings(args, file)?
+    else {
+        return Ok(None);
+    };
+    let agent_id = args
+        .credentials
+        .agent_id
+        .clone()
+        .or_else(|| file.agent_id.clone())
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| {
+            Error::Usage(
+                "--dry-run with --reuse-within needs --agent-id (or agent_id in the config): the history's answers are per agent"
+                    .into(),
+            )
+        })?;
+    if !path.exists() {
+        return Err(Error::Usage(format!(
+            "--history {} does not exist: a dry run only reads the history",
+            path.display()
+        )));
+    }
+    Ok(Some(ReuseCheck {
+        history: path,
+        agent_id: agent_id.trim().to_string(),
+        within,
+    }))
 }
 
 /// `-o`: `-` for stdout, a path, or `<input stem>.<kind>.csv` beside the input.

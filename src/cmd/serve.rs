@@ -115,6 +115,14 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
     if max_upload_mb == 0 {
         return Err(Error::Usage("max_upload_mb in [serve] must be at least 1".into()));
     }
+    let reuse_within = match table.reuse_within.as_ref().or(file.reuse_within.as_ref()) {
+        None => None,
+        Some(text) if matches!(text.trim(), "off" | "none") => None,
+        Some(text) => Some(
+            crate::results::history::parse_duration(text)
+                .map_err(|why| Error::Usage(format!("reuse_within in the config: {why}, or off")))?,
+        ),
+    };
     let config = ServeConfig {
         data_dir: args
             .data_dir
@@ -126,6 +134,10 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
         session_ttl: Duration::from_secs(table.session_hours.unwrap_or(12).max(1).saturating_mul(3600)),
         users,
         settings,
+        // The config's `history` (the file `run --history` reads from the same config), so a
+        // cron job and the service share one; else the store's own tables.
+        history: file.history.clone(),
+        reuse_within,
     };
 
     let mut signals = StopSignals::new()?;
@@ -135,13 +147,15 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
     let bound = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let open = config.users.is_empty();
+    let history = config.history_path();
     let state = AppState::open(config).await?;
     if open {
         eprintln!("bihu-renew serve: no users in [serve]: open without login, so on loopback only");
     }
     eprintln!(
-        "bihu-renew serve: data in {}; listening on http://{bound}/",
-        data_dir.display()
+        "bihu-renew serve: data in {}; answer history in {}; listening on http://{bound}/",
+        data_dir.display(),
+        history.display()
     );
     let stop = CancellationToken::new();
     let stopped = stop.clone();

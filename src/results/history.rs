@@ -363,6 +363,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A window as [`parse_duration`] reads it, in the largest unit that divides it: `7d`, `36h`.
+pub fn format_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match [(86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(per, _)| seconds > 0 && seconds.is_multiple_of(*per))
+    {
+        Some((per, unit)) => format!("{}{unit}", seconds / per),
+        None => format!("{seconds}s"),
+    }
+}
+
 /// Unix milliseconds now, from the system clock.
 pub fn unix_ms_now() -> i64 {
     std::time::SystemTime::now()
@@ -712,6 +724,10 @@ mod tests {
         for bad in ["", "7", "d", "0d", "1.5h", "7 days", "-1d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+        for text in ["7d", "36h", "90m", "61s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+        assert_eq!(format_duration(Duration::from_secs(86_400 * 2)), "2d");
     }
 
     #[test]

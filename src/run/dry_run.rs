@@ -7,12 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::error::{Error, exit};
 use crate::leads::input::{InputOptions, LeadReader};
 use crate::leads::lead::ReasonKind;
+use crate::results::history::{self, History};
 use crate::results::lock::OutputLock;
 use crate::results::outcome::{RowOutcome, Status};
 use crate::results::output::{self, OutputStyle, OutputTarget};
@@ -26,6 +28,16 @@ pub struct DryRunConfig {
     pub existing: Existing,
     pub input_options: InputOptions,
     pub output_style: OutputStyle,
+    /// Look each vehicle up in the answer history, as a run with `--reuse-within` would.
+    pub reuse: Option<ReuseCheck>,
+}
+
+/// The history a run would reuse answers from, and how recent they must be.
+#[derive(Debug, Clone)]
+pub struct ReuseCheck {
+    pub history: PathBuf,
+    pub agent_id: String,
+    pub within: Duration,
 }
 
 /// What a dry run found.
@@ -44,8 +56,13 @@ pub struct DryRunSummary {
     pub duplicates: u64,
     /// Rows carrying at least one warning.
     pub with_warnings: u64,
-    /// Ready rows that would be sent, after duplicates.
+    /// Requests a run would send: ready rows, each vehicle once, less those the history
+    /// answers.
     pub requests_needed: u64,
+    /// Ready rows the history would answer (with reuse on), duplicates included.
+    pub reused: u64,
+    /// Vehicles the history would answer: the requests reuse saves.
+    pub requests_saved: u64,
     /// The first few rows of each kind of rejection, for a person to look at.
     pub examples: BTreeMap<ReasonKind, Vec<InvalidExample>>,
 }
@@ -94,7 +111,15 @@ impl fmt::Display for DryRunSummary {
             f,
             "  ready      {} requests needed, {} duplicates, {} cities inferred from the plate, {} rows with warnings",
             self.requests_needed, self.duplicates, self.cities_inferred, self.with_warnings
-        )
+        )?;
+        if self.reused > 0 {
+            writeln!(
+                f,
+                "  history    {} rows would be answered from the history, saving {} requests",
+                self.reused, self.requests_saved
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -126,7 +151,17 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
         output: config.output.display(),
         ..DryRunSummary::default()
     };
-    let mut first_rows: HashMap<u128, u64> = HashMap::new();
+    let history = match &config.reuse {
+        Some(reuse) => Some((
+            History::open(&reuse.history).map_err(|e| Error::Usage(e.to_string()))?,
+            reuse,
+        )),
+        None => None,
+    };
+    // One clock for the whole check, so that every row is judged against the same window.
+    let now = history::unix_ms_now();
+    // Each vehicle's first row, and whether the history answers it.
+    let mut first_rows: HashMap<u128, (u64, bool)> = HashMap::new();
     while let Some(row) = reader.next_row() {
         let row = row?;
         summary.rows += 1;
@@ -164,14 +199,36 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
                     summary.cities_inferred += 1;
                 }
                 let message = match first_rows.get(&lead.key().fingerprint()) {
-                    Some(first) => {
+                    Some((first, reused)) => {
                         summary.duplicates += 1;
+                        if *reused {
+                            summary.reused += 1;
+                        }
                         format!("same vehicle as row {first}: would copy its outcome")
                     }
                     None => {
-                        first_rows.insert(lead.key().fingerprint(), row.row);
-                        summary.requests_needed += 1;
-                        String::new()
+                        let answer = match &history {
+                            Some((history, reuse)) => history
+                                .lookup(&reuse.agent_id, &lead.key(), now, reuse.within)
+                                .map_err(|e| Error::Usage(e.to_string()))?,
+                            None => None,
+                        };
+                        first_rows.insert(lead.key().fingerprint(), (row.row, answer.is_some()));
+                        match answer {
+                            Some(answer) => {
+                                summary.reused += 1;
+                                summary.requests_saved += 1;
+                                format!(
+                                    "would reuse the {} answer of {} from the history",
+                                    answer.status,
+                                    history::format_time(answer.answered_at)
+                                )
+                            }
+                            None => {
+                                summary.requests_needed += 1;
+                                String::new()
+                            }
+                        }
                     }
                 };
                 RowOutcome {

@@ -107,6 +107,9 @@ pub struct JobView {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub preview: Option<Preview>,
+    /// The job reuses answers from the history at most this old (`7d`); `null`: it asks
+    /// Bihu for every vehicle.
+    pub reuse_within: Option<String>,
     /// Why an aborted job stopped (credentials refused, as the CLI's exit 3), or a note.
     pub message: Option<String>,
     pub links: Links,
@@ -142,6 +145,9 @@ impl From<&JobRecord> for JobView {
             started_at: job.started_at.map(rfc3339),
             finished_at: job.finished_at.map(rfc3339),
             preview: job.preview.clone(),
+            reuse_within: job
+                .reuse_within
+                .map(|secs| crate::results::history::format_duration(Duration::from_secs(secs))),
             message: job.message.clone(),
             links: Links {
                 results_csv: format!("{this}/results.csv"),
@@ -402,7 +408,8 @@ impl Drop for UploadDir {
     }
 }
 
-/// `POST /api/jobs`: multipart with `file`, optional `city_code` and `start=true`. The file is
+/// `POST /api/jobs`: multipart with `file`, optional `city_code`, `start=true` and
+/// `reuse_within` (`7d`, or `off`; the config's `reuse_within` when absent). The file is
 /// streamed to disk, checked as `--dry-run` does, and becomes a job; any refusal leaves nothing.
 async fn create_job(
     State(state): State<AppState>,
@@ -426,6 +433,7 @@ async fn create_job(
     let mut guard = UploadDir(Some(dir.clone()));
     let mut file: Option<(String, String)> = None;
     let mut city_text: Option<String> = None;
+    let mut reuse_text: Option<String> = None;
     let mut start = false;
     let multipart_error = |e: axum::extract::multipart::MultipartError| {
         let status = e.status();
@@ -479,7 +487,7 @@ async fn create_job(
                 })?;
                 file = Some((file_name, input_name));
             }
-            "city_code" | "start" => {
+            "city_code" | "start" | "reuse_within" => {
                 let mut text = Vec::new();
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     text.extend_from_slice(&chunk);
@@ -497,6 +505,8 @@ async fn create_job(
                             return Err(bad_request(format!("start must be true or false, got {other:?}")));
                         }
                     };
+                } else if name == "reuse_within" {
+                    reuse_text = Some(text);
                 } else {
                     city_text = Some(text);
                 }
@@ -519,12 +529,23 @@ async fn create_job(
         })?),
         None => None,
     };
+    let reuse_within = match reuse_text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => state.config.reuse_within,
+        Some("off" | "none" | "no" | "false") => None,
+        Some(text) => Some(crate::results::history::parse_duration(text).map_err(|why| {
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("reuse_within: {why}, or off to ask Bihu for every vehicle"),
+            )
+        })?),
+    };
     let upload = Upload {
         dir: guard.0.take().expect("set above"),
         file_name,
         input_name,
         city,
         start,
+        reuse_within,
         created_by: principal.name,
     };
     let job = state.jobs.create(upload).await?;

@@ -24,7 +24,7 @@ use crate::leads::input::{InputEncoding, InputOptions};
 use crate::results::outcome::Status;
 use crate::results::output::{self, OutputStyle, OutputTarget};
 use crate::run::config::{Backoff, Existing, RunConfig};
-use crate::run::dry_run::{self, DryRunConfig, DryRunSummary};
+use crate::run::dry_run::{self, DryRunConfig, DryRunSummary, ReuseCheck};
 use crate::run::events::{Event, Observer};
 use crate::run::pipeline;
 use crate::run::quota::Quota;
@@ -109,6 +109,9 @@ pub struct Upload {
     pub input_name: String,
     pub city: Option<City>,
     pub start: bool,
+    /// Reuse answers from the history at most this old (the upload's `reuse_within`, else
+    /// the config's); `None`: ask Bihu for every vehicle.
+    pub reuse_within: Option<Duration>,
     pub created_by: String,
 }
 
@@ -267,6 +270,12 @@ impl Jobs {
             existing: Existing::Overwrite,
             input_options: input_options(upload.city),
             output_style: OutputStyle::default(),
+            // The preview says how many rows the history would answer now.
+            reuse: upload.reuse_within.map(|within| ReuseCheck {
+                history: self.inner.config.history_path(),
+                agent_id: self.inner.config.settings.agent.agent_id.clone(),
+                within,
+            }),
         };
         let summary = tokio::task::spawn_blocking(move || dry_run::check(&check))
             .await
@@ -294,6 +303,7 @@ impl Jobs {
                 city_code: upload.city.map(|c| c.id),
                 rows: summary.rows,
                 preview,
+                reuse_within: upload.reuse_within.map(|within| within.as_secs()),
                 created_by: upload.created_by.clone(),
                 created_at: unix_now(),
             })
@@ -490,11 +500,12 @@ impl Jobs {
             dir.join("results.csv"),
             Jobs::city(job),
         );
-        // The service always records its answers, in the history tables of its own database
-        // (the same schema as `run --history`, so the CLI can read and share them).
+        // The service always records its answers: in the history tables of its own database,
+        // or in the `history` file of the config (the same schema as `run --history`, so the
+        // CLI and the service read each other's answers). The job reuses as it was uploaded.
         config.history = Some(crate::run::config::HistorySettings {
-            path: self.inner.config.data_dir.join("bihu-renew.db"),
-            reuse_within: None,
+            path: self.inner.config.history_path(),
+            reuse_within: job.reuse_within.map(Duration::from_secs),
         });
         let saver = {
             let (store, live) = (store.clone(), live.clone());
@@ -565,12 +576,14 @@ fn preview(summary: &DryRunSummary, rate: NonZeroU32) -> Preview {
         top_reasons: reasons,
         duplicates: summary.duplicates,
         requests_needed: summary.requests_needed,
+        reused: summary.reused,
+        requests_saved: summary.requests_saved,
         estimated_seconds: summary.requests_needed as f64 / f64::from(rate.get()),
     }
 }
 
-/// Deletes jobs (files and rows) settled longer ago than the retention, now and then every
-/// hour, and sessions that have expired.
+/// Deletes jobs (files and rows) settled longer ago than the retention, answers in the
+/// history older than it, and sessions that have expired; now and then every hour.
 pub async fn retention_loop(state: crate::serve::AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -594,6 +607,18 @@ pub async fn sweep(state: &crate::serve::AppState) -> Result<usize, JobError> {
             Err(JobError::Conflict(_) | JobError::NotFound(_)) => {}
             Err(error) => return Err(error),
         }
+    }
+    // The retention holds for the answer history too (customers' vehicles and tokens).
+    let path = state.config.history_path();
+    let cutoff = before.saturating_mul(1000);
+    let pruned = tokio::task::spawn_blocking(move || {
+        crate::results::history::History::open(&path).and_then(|mut history| history.prune(cutoff))
+    })
+    .await
+    .map_err(|e| JobError::Io(format!("pruning the history failed: {e}")))?
+    .map_err(|e| JobError::Io(e.to_string()))?;
+    if pruned > 0 {
+        tracing::info!("retention deleted {pruned} answers from the history");
     }
     state.store.delete_expired_sessions(now).await?;
     Ok(n_deleted)

@@ -42,7 +42,25 @@ pub struct ServeConfig {
     /// How long a login session lasts.
     pub session_ttl: Duration,
     pub settings: JobSettings,
+    /// The answer history jobs record into and reuse from; `None`: the history tables of the
+    /// store itself (`bihu-renew.db` in the data dir). The CLI reads either with `--history`.
+    pub history: Option<PathBuf>,
+    /// An upload's reuse window when it does not give one (`reuse_within` in `[serve]`);
+    /// `None`: no reuse unless the upload asks.
+    pub reuse_within: Option<Duration>,
 }
+
+impl ServeConfig {
+    /// The file holding the answer history jobs share.
+    pub fn history_path(&self) -> PathBuf {
+        self.history
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(STORE_FILE))
+    }
+}
+
+/// The store's file name in the data dir.
+pub const STORE_FILE: &str = "bihu-renew.db";
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -60,7 +78,7 @@ impl AppState {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(Error::file("cannot create the data dir", &config.data_dir))?;
         let store =
-            Store::open(&config.data_dir.join("bihu-renew.db")).map_err(|e| Error::Usage(e.to_string()))?;
+            Store::open(&config.data_dir.join(STORE_FILE)).map_err(|e| Error::Usage(e.to_string()))?;
         let settings = &config.settings;
         let quota = Quota::new(settings.rate, settings.burst, settings.concurrency);
         let config = Arc::new(config);

@@ -41,6 +41,8 @@ const MIGRATIONS: &[&str] = &[
         csrf_token TEXT NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 2: a job's reuse window (`reuse_within` at upload), in seconds; NULL: no reuse.
+    "ALTER TABLE jobs ADD COLUMN reuse_within INTEGER;",
 ];
 
 /// A job's state, as the API spells it.
@@ -97,8 +99,15 @@ pub struct Preview {
     /// The most frequent rejection reasons, most frequent first.
     pub top_reasons: Vec<ReasonCount>,
     pub duplicates: u64,
-    /// Requests a run would send (ready rows, each vehicle once).
+    /// Requests a run would send (ready rows, each vehicle once, less those the history
+    /// answers when the job reuses answers).
     pub requests_needed: u64,
+    /// Ready rows the history would answer as the check found it (duplicates included).
+    #[serde(default)]
+    pub reused: u64,
+    /// Vehicles the history would answer: the requests reuse saves.
+    #[serde(default)]
+    pub requests_saved: u64,
     /// How long those take at the configured rate, in seconds.
     pub estimated_seconds: f64,
 }
@@ -125,6 +134,8 @@ pub struct JobRecord {
     pub requests: u64,
     pub preview: Option<Preview>,
     pub message: Option<String>,
+    /// Reuse answers from the history at most this many seconds old; `None`: never.
+    pub reuse_within: Option<u64>,
     pub created_by: String,
     /// Unix seconds.
     pub created_at: i64,
@@ -141,6 +152,8 @@ pub struct NewJob {
     pub city_code: Option<u8>,
     pub rows: u64,
     pub preview: Preview,
+    /// Seconds; `None`: no reuse.
+    pub reuse_within: Option<u64>,
     pub created_by: String,
     pub created_at: i64,
 }
@@ -212,8 +225,8 @@ impl Store {
     pub async fn insert_job(&self, job: NewJob) -> Result<i64, StoreError> {
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO jobs (file_name, input_name, state, city_code, rows, preview, created_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO jobs (file_name, input_name, state, city_code, rows, preview, created_by, created_at, reuse_within)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     job.file_name,
                     job.input_name,
@@ -222,7 +235,8 @@ impl Store {
                     job.rows as i64,
                     serde_json::to_string(&job.preview).expect("a preview serialises"),
                     job.created_by,
-                    job.created_at
+                    job.created_at,
+                    job.reuse_within.map(|secs| secs as i64)
                 ],
             )?;
             Ok(conn.last_insert_rowid())
@@ -398,7 +412,7 @@ fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-const JOB_COLUMNS: &str = "id, file_name, input_name, state, city_code, rows, rows_done, counts, requests, preview, message, created_by, created_at, started_at, finished_at";
+const JOB_COLUMNS: &str = "id, file_name, input_name, state, city_code, rows, rows_done, counts, requests, preview, message, created_by, created_at, started_at, finished_at, reuse_within";
 
 fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
     let counts: String = row.get(7)?;
@@ -420,6 +434,7 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<JobRecord> {
         created_at: row.get(12)?,
         started_at: row.get(13)?,
         finished_at: row.get(14)?,
+        reuse_within: row.get::<_, Option<i64>>(15)?.map(|secs| secs as u64),
     })
 }
 
@@ -440,6 +455,7 @@ mod tests {
                 invalid: 1,
                 ..Preview::default()
             },
+            reuse_within: Some(7 * 86_400),
             created_by: "clerk".to_string(),
             created_at: 100,
         }
@@ -456,6 +472,7 @@ mod tests {
         let job = store.job(first).await.unwrap().unwrap();
         assert_eq!(job.preview.unwrap().invalid, 1);
         assert_eq!(job.city_code, Some(1));
+        assert_eq!(job.reuse_within, Some(7 * 86_400));
         assert!(
             !store
                 .transition(first, &[JobState::Running], JobState::Done, 5, None)

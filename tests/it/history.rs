@@ -258,11 +258,43 @@ mod runs {
 
         // Without reuse, the same list asks for every vehicle again (and records them).
         let before = sandbox.requests().len();
-        let (third, _) = run(config(&sandbox, day2, &history_path, None)).await;
+        let (third, _) = run(config(&sandbox, day2.clone(), &history_path, None)).await;
         assert_eq!(third.requests, 30);
         assert_eq!(sandbox.requests().len() - before, 30);
         assert_eq!(third.reused, 0);
         assert_eq!(History::open(&history_path).unwrap().count().unwrap(), 80);
+
+        // A dry run with the window says what the history would answer, and sends nothing.
+        let before = sandbox.requests().len();
+        let checked = dir.path().join("day2.check.csv");
+        let dry = run_binary(
+            &[
+                "run",
+                day2.to_str().unwrap(),
+                "--dry-run",
+                "-o",
+                checked.to_str().unwrap(),
+                "--agent-id",
+                &sandbox.config().agent_id,
+                "--history",
+                history_path.to_str().unwrap(),
+                "--reuse-within",
+                "7d",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(dry.code, 0, "{}", dry.stderr);
+        assert!(
+            dry.stderr
+                .contains("31 rows would be answered from the history, saving 30 requests"),
+            "{}",
+            dry.stderr
+        );
+        assert!(dry.stderr.contains("0 requests needed"), "{}", dry.stderr);
+        assert_eq!(sandbox.requests().len(), before);
+        let rows = read_results(&checked);
+        assert!(rows[0].message.starts_with("would reuse the "), "{:?}", rows[0]);
     }
 
     #[tokio::test]

@@ -41,6 +41,8 @@ struct Options {
     concurrency: usize,
     max_upload_bytes: u64,
     retention: Duration,
+    history: Option<PathBuf>,
+    reuse_within: Option<Duration>,
 }
 
 impl Default for Options {
@@ -53,6 +55,8 @@ impl Default for Options {
             concurrency: 4,
             max_upload_bytes: 1024 * 1024,
             retention: Duration::from_secs(30 * 86_400),
+            history: None,
+            reuse_within: None,
         }
     }
 }
@@ -112,6 +116,8 @@ impl Service {
             users,
             session_ttl: Duration::from_secs(3600),
             settings: settings(&sandbox, options.rate, options.burst, options.concurrency),
+            history: options.history.clone(),
+            reuse_within: options.reuse_within,
         };
         let state = AppState::open(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -570,6 +576,8 @@ async fn refused_credentials_abort_the_job_with_the_message() {
         users: Vec::new(),
         session_ttl: Duration::from_secs(60),
         settings,
+        history: None,
+        reuse_within: None,
     })
     .await
     .unwrap();
@@ -584,6 +592,7 @@ async fn refused_credentials_abort_the_job_with_the_message() {
             input_name: "input.csv".into(),
             city: None,
             start: true,
+            reuse_within: None,
             created_by: "t".into(),
         })
         .await
@@ -868,9 +877,47 @@ async fn retention_deletes_old_jobs_files_and_rows_but_not_running_ones() {
     let running = service
         .create("run.csv", plate_list(100).into_bytes(), &[("start", "true")])
         .await;
+    // The history is kept no longer than the jobs: an answer older than the retention goes.
+    let vehicle = |plate: &str| bihu_renew::leads::lead::VehicleKey::Plate {
+        plate: plate.into(),
+        city: 1,
+    };
+    let old_answer = |plate: &str, age_ms: i64| bihu_renew::results::history::Answer {
+        agent_id: service.sandbox.config().agent_id.clone(),
+        vehicle: vehicle(plate),
+        status: bihu_renew::results::outcome::Status::NotRenewable,
+        http_status: Some(206),
+        renewal_token: String::new(),
+        message: "old".into(),
+        answered_at: bihu_renew::results::history::unix_ms_now() - age_ms,
+    };
+    let history_path = service.state.config.history_path();
+    bihu_renew::results::history::History::open(&history_path)
+        .unwrap()
+        .record_all(&[
+            old_answer("沪A00001", 86_400_000),
+            old_answer("沪A00002", -60_000),
+        ])
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let deleted = serve::jobs::sweep(&service.state).await.unwrap();
     assert_eq!(deleted, 1);
+    let history = bihu_renew::results::history::History::open(&history_path).unwrap();
+    let month = Duration::from_secs(30 * 86_400);
+    let now = bihu_renew::results::history::unix_ms_now() + 120_000;
+    let agent = &service.sandbox.config().agent_id;
+    assert!(
+        history
+            .lookup(agent, &vehicle("沪A00001"), now, month)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        history
+            .lookup(agent, &vehicle("沪A00002"), now, month)
+            .unwrap()
+            .is_some()
+    );
     let gone = service
         .http
         .get(service.url(&old.links.this))
@@ -1141,4 +1188,200 @@ async fn killed_with_sigkill_mid_job_the_service_resumes_it_on_the_next_start() 
     });
     assert_eq!(by_status.values().sum::<usize>(), 100);
     drop(second);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reusing answers (issue 19): a per-upload window, and one history shared with the CLI.
+
+/// Runs `bihu-renew run` against the service's sandbox, recording into (and, with a window,
+/// reusing from) `history`; the results are beside the input.
+async fn cli_run(
+    service: &Service,
+    input: &Path,
+    history: &Path,
+    reuse_within: Option<&str>,
+) -> Vec<crate::support::ResultRow> {
+    let config = service.sandbox.config();
+    let base = service.sandbox.base_url().to_string();
+    let mut args = vec![
+        "run",
+        input.to_str().unwrap(),
+        "--no-progress",
+        "--force",
+        "--base-url",
+        &base,
+        "--agent-id",
+        &config.agent_id,
+        "--token",
+        &config.token,
+        "--secret-key",
+        config.secret.expose(),
+        "--rate",
+        "5000",
+        "--history",
+        history.to_str().unwrap(),
+    ];
+    if let Some(window) = reuse_within {
+        args.extend(["--reuse-within", window]);
+    }
+    let ran = crate::support::run_binary(&args, &[]).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    crate::support::read_results(&input.with_extension("results.csv"))
+}
+
+/// `LicenseNo` for plates `京A<i>` of `numbers`.
+fn plates(numbers: impl IntoIterator<Item = usize>) -> String {
+    let mut csv = String::from("LicenseNo\n");
+    for i in numbers {
+        csv.push_str(&format!("京A{i:05}\n"));
+    }
+    csv
+}
+
+async fn results_of(service: &Service, job: &JobView) -> Vec<crate::support::ResultRow> {
+    let csv = service
+        .http
+        .get(service.url(&job.links.results_csv))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    parse_results(&csv.bytes().await.unwrap()).1
+}
+
+#[tokio::test]
+async fn an_upload_reuses_answers_within_its_window_default_from_the_config_and_the_preview_counts_them() {
+    let week = Duration::from_secs(7 * 86_400);
+    let service = Service::start(Options {
+        reuse_within: Some(week),
+        ..Options::default()
+    })
+    .await;
+
+    // The default window comes from the config; an empty history answers nothing.
+    let first = service.create("day1.csv", plates(0..30).into_bytes(), &[]).await;
+    assert_eq!(first.reuse_within.as_deref(), Some("7d"));
+    let preview = first.preview.clone().unwrap();
+    assert_eq!(
+        (preview.reused, preview.requests_saved, preview.requests_needed),
+        (0, 0, 30)
+    );
+    service.post(&format!("/api/jobs/{}/start", first.id)).await;
+    let first = service.wait_state(first.id, JobState::Done).await;
+    assert_eq!(first.requests, 30);
+
+    // Vehicles 20..30 again (25 twice), 30..50 new: the preview counts the rows the history
+    // answers and the requests that saves, and the run sends only the rest.
+    let day2 = plates((20..50).chain([25]));
+    let second = service
+        .create("day2.csv", day2.clone().into_bytes(), &[("reuse_within", "2d")])
+        .await;
+    assert_eq!(second.reuse_within.as_deref(), Some("2d"));
+    let preview = second.preview.clone().unwrap();
+    assert_eq!(
+        (preview.reused, preview.requests_saved, preview.requests_needed),
+        (11, 10, 20)
+    );
+    assert!((preview.estimated_seconds - 20.0 / 200.0).abs() < 1e-9);
+    let before = service.sandbox.requests().len();
+    service.post(&format!("/api/jobs/{}/start", second.id)).await;
+    let second = service.wait_state(second.id, JobState::Done).await;
+    assert_eq!(second.requests, 20, "{second:?}");
+    let sent = &service.sandbox.requests()[before..];
+    assert_eq!(sent.len(), 20);
+    assert!(
+        sent.iter()
+            .all(|request| !(20..30).any(|i| request.body.contains(&format!("京A{i:05}"))))
+    );
+    let rows = results_of(&service, &second).await;
+    assert!(
+        rows[..10]
+            .iter()
+            .all(|row| row.attempts == 0 && row.message.starts_with("reused the"))
+    );
+    assert!(rows[10..30].iter().all(|row| row.attempts == 1));
+
+    // `off` asks for every vehicle whatever the config says.
+    let third = service
+        .create(
+            "day2-again.csv",
+            day2.into_bytes(),
+            &[("reuse_within", "off"), ("start", "true")],
+        )
+        .await;
+    assert_eq!(third.reuse_within, None);
+    let preview = third.preview.clone().unwrap();
+    assert_eq!((preview.reused, preview.requests_needed), (0, 30));
+    let third = service.wait_state(third.id, JobState::Done).await;
+    assert_eq!(third.requests, 30);
+
+    let bad = service
+        .upload("x.csv", plates(0..2).into_bytes(), &[("reuse_within", "7 days")])
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(error_of(bad).await.contains("reuse_within"));
+    assert_eq!(uploads_left(&service), 0);
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cli_and_the_service_reuse_each_others_answers() {
+    // One history file, named in the config for the service and by --history for the CLI.
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("history.sqlite");
+    let service = Service::start(Options {
+        history: Some(shared.clone()),
+        ..Options::default()
+    })
+    .await;
+    let input = dir.path().join("cron.csv");
+    std::fs::write(&input, plates(0..10)).unwrap();
+    let cli_rows = cli_run(&service, &input, &shared, None).await;
+    assert!(cli_rows.iter().all(|row| row.attempts == 1));
+    let before = service.sandbox.requests().len();
+    let job = service
+        .create(
+            "upload.csv",
+            plates(0..15).into_bytes(),
+            &[("reuse_within", "1d"), ("start", "true")],
+        )
+        .await;
+    assert_eq!(job.preview.as_ref().unwrap().requests_saved, 10);
+    let job = service.wait_state(job.id, JobState::Done).await;
+    assert_eq!(job.requests, 5, "only the vehicles the CLI did not answer");
+    assert_eq!(service.sandbox.requests().len() - before, 5);
+    let rows = results_of(&service, &job).await;
+    for (row, cli) in rows.iter().zip(&cli_rows) {
+        assert_eq!(
+            (row.attempts, &row.status, &row.renewal_token),
+            (0, &cli.status, &cli.renewal_token)
+        );
+    }
+
+    // The other way: the CLI reuses what the service answered (vehicles 10..15).
+    let input = dir.path().join("later.csv");
+    std::fs::write(&input, plates(10..15)).unwrap();
+    let before = service.sandbox.requests().len();
+    let later = cli_run(&service, &input, &shared, Some("1d")).await;
+    assert_eq!(service.sandbox.requests().len(), before, "every answer reused");
+    for (row, served) in later.iter().zip(&rows[10..]) {
+        assert_eq!((row.attempts, &row.renewal_token), (0, &served.renewal_token));
+    }
+    service.shutdown().await;
+
+    // Without a history in the config, the service's answers are in its store, which the
+    // CLI reads with --history DATA_DIR/bihu-renew.db.
+    let service = Service::start(Options::default()).await;
+    let job = service
+        .create("upload.csv", plates(100..104).into_bytes(), &[("start", "true")])
+        .await;
+    service.wait_state(job.id, JobState::Done).await;
+    let store = service.data_dir().join(serve::STORE_FILE);
+    let input = dir.path().join("from-store.csv");
+    std::fs::write(&input, plates(100..106)).unwrap();
+    let before = service.sandbox.requests().len();
+    let rows = cli_run(&service, &input, &store, Some("1d")).await;
+    assert_eq!(service.sandbox.requests().len() - before, 2);
+    assert_eq!(rows.iter().filter(|row| row.attempts == 0).count(), 4);
+    service.shutdown().await;
 }

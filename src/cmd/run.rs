@@ -31,8 +31,9 @@ pub struct RunArgs {
     /// The lead list: CSV (UTF-8 or GBK) with a header row, or an .xlsx workbook.
     pub input: PathBuf,
 
-    /// Results CSV; `-` for stdout. Default: <input stem>.results.csv beside the input
-    /// (<input stem>.dry-run.csv with --dry-run).
+    /// Results file: CSV, or an Excel workbook when the name ends in .xlsx (input cells as
+    /// text, typed result columns, frozen header); `-` for stdout (CSV). Default: <input
+    /// stem>.results.csv beside the input (<input stem>.dry-run.csv with --dry-run).
     #[arg(short, long)]
     pub output: Option<String>,
 

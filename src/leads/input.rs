@@ -397,7 +397,7 @@ fn open_text(path: &Path, encoding: InputEncoding) -> Result<Box<dyn Read + Send
 
 /// A spreadsheet cell as the clerk sees it. Identifiers stored as numbers keep every digit
 /// (`2192209`, not `2192209.0` or `2.192209E+6`).
-fn cell_text(cell: &calamine::Data) -> String {
+pub fn cell_text(cell: &calamine::Data) -> String {
     use calamine::Data;
     match cell {
         Data::Empty => String::new(),

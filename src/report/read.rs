@@ -1,14 +1,12 @@
 //! Reading one results file: the header checked (English or Chinese result columns, after
-//! the input's own), then row by row the outcome (`output::parse_result`), the vehicle (found
+//! the input's own), then row by row the outcome (`output::Layout::parse`), from a CSV or an `.xlsx`, the vehicle (found
 //! and validated as `run` does: `input::Columns`, `lead::validate`) and the reasons its
 //! message gives, generalised so that rows with the same problem count together. Lines that
 //! are not a complete row are counted and passed over, never fatal.
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use csv::{ByteRecord, StringRecord};
+use csv::StringRecord;
 use md5::{Digest, Md5};
 
 use super::ReportError;
@@ -17,7 +15,8 @@ use crate::leads::city::City;
 use crate::leads::input::Columns;
 use crate::leads::lead::{self, RawLead};
 use crate::results::outcome::{RowOutcome, Status};
-use crate::results::output::{self, LIST_SEPARATOR, RESULT_COLUMNS, ResultHeaders, result_headers};
+use crate::results::output::{LIST_SEPARATOR, Layout, ResultHeaders};
+use crate::results::table::TableReader;
 
 /// What a row's message says when it says nothing.
 pub(super) const NO_MESSAGE: &str = "(no message)";
@@ -131,11 +130,11 @@ pub(super) struct ResultsReader {
     pub(super) path: PathBuf,
     pub(super) file_ix: usize,
     pub(super) default_city: Option<City>,
-    pub(super) csv: csv::Reader<BufReader<File>>,
+    pub(super) table: TableReader,
     pub(super) headers: ResultHeaders,
-    pub(super) n_fields: usize,
+    pub(super) layout: Layout,
     pub(super) columns: Option<Columns>,
-    pub(super) record: ByteRecord,
+    pub(super) record: StringRecord,
     pub(super) n_skipped: u64,
     pub(super) skipped_lines: Vec<u64>,
 }
@@ -159,41 +158,27 @@ impl ResultsReader {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io_error)?;
-        let mut csv = csv::ReaderBuilder::new()
-            .flexible(true)
-            .has_headers(true)
-            .from_reader(BufReader::with_capacity(1 << 16, file));
-        let header_bytes = csv.byte_headers().map_err(|e| io_error(e.into()))?;
-        if header_bytes.is_empty() || (header_bytes.len() == 1 && header_bytes[0].is_empty()) {
+        let table = TableReader::open(path).map_err(io_error)?;
+        let header = table.headers().clone();
+        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
             return Err(ReportError::Empty {
                 path: path.to_path_buf(),
             });
         }
-        let header: StringRecord = header_bytes
-            .iter()
-            .map(|name| {
-                String::from_utf8_lossy(name)
-                    .trim_start_matches('\u{feff}')
-                    .trim()
-                    .to_string()
-            })
-            .collect();
-        let headers = result_headers(&header).map_err(|problem| ReportError::NotResults {
+        let layout = Layout::of_header(&header).map_err(|problem| ReportError::NotResults {
             path: path.to_path_buf(),
             problem,
         })?;
-        let n_input = header.len() - RESULT_COLUMNS.len();
-        let input_headers: StringRecord = header.iter().take(n_input).collect();
+        let input_headers: StringRecord = header.iter().take(layout.n_input).collect();
         Ok(ResultsReader {
             path: path.to_path_buf(),
             file_ix,
             default_city,
-            csv,
-            headers,
-            n_fields: header.len(),
+            table,
+            headers: layout.headers,
+            layout,
             columns: Columns::find(&input_headers),
-            record: ByteRecord::new(),
+            record: StringRecord::new(),
             n_skipped: 0,
             skipped_lines: Vec::new(),
         })
@@ -203,26 +188,20 @@ impl ResultsReader {
     pub(super) fn next_row(&mut self) -> Result<Option<ResultRow>, ReportError> {
         loop {
             let more = self
-                .csv
-                .read_byte_record(&mut self.record)
-                .map_err(|e| ReportError::Io {
+                .table
+                .read_record(&mut self.record)
+                .map_err(|source| ReportError::Io {
                     path: self.path.clone(),
-                    source: e.into(),
+                    source,
                 })?;
             if !more {
                 return Ok(None);
             }
-            let record = StringRecord::from_byte_record_lossy(self.record.clone());
-            let parsed = if record.len() == self.n_fields {
-                output::parse_result(&record)
-            } else {
-                None
-            };
-            let Some((row, outcome)) = parsed else {
+            let record = &self.record;
+            let Some((row, outcome)) = self.layout.parse(record) else {
                 self.n_skipped += 1;
                 if self.skipped_lines.len() < 5 {
-                    self.skipped_lines
-                        .push(self.record.position().map_or(0, |p| p.line()));
+                    self.skipped_lines.push(self.table.line());
                 }
                 continue;
             };

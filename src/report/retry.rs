@@ -69,12 +69,14 @@ pub(super) fn retry_command(results: &Path, rows: u64) -> RetryCommand {
     }
 }
 
-/// `x.results.csv` was written from `x.csv` (or from `x.xlsx`, if that is what is there).
+/// `x.results.csv` (or `x.results.xlsx`) was written from `x.csv` (or from `x.xlsx`, if that
+/// is what is there).
 pub fn guess_input(results: &Path) -> Option<PathBuf> {
     let name = results.file_name()?.to_str()?;
     let stem = name
         .strip_suffix(".csv")
-        .or_else(|| name.strip_suffix(".CSV"))?
+        .or_else(|| name.strip_suffix(".CSV"))
+        .or_else(|| name.strip_suffix(".xlsx"))?
         .strip_suffix(".results")?;
     if stem.is_empty() {
         return None;

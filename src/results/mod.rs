@@ -1,4 +1,4 @@
-//! What a run leaves behind: a row's outcome and status, the results CSV format, and making an
+//! What a run leaves behind: a row's outcome and status, the results file format (CSV, or an `.xlsx` made from it), and making an
 //! earlier OUTPUT safe to continue; the journal of answers and the lock of one run per OUTPUT;
 //! the history of final answers that later runs (and the service) may reuse.
 //!
@@ -11,3 +11,5 @@ pub mod lock;
 pub mod outcome;
 pub mod output;
 pub mod resume;
+pub mod table;
+pub mod xlsx;

@@ -56,6 +56,23 @@ impl Status {
         }
     }
 
+    /// The status in Chinese words, for people (`--zh-headers`' `状态说明` column); the
+    /// `status` column keeps the machine value, which programs and `--resume` read.
+    pub fn zh_description(self) -> &'static str {
+        match self {
+            Status::Renewed => "续保成功",
+            Status::NotRenewable => "不可续保（无续保信息）",
+            Status::InvalidParams => "参数被拒（壁虎不接受）",
+            Status::InvalidInput => "输入有误（未发送）",
+            Status::Unauthorized => "未授权（Token 失效或无权限，可重试）",
+            Status::VerificationFailed => "校验失败（签名或时间，可重试）",
+            Status::ServerError => "服务器错误（可重试）",
+            Status::TransportError => "网络错误（可重试）",
+            Status::ProtocolError => "应答异常（可重试）",
+            Status::Ready => "可发送（仅校验）",
+        }
+    }
+
     /// Reads a `status` cell: any status this tool writes, `ready` (a `--dry-run` file's)
     /// included.
     pub fn parse(text: &str) -> Option<Status> {

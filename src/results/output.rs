@@ -13,31 +13,312 @@ use csv::StringRecord;
 use serde::Serialize;
 
 use crate::results::formula::FormulaGuard;
-use crate::results::outcome::RowOutcome;
+use crate::results::outcome::{RowOutcome, Status};
+use crate::results::table::Format;
+
+/// One result column, after the input's own. To add a column: a variant here, its row in
+/// [`COLUMNS`] (names and cell kind), its text in [`cell_texts`] and its reading in
+/// [`Layout::parse`]; the CSV writer, the `.xlsx` writer and every reader follow from those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Row,
+    Status,
+    /// `--zh-headers` only: the status in Chinese words, beside the machine value.
+    StatusText,
+    HttpStatus,
+    Message,
+    RenewalToken,
+    QuoteUrl,
+    Attempts,
+    Warnings,
+}
+
+/// What a column's cells are, for a spreadsheet (a CSV holds text alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    Text,
+    /// A whole number (empty when there is none).
+    Integer,
+    /// A link (empty when there is none).
+    Url,
+}
+
+/// A result column's names and kind.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnSpec {
+    pub column: Column,
+    pub name: &'static str,
+    /// Its name with `--zh-headers`.
+    pub zh: &'static str,
+    pub kind: CellKind,
+    /// Written only with `--zh-headers`, and optional on read.
+    pub zh_only: bool,
+}
+
+/// Every result column, in the order written, [`Column`]'s order.
+pub const COLUMNS: [ColumnSpec; 9] = {
+    use CellKind::*;
+    use Column::*;
+    const fn spec(column: Column, name: &'static str, zh: &'static str, kind: CellKind) -> ColumnSpec {
+        ColumnSpec {
+            column,
+            name,
+            zh,
+            kind,
+            zh_only: false,
+        }
+    }
+    [
+        spec(Row, "row", "行号", Integer),
+        spec(Status, "status", "状态", Text),
+        ColumnSpec {
+            zh_only: true,
+            ..spec(StatusText, "status_text", "状态说明", Text)
+        },
+        spec(HttpStatus, "http_status", "HTTP状态", Integer),
+        spec(Message, "message", "消息", Text),
+        spec(RenewalToken, "renewal_token", "续保令牌", Text),
+        spec(QuoteUrl, "quote_url", "报价链接", Url),
+        spec(Attempts, "attempts", "尝试次数", Integer),
+        spec(Warnings, "warnings", "警告", Text),
+    ]
+};
+
+impl Column {
+    pub fn spec(self) -> &'static ColumnSpec {
+        &COLUMNS[self as usize]
+    }
+}
+
+const fn n_columns(zh: bool) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        if zh || !COLUMNS[i].zh_only {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+const fn column_names<const N: usize>(zh: bool) -> [&'static str; N] {
+    let mut names = [""; N];
+    let (mut i, mut n) = (0, 0);
+    while i < COLUMNS.len() {
+        if zh || !COLUMNS[i].zh_only {
+            names[n] = if zh { COLUMNS[i].zh } else { COLUMNS[i].name };
+            n += 1;
+        }
+        i += 1;
+    }
+    names
+}
 
 /// The result columns, in order, after the input's own.
-pub const RESULT_COLUMNS: [&str; 8] = [
-    "row",
-    "status",
-    "http_status",
-    "message",
-    "renewal_token",
-    "quote_url",
-    "attempts",
-    "warnings",
-];
+pub const RESULT_COLUMNS: [&str; n_columns(false)] = column_names(false);
 
-/// The result columns for people (`--zh-headers`); readers accept either set.
-pub const RESULT_COLUMNS_ZH: [&str; 8] = [
-    "行号",
-    "状态",
-    "HTTP状态",
-    "消息",
-    "续保令牌",
-    "报价链接",
-    "尝试次数",
-    "警告",
-];
+/// The result columns for people (`--zh-headers`), with the status described in Chinese
+/// beside its machine value; readers accept either set (and this one without `状态说明`).
+pub const RESULT_COLUMNS_ZH: [&str; n_columns(true)] = column_names(true);
+
+/// The text of every result column of one row, by [`Column`]; numbers are formatted into
+/// `buffers`, so that writing a row allocates nothing beyond the warnings.
+fn cell_texts<'a>(
+    row: u64,
+    outcome: &'a RowOutcome,
+    warnings: &'a str,
+    buffers: &'a mut [itoa::Buffer; 3],
+) -> [&'a str; COLUMNS.len()] {
+    let [row_number, http_status, attempts] = buffers;
+    [
+        row_number.format(row),
+        outcome.status.as_str(),
+        outcome.status.zh_description(),
+        outcome
+            .http_status
+            .map_or("", |status| http_status.format(status)),
+        &outcome.message,
+        &outcome.renewal_token,
+        &outcome.quote_url,
+        attempts.format(outcome.attempts),
+        warnings,
+    ]
+}
+
+/// Where a results file's columns are: the input's first, then its result columns, which
+/// its header names (English, Chinese, or Chinese without `状态说明` from before it existed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub headers: ResultHeaders,
+    pub n_input: usize,
+    columns: Vec<Column>,
+}
+
+impl Layout {
+    /// The layout a run writes in this style after `n_input` input columns.
+    pub fn written(style: OutputStyle, n_input: usize) -> Layout {
+        let columns = COLUMNS
+            .iter()
+            .filter(|spec| style.zh_headers || !spec.zh_only)
+            .map(|spec| spec.column)
+            .collect();
+        Layout {
+            headers: if style.zh_headers {
+                ResultHeaders::Chinese
+            } else {
+                ResultHeaders::English
+            },
+            n_input,
+            columns,
+        }
+    }
+
+    /// The layout a header says; if it is not a results header, what is wrong, in words.
+    pub fn of_header(header: &StringRecord) -> Result<Layout, String> {
+        let names: Vec<&str> = header
+            .iter()
+            .map(|name| name.trim_start_matches('\u{feff}').trim())
+            .collect();
+        let matches = |set: &[&ColumnSpec], zh: bool| {
+            let start = names.len().checked_sub(set.len())?;
+            let tail = &names[start..];
+            tail.iter()
+                .zip(set)
+                .all(|(name, spec)| *name == if zh { spec.zh } else { spec.name })
+                .then(|| Layout {
+                    headers: if zh {
+                        ResultHeaders::Chinese
+                    } else {
+                        ResultHeaders::English
+                    },
+                    n_input: start,
+                    columns: set.iter().map(|spec| spec.column).collect(),
+                })
+        };
+        let all: Vec<&ColumnSpec> = COLUMNS.iter().collect();
+        let required: Vec<&ColumnSpec> = COLUMNS.iter().filter(|spec| !spec.zh_only).collect();
+        if let Some(layout) = matches(&required, false)
+            .or_else(|| matches(&all, true))
+            .or_else(|| matches(&required, true))
+        {
+            return Ok(layout);
+        }
+        Err(header_problem(&names))
+    }
+
+    /// Columns in all.
+    pub fn width(&self) -> usize {
+        self.n_input + self.columns.len()
+    }
+
+    /// The result columns' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let zh = self.headers == ResultHeaders::Chinese;
+        self.columns
+            .iter()
+            .map(move |column| if zh { column.spec().zh } else { column.spec().name })
+    }
+
+    /// What the `i`-th cell of a row holds (the input's cells are text, as read).
+    pub fn kind(&self, i: usize) -> CellKind {
+        i.checked_sub(self.n_input)
+            .and_then(|j| self.columns.get(j))
+            .map_or(CellKind::Text, |column| column.spec().kind)
+    }
+
+    /// The row's result columns in order, their text from `texts` (by [`Column`]).
+    fn results<'a>(&'a self, texts: &'a [&'a str; COLUMNS.len()]) -> impl Iterator<Item = &'a str> + 'a {
+        self.columns.iter().map(|column| texts[*column as usize])
+    }
+
+    /// Reads a row's result columns: its row number and outcome. `None` if the row has not
+    /// this layout's width or is not a results row (a status this tool never writes, say).
+    pub fn parse(&self, record: &StringRecord) -> Option<(u64, RowOutcome)> {
+        if record.len() != self.width() {
+            return None;
+        }
+        let cell = |wanted: Column| {
+            let at = self.columns.iter().position(|column| *column == wanted)?;
+            record.get(self.n_input + at)
+        };
+        let row = cell(Column::Row)?.parse().ok()?;
+        let status = Status::parse(cell(Column::Status)?)?;
+        let http_status = match cell(Column::HttpStatus)? {
+            "" => None,
+            text => Some(text.parse().ok()?),
+        };
+        let warnings = match cell(Column::Warnings)? {
+            "" => Vec::new(),
+            text => text.split(LIST_SEPARATOR).map(str::to_string).collect(),
+        };
+        let outcome = RowOutcome {
+            status,
+            http_status,
+            message: cell(Column::Message)?.to_string(),
+            renewal_token: cell(Column::RenewalToken)?.to_string(),
+            quote_url: cell(Column::QuoteUrl)?.to_string(),
+            attempts: cell(Column::Attempts)?.parse().ok()?,
+            warnings,
+        };
+        Some((row, outcome))
+    }
+
+    /// A row of this layout written again in `to`'s (rows of an earlier run that wrote
+    /// another style); a row that does not parse stays as it is.
+    pub fn relayout(&self, record: &StringRecord, to: &Layout) -> StringRecord {
+        if self == to {
+            return record.clone();
+        }
+        let Some((row, outcome)) = self.parse(record) else {
+            return record.clone();
+        };
+        let warnings = outcome.warnings.join(LIST_SEPARATOR);
+        let mut buffers = Default::default();
+        let texts = cell_texts(row, &outcome, &warnings, &mut buffers);
+        record
+            .iter()
+            .take(self.n_input)
+            .chain(to.results(&texts))
+            .collect()
+    }
+}
+
+fn header_problem(names: &[&str]) -> String {
+    let required: Vec<&ColumnSpec> = COLUMNS.iter().filter(|spec| !spec.zh_only).collect();
+    let english: Vec<&str> = required.iter().map(|spec| spec.name).collect();
+    let chinese: Vec<&str> = required.iter().map(|spec| spec.zh).collect();
+    let n_present = |set: &[&str]| set.iter().filter(|name| names.contains(name)).count();
+    let set = if n_present(&chinese) > n_present(&english) {
+        &chinese
+    } else {
+        &english
+    };
+    let missing: Vec<&str> = set.iter().copied().filter(|name| !names.contains(name)).collect();
+    let found = if names.iter().all(|name| name.is_empty()) {
+        "(empty)".to_string()
+    } else {
+        names.join(",")
+    };
+    let expected = format!(
+        "a results file has the lead list's columns followed by {} (or, with --zh-headers, {})",
+        RESULT_COLUMNS.join(","),
+        RESULT_COLUMNS_ZH.join(",")
+    );
+    if missing.is_empty() {
+        format!(
+            "its result columns are there but not as the last {} columns in this order: {}; {expected}. Its header is: {found}",
+            set.len(),
+            set.join(",")
+        )
+    } else {
+        format!(
+            "its header lacks the result column{} {}; {expected}. Its header is: {found}",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        )
+    }
+}
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -58,16 +339,6 @@ impl Default for OutputStyle {
             bom: true,
             zh_headers: false,
             formula_guard: FormulaGuard::default(),
-        }
-    }
-}
-
-impl OutputStyle {
-    pub fn result_columns(&self) -> [&'static str; 8] {
-        if self.zh_headers {
-            RESULT_COLUMNS_ZH
-        } else {
-            RESULT_COLUMNS
         }
     }
 }
@@ -97,6 +368,15 @@ impl OutputTarget {
     pub fn open(&self, style: OutputStyle) -> io::Result<ResultWriter> {
         match self {
             OutputTarget::Stdout => Ok(ResultWriter::stdout(style)),
+            // A workbook's cells are never formulas: its `.partial` keeps them raw, and the
+            // workbook made from it holds them as they were.
+            OutputTarget::File(path) if Format::of(path) == Format::Xlsx => ResultWriter::create(
+                &partial_path(path),
+                OutputStyle {
+                    formula_guard: FormulaGuard(false),
+                    ..style
+                },
+            ),
             OutputTarget::File(path) => ResultWriter::create(&partial_path(path), style),
         }
     }
@@ -105,7 +385,15 @@ impl OutputTarget {
     pub fn complete(&self) -> io::Result<()> {
         match self {
             OutputTarget::Stdout => Ok(()),
-            OutputTarget::File(path) => std::fs::rename(partial_path(path), path),
+            OutputTarget::File(path) => match Format::of(path) {
+                Format::Csv => std::fs::rename(partial_path(path), path),
+                // The workbook is made from the finished CSV, then the CSV goes.
+                Format::Xlsx => {
+                    let partial = partial_path(path);
+                    crate::results::xlsx::from_csv(&partial, path)?;
+                    std::fs::remove_file(partial)
+                }
+            },
         }
     }
 
@@ -132,7 +420,9 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// Writes result rows as CSV.
 pub struct ResultWriter {
     csv: csv::Writer<Box<dyn Write + Send>>,
-    result_columns: [&'static str; 8],
+    style: OutputStyle,
+    /// Known once the header is written.
+    layout: Layout,
     guard: FormulaGuard,
     /// The file written, when it is one: to notice it deleted, and to `fsync` it.
     file: Option<File>,
@@ -166,7 +456,8 @@ impl ResultWriter {
         let csv = csv::WriterBuilder::new().flexible(true).from_writer(sink);
         ResultWriter {
             csv,
-            result_columns: style.result_columns(),
+            style,
+            layout: Layout::written(style, 0),
             guard: style.formula_guard,
             file: None,
         }
@@ -174,48 +465,30 @@ impl ResultWriter {
 
     /// The header: the input's columns, then the result columns.
     pub fn write_header(&mut self, input_headers: &StringRecord) -> io::Result<()> {
+        self.layout = Layout::written(self.style, input_headers.len());
         let guard = self.guard;
+        let names = self.layout.names().map(|name| Cow::Borrowed(name.as_bytes()));
         self.csv
-            .write_record(
-                input_headers
-                    .iter()
-                    .map(|name| guard.cell(name))
-                    .chain(self.result_columns.map(|name| Cow::Borrowed(name.as_bytes()))),
-            )
+            .write_record(input_headers.iter().map(|name| guard.cell(name)).chain(names))
             .map_err(io::Error::from)
     }
 
     /// One row: the input's fields as read, then the outcome.
     pub fn write_row(&mut self, fields: &StringRecord, row: u64, outcome: &RowOutcome) -> io::Result<()> {
-        let (mut row_number, mut http_status, mut attempts) =
-            (itoa::Buffer::new(), itoa::Buffer::new(), itoa::Buffer::new());
         let warnings = outcome.warnings.join(LIST_SEPARATOR);
-        let result = [
-            row_number.format(row),
-            outcome.status.as_str(),
-            outcome
-                .http_status
-                .map_or("", |status| http_status.format(status)),
-            &outcome.message,
-            &outcome.renewal_token,
-            &outcome.quote_url,
-            attempts.format(outcome.attempts),
-            &warnings,
-        ];
+        let mut buffers = Default::default();
+        let texts = cell_texts(row, outcome, &warnings, &mut buffers);
         // Straight to the CSV writer, without gathering the row into a record first. The
         // tool's own columns are guarded too: `message` and `warnings` quote the server and
         // the input.
         let guard = self.guard;
         self.csv
-            .write_record(fields.iter().chain(result).map(|cell| guard.cell(cell)))
-            .map_err(io::Error::from)
-    }
-
-    /// A row copied as is (a kept row of an earlier run).
-    pub fn write_raw(&mut self, record: &StringRecord) -> io::Result<()> {
-        let guard = self.guard;
-        self.csv
-            .write_record(record.iter().map(|cell| guard.cell(cell)))
+            .write_record(
+                fields
+                    .iter()
+                    .chain(self.layout.results(&texts))
+                    .map(|cell| guard.cell(cell)),
+            )
             .map_err(io::Error::from)
     }
 
@@ -244,36 +517,6 @@ impl ResultWriter {
     }
 }
 
-/// Reads the result columns of a row written by [`ResultWriter`]: the row number and the
-/// outcome. `None` if they are not a results row (a status this tool never writes, say).
-pub fn parse_result(record: &StringRecord) -> Option<(u64, RowOutcome)> {
-    let n = record.len();
-    if n < RESULT_COLUMNS.len() {
-        return None;
-    }
-    let result = |i: usize| &record[n - RESULT_COLUMNS.len() + i];
-    let row = result(0).parse().ok()?;
-    let status = crate::results::outcome::Status::parse(result(1))?;
-    let http_status = match result(2) {
-        "" => None,
-        text => Some(text.parse().ok()?),
-    };
-    let warnings = match result(7) {
-        "" => Vec::new(),
-        text => text.split(LIST_SEPARATOR).map(str::to_string).collect(),
-    };
-    let outcome = RowOutcome {
-        status,
-        http_status,
-        message: result(3).to_string(),
-        renewal_token: result(4).to_string(),
-        quote_url: result(5).to_string(),
-        attempts: result(6).parse().ok()?,
-        warnings,
-    };
-    Some((row, outcome))
-}
-
 /// Which names a results file gives its result columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -283,53 +526,10 @@ pub enum ResultHeaders {
     Chinese,
 }
 
-/// Whether `header` is that of a results file (the input's columns, then the 8 result
+/// Whether `header` is that of a results file (the input's columns, then the result
 /// columns in English or Chinese); if not, what is missing, in words.
 pub fn result_headers(header: &StringRecord) -> Result<ResultHeaders, String> {
-    let names: Vec<&str> = header
-        .iter()
-        .map(|name| name.trim_start_matches('\u{feff}').trim())
-        .collect();
-    let tail = names
-        .len()
-        .checked_sub(RESULT_COLUMNS.len())
-        .map(|start| &names[start..]);
-    if tail == Some(&RESULT_COLUMNS[..]) {
-        return Ok(ResultHeaders::English);
-    }
-    if tail == Some(&RESULT_COLUMNS_ZH[..]) {
-        return Ok(ResultHeaders::Chinese);
-    }
-    let n_present = |set: &[&str]| set.iter().filter(|name| names.contains(name)).count();
-    let set = if n_present(&RESULT_COLUMNS_ZH) > n_present(&RESULT_COLUMNS) {
-        &RESULT_COLUMNS_ZH
-    } else {
-        &RESULT_COLUMNS
-    };
-    let missing: Vec<&str> = set.iter().copied().filter(|name| !names.contains(name)).collect();
-    let found = if names.iter().all(|name| name.is_empty()) {
-        "(empty)".to_string()
-    } else {
-        names.join(",")
-    };
-    let expected = format!(
-        "a results file has the lead list's columns followed by {} (or, with --zh-headers, {})",
-        RESULT_COLUMNS.join(","),
-        RESULT_COLUMNS_ZH.join(",")
-    );
-    Err(if missing.is_empty() {
-        format!(
-            "its result columns are there but not as the last {} columns in this order: {}; {expected}. Its header is: {found}",
-            set.len(),
-            set.join(",")
-        )
-    } else {
-        format!(
-            "its header lacks the result column{} {}; {expected}. Its header is: {found}",
-            if missing.len() == 1 { "" } else { "s" },
-            missing.join(", ")
-        )
-    })
+    Layout::of_header(header).map(|layout| layout.headers)
 }
 
 /// Whether a file starts with a UTF-8 BOM.
@@ -378,12 +578,78 @@ mod tests {
         );
         let mut reader = csv::Reader::from_path(&path).unwrap();
         assert_eq!(
-            result_headers(reader.headers().unwrap()),
+            result_headers(&reader.headers().unwrap().clone()),
             Ok(ResultHeaders::English)
         );
         let record = reader.records().next().unwrap().unwrap();
         assert_eq!(&record[0], "张三");
-        assert_eq!(parse_result(&record), Some((7, outcome)));
+        let layout = Layout::of_header(reader.headers().unwrap()).unwrap();
+        assert_eq!(layout.parse(&record), Some((7, outcome)));
+    }
+
+    #[test]
+    fn rows_move_between_english_and_chinese_columns() {
+        let outcome = RowOutcome {
+            status: Status::NotRenewable,
+            http_status: Some(206),
+            message: "续保失败".into(),
+            attempts: 1,
+            ..RowOutcome::default()
+        };
+        let write = |zh_headers| {
+            let style = OutputStyle {
+                bom: false,
+                zh_headers,
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("out.csv");
+            let mut writer = ResultWriter::create(&path, style).unwrap();
+            writer.write_header(&StringRecord::from(vec!["plate"])).unwrap();
+            writer
+                .write_row(&StringRecord::from(vec!["沪A12345"]), 3, &outcome)
+                .unwrap();
+            writer.flush().unwrap();
+            drop(writer);
+            let mut reader = csv::Reader::from_path(&path).unwrap();
+            let header = reader.headers().unwrap().clone();
+            let record = reader.records().next().unwrap().unwrap();
+            (header, record)
+        };
+        let (english_header, english) = write(false);
+        let (chinese_header, chinese) = write(true);
+        assert_eq!(
+            chinese_header.iter().collect::<Vec<_>>(),
+            [
+                "plate",
+                "行号",
+                "状态",
+                "状态说明",
+                "HTTP状态",
+                "消息",
+                "续保令牌",
+                "报价链接",
+                "尝试次数",
+                "警告"
+            ]
+        );
+        assert_eq!(&chinese[2], "not_renewable", "the machine value stays");
+        assert_eq!(&chinese[3], "不可续保（无续保信息）");
+        let english_layout = Layout::of_header(&english_header).unwrap();
+        let chinese_layout = Layout::of_header(&chinese_header).unwrap();
+        assert_eq!(chinese_layout.headers, ResultHeaders::Chinese);
+        assert_eq!(chinese_layout.parse(&chinese), Some((3, outcome.clone())));
+        assert_eq!(english_layout.relayout(&english, &chinese_layout), chinese);
+        assert_eq!(chinese_layout.relayout(&chinese, &english_layout), english);
+        // A Chinese file from before `状态说明` reads too.
+        let mut legacy_header = StringRecord::from(vec!["plate"]);
+        legacy_header.extend(
+            RESULT_COLUMNS
+                .iter()
+                .map(|name| COLUMNS.iter().find(|spec| spec.name == *name).unwrap().zh),
+        );
+        let legacy = Layout::of_header(&legacy_header).unwrap();
+        assert_eq!(legacy.headers, ResultHeaders::Chinese);
+        assert_eq!(legacy.parse(&english), Some((3, outcome)));
     }
 
     #[test]

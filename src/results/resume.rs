@@ -15,7 +15,10 @@ use csv::StringRecord;
 
 use crate::error::Error;
 use crate::leads::input::LeadReader;
-use crate::results::output::{self, RESULT_COLUMNS, partial_path};
+use crate::results::outcome::RowOutcome;
+use crate::results::output::{self, Layout, partial_path};
+use crate::results::table::{Format, TableReader};
+use crate::results::xlsx::{self, XlsxWriter};
 
 /// Cuts `path` after its last complete record (one ending in a newline, with the header's
 /// number of fields) and returns the number of data rows it keeps. A file without a whole
@@ -62,23 +65,13 @@ pub fn truncate_to_complete(path: &Path) -> io::Result<u64> {
     Ok(n_rows)
 }
 
-fn reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, Error> {
-    let file = File::open(path).map_err(Error::file("cannot read", path))?;
-    Ok(csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(BufReader::with_capacity(1 << 16, file)))
-}
-
-fn read_error(path: &Path) -> impl Fn(csv::Error) -> Error + '_ {
-    move |error| Error::File {
-        action: "cannot read",
-        path: path.to_path_buf(),
-        source: io::Error::other(error),
-    }
+fn open_table(path: &Path) -> Result<TableReader, Error> {
+    TableReader::open(path).map_err(Error::file("cannot read", path))
 }
 
 /// Folds an interrupted run's `.partial` into OUTPUT: its rows replace OUTPUT's first rows,
-/// OUTPUT's later rows stay. Afterwards only OUTPUT exists. Safe to repeat after a kill.
+/// OUTPUT's later rows stay (in the newer run's layout). Afterwards only OUTPUT exists, a
+/// CSV or a workbook as its name says. Safe to repeat after a kill.
 pub fn consolidate(output: &Path) -> Result<(), Error> {
     let partial = partial_path(output);
     if !partial.exists() {
@@ -92,45 +85,97 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
     {
         return fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial));
     }
+    let format = Format::of(output);
     if !output.exists() {
-        return fs::rename(&partial, output).map_err(Error::file("cannot rename", &partial));
-    }
-    let merging = output::with_suffix(output, ".merging");
-    {
-        let mut newer = reader(&partial)?;
-        let mut older = reader(output)?;
-        let mut file =
-            BufWriter::new(File::create(&merging).map_err(Error::file("cannot create", &merging))?);
-        // Keep the BOM (or its absence) of the run that wrote the rows.
-        if output::starts_with_bom(&partial).map_err(Error::file("cannot read", &partial))? {
-            output::write_bom(&mut file).map_err(Error::file("cannot write", &merging))?;
-        }
-        let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
-        let write_error = |e: csv::Error| Error::File {
-            action: "cannot write",
-            path: merging.clone(),
-            source: io::Error::other(e),
-        };
-        writer
-            .write_record(newer.headers().map_err(read_error(&partial))?)
-            .map_err(write_error)?;
-        let mut record = StringRecord::new();
-        let mut n_newer = 0;
-        while newer.read_record(&mut record).map_err(read_error(&partial))? {
-            writer.write_record(&record).map_err(write_error)?;
-            n_newer += 1;
-        }
-        let mut n_older = 0;
-        while older.read_record(&mut record).map_err(read_error(output))? {
-            n_older += 1;
-            if n_older > n_newer {
-                writer.write_record(&record).map_err(write_error)?;
+        match format {
+            Format::Csv => {
+                return fs::rename(&partial, output).map_err(Error::file("cannot rename", &partial));
+            }
+            Format::Xlsx => {
+                xlsx::from_csv(&partial, output).map_err(Error::file("cannot write", output))?;
+                return fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial));
             }
         }
-        writer.flush().map_err(Error::file("cannot write", &merging))?;
     }
-    fs::rename(&merging, output).map_err(Error::file("cannot rename", &merging))?;
+    let merging = output::with_suffix(output, ".merging");
+    let mut newer = open_table(&partial)?;
+    let mut older = open_table(output)?;
+    let header = newer.headers().clone();
+    // Rows of an older run are written again in the newer run's columns.
+    let newer_layout = Layout::of_header(&header).ok();
+    let older_layout = Layout::of_header(older.headers()).ok();
+    let relayout = |record: &StringRecord| match (&older_layout, &newer_layout) {
+        (Some(older), Some(newer)) => older.relayout(record, newer),
+        _ => record.clone(),
+    };
+    let mut sink = match format {
+        Format::Csv => {
+            let mut file =
+                BufWriter::new(File::create(&merging).map_err(Error::file("cannot create", &merging))?);
+            // Keep the BOM (or its absence) of the run that wrote the rows.
+            if output::starts_with_bom(&partial).map_err(Error::file("cannot read", &partial))? {
+                output::write_bom(&mut file).map_err(Error::file("cannot write", &merging))?;
+            }
+            let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
+            writer
+                .write_record(&header)
+                .map_err(|e| Error::file("cannot write", &merging)(e.into()))?;
+            Merged::Csv(writer)
+        }
+        Format::Xlsx => {
+            Merged::Xlsx(XlsxWriter::create(output, &header).map_err(Error::file("cannot write", output))?)
+        }
+    };
+    let written = match format {
+        Format::Csv => merging.clone(),
+        Format::Xlsx => output.to_path_buf(),
+    };
+    let mut record = StringRecord::new();
+    let mut n_newer = 0;
+    while newer
+        .read_record(&mut record)
+        .map_err(Error::file("cannot read", &partial))?
+    {
+        sink.write(&record)
+            .map_err(Error::file("cannot write", &written))?;
+        n_newer += 1;
+    }
+    let mut n_older = 0;
+    while older
+        .read_record(&mut record)
+        .map_err(Error::file("cannot read", output))?
+    {
+        n_older += 1;
+        if n_older > n_newer {
+            sink.write(&relayout(&record))
+                .map_err(Error::file("cannot write", &written))?;
+        }
+    }
+    match sink {
+        Merged::Csv(mut writer) => {
+            writer.flush().map_err(Error::file("cannot write", &merging))?;
+            drop(writer);
+            fs::rename(&merging, output).map_err(Error::file("cannot rename", &merging))?;
+        }
+        Merged::Xlsx(writer) => writer.finish().map_err(Error::file("cannot write", output))?,
+    }
     fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial))
+}
+
+/// Where [`consolidate`] writes the merged rows (one at a time: its size does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Merged {
+    Csv(csv::Writer<BufWriter<File>>),
+    Xlsx(XlsxWriter),
+}
+
+impl Merged {
+    fn write(&mut self, record: &StringRecord) -> io::Result<()> {
+        match self {
+            Merged::Csv(writer) => writer.write_record(record).map_err(io::Error::from),
+            Merged::Xlsx(writer) => writer.write_record(record),
+        }
+    }
 }
 
 /// What an earlier run left in OUTPUT.
@@ -154,15 +199,18 @@ pub fn verify_each(
     input: &mut LeadReader,
     mut each: impl FnMut(crate::results::outcome::Status),
 ) -> Result<Previous, Error> {
-    let mut previous = reader(output)?;
-    let header = previous.headers().map_err(read_error(output))?.clone();
+    let mut previous = open_table(output)?;
+    let header = previous.headers().clone();
     let shown = output.display();
-    if let Err(problem) = output::result_headers(&header) {
-        return Err(Error::Resume(format!(
-            "{shown} is not a results file of bihu-renew: {problem}. Use -o to write elsewhere, or --force to replace it"
-        )));
-    }
-    let n_input_columns = header.len() - RESULT_COLUMNS.len();
+    let layout = match Layout::of_header(&header) {
+        Ok(layout) => layout,
+        Err(problem) => {
+            return Err(Error::Resume(format!(
+                "{shown} is not a results file of bihu-renew: {problem}. Use -o to write elsewhere, or --force to replace it"
+            )));
+        }
+    };
+    let n_input_columns = layout.n_input;
     let input_headers = input.headers().clone();
     if header
         .iter()
@@ -178,10 +226,13 @@ pub fn verify_each(
     }
     let mut counts = Previous::default();
     let mut record = StringRecord::new();
-    while previous.read_record(&mut record).map_err(read_error(output))? {
+    while previous
+        .read_record(&mut record)
+        .map_err(Error::file("cannot read", output))?
+    {
         counts.n_rows += 1;
         let row = counts.n_rows;
-        let Some((written_row, outcome)) = output::parse_result(&record) else {
+        let Some((written_row, outcome)) = layout.parse(&record) else {
             return Err(Error::Resume(format!(
                 "{shown}: data row {row} has no readable result columns; pass --force to start over"
             )));
@@ -222,20 +273,33 @@ pub fn verify_each(
     Ok(counts)
 }
 
-/// Reads OUTPUT's rows in order, beside the input.
+/// Reads OUTPUT's outcomes in order, beside the input.
 pub struct PreviousRows {
-    csv: csv::Reader<BufReader<File>>,
+    table: TableReader,
+    layout: Option<Layout>,
+    record: StringRecord,
 }
 
 impl PreviousRows {
     pub fn open(output: &Path) -> Result<PreviousRows, Error> {
-        Ok(PreviousRows { csv: reader(output)? })
+        let table = open_table(output)?;
+        let layout = Layout::of_header(table.headers()).ok();
+        Ok(PreviousRows {
+            table,
+            layout,
+            record: StringRecord::new(),
+        })
     }
 
-    pub fn next_record(&mut self) -> Option<StringRecord> {
-        let mut record = StringRecord::new();
-        match self.csv.read_record(&mut record) {
-            Ok(true) => Some(record),
+    /// The next row's outcome; `None` at the end, or for a row that does not read as one
+    /// (it is done again).
+    pub fn next_outcome(&mut self) -> Option<RowOutcome> {
+        match self.table.read_record(&mut self.record) {
+            Ok(true) => self
+                .layout
+                .as_ref()?
+                .parse(&self.record)
+                .map(|(_, outcome)| outcome),
             _ => None,
         }
     }

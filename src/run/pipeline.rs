@@ -46,6 +46,8 @@ use crate::results::lock::OutputLock;
 use crate::results::outcome::{RowOutcome, Status};
 use crate::results::output::{self, OutputTarget, ResultWriter};
 use crate::results::resume::{self, PreviousRows};
+use crate::results::table::{Format, TableReader};
+use crate::results::xlsx;
 use crate::run::config::{Existing, RunConfig};
 use crate::run::events::{Event, Observer};
 use crate::run::quota::{Member, Quota};
@@ -120,6 +122,18 @@ pub async fn run_over(
         duplicated_vehicles = survey.duplicates.len(),
         "surveyed the input"
     );
+
+    if let OutputTarget::File(path) = &config.output
+        && Format::of(path) == Format::Xlsx
+        && survey.n_rows >= xlsx::MAX_ROWS
+    {
+        return Err(Error::Usage(format!(
+            "{} has {} rows, more than the {} an .xlsx sheet holds; nothing was sent. Write the results as CSV (-o with a .csv name)",
+            config.input.display(),
+            survey.n_rows,
+            xlsx::MAX_ROWS - 1
+        )));
+    }
 
     // Every file the run writes is created before the first request (a login included).
     let mut writer = config
@@ -215,10 +229,13 @@ pub async fn run_over(
     if complete {
         // OUTPUT is on disk before the journal goes: a power cut loses neither.
         run.writer.sync().map_err(write_error(&written))?;
-        config
-            .output
-            .complete()
-            .map_err(Error::file("cannot rename", &written))?;
+        config.output.complete().map_err(|source| match &config.output {
+            OutputTarget::File(path) if Format::of(path) == Format::Xlsx => Error::Write {
+                path: path.clone(),
+                source,
+            },
+            _ => Error::file("cannot rename", &written)(source),
+        })?;
         if let OutputTarget::File(path) = &config.output {
             sync_directory(path).map_err(Error::file("cannot sync the directory of", path))?;
         }
@@ -408,13 +425,16 @@ impl Summary {
     /// Recounts rows by status from OUTPUT as it is on disk (after an early stop it holds
     /// earlier runs' rows beyond this run's prefix).
     fn absorb_file(&mut self, path: &std::path::Path) {
-        let Ok(mut reader) = csv::ReaderBuilder::new().flexible(true).from_path(path) else {
+        let Ok(mut reader) = TableReader::open(path) else {
+            return;
+        };
+        let Ok(layout) = output::Layout::of_header(reader.headers()) else {
             return;
         };
         let mut by_status = BTreeMap::new();
         let mut record = StringRecord::new();
         while let Ok(true) = reader.read_record(&mut record) {
-            if let Some((_, outcome)) = output::parse_result(&record) {
+            if let Some((_, outcome)) = layout.parse(&record) {
                 *by_status.entry(outcome.status).or_default() += 1;
             }
         }
@@ -475,7 +495,7 @@ type Intake = Result<(InputRow, Earlier), InputError>;
 enum Earlier {
     Nothing,
     /// OUTPUT's row (kept if final, done again if not).
-    Output(StringRecord),
+    Output(RowOutcome),
     /// The journal's latest record, newer than OUTPUT's row: a final answer, or a row that was
     /// waiting out a backoff.
     Journal(journal::Record),
@@ -495,12 +515,12 @@ fn spawn_reader(
     let thread = std::thread::spawn(move || {
         let mut batch = Vec::with_capacity(READ_BATCH);
         while let Some(row) = reader.next_row() {
-            let previous_row = previous.as_mut().and_then(PreviousRows::next_record);
+            let previous_row = previous.as_mut().and_then(PreviousRows::next_outcome);
             let failed = row.is_err();
             batch.push(row.map(|row| {
                 let earlier = match (journalled.remove(&row.row), previous_row) {
                     (Some(record), _) => Earlier::Journal(record),
-                    (None, Some(record)) => Earlier::Output(record),
+                    (None, Some(outcome)) => Earlier::Output(outcome),
                     (None, None) => Earlier::Nothing,
                 };
                 (row, earlier)
@@ -532,8 +552,8 @@ enum RowResult {
     /// Queued, in flight or waiting out a backoff: nothing after it is written yet.
     Pending,
     Decided(RowOutcome),
-    /// An earlier run's final row, copied as it was.
-    Kept(StringRecord),
+    /// An earlier run's final row, written again as it was (in this run's columns).
+    Kept(RowOutcome),
     /// An earlier run's final answer, from its journal.
     Journalled(RowOutcome),
     /// Same vehicle as this earlier row: copy its outcome.
@@ -671,7 +691,7 @@ impl Run<'_> {
         let InputRow { row, fields, lead } = input;
         let (previous, journalled) = match earlier {
             Earlier::Nothing => (None, None),
-            Earlier::Output(record) => (Some(record), None),
+            Earlier::Output(outcome) => (Some(outcome), None),
             Earlier::Journal(record) => (None, Some(record)),
         };
         if let Some(record) = &journalled
@@ -685,14 +705,12 @@ impl Run<'_> {
                 "{path} holds an answer for data row {row} that is not this input's vehicle at row {row}: it was made from another input (or with another --city-code). Resume with the input and settings it was made from, or pass --force to start over"
             )));
         }
-        let kept = previous
-            .and_then(|record| output::parse_result(&record).map(|(_, outcome)| (record, outcome)))
-            .filter(|(_, outcome)| outcome.status.is_final());
+        let kept = previous.filter(|outcome| outcome.status.is_final());
         let lead = match lead {
             Err(rejection) => {
                 let message = rejection.to_string();
                 let result = match kept {
-                    Some((record, _)) => RowResult::Kept(record),
+                    Some(outcome) => RowResult::Kept(outcome),
                     None => RowResult::Decided(RowOutcome::invalid_input(message, Vec::new())),
                 };
                 self.window.push_back(Finished {
@@ -723,7 +741,7 @@ impl Run<'_> {
                 .is_some_and(|duplicate| duplicate.first_row.is_some());
         let reused = if answered { None } else { self.reuse(&lead) };
         let duplicate = self.duplicates.get_mut(&key);
-        if let Some((record, outcome)) = kept {
+        if let Some(outcome) = kept {
             // A vehicle answered before the interruption: its later rows copy this.
             if let Some(duplicate) = duplicate
                 && duplicate.first_row.is_none()
@@ -731,10 +749,10 @@ impl Run<'_> {
                 duplicate.first_row = Some(row);
                 duplicate.outcome = Some(Arc::new(RowOutcome {
                     warnings: Vec::new(),
-                    ..outcome
+                    ..outcome.clone()
                 }));
             }
-            finished.result = RowResult::Kept(record);
+            finished.result = RowResult::Kept(outcome);
         } else if let Some(record) = journalled.as_ref().filter(|record| record.retry.is_none()) {
             // Answered before the interruption, beyond what OUTPUT holds.
             if let Some(duplicate) = duplicate
@@ -960,13 +978,12 @@ impl Run<'_> {
                 self.halted = true;
                 return Ok(());
             }
-            RowResult::Kept(record) => {
-                self.writer.write_raw(&record).map_err(write_error)?;
+            RowResult::Kept(outcome) => {
+                self.writer
+                    .write_row(&fields, row, &outcome)
+                    .map_err(write_error)?;
                 self.n_kept += 1;
-                let status = output::parse_result(&record)
-                    .map(|(_, o)| o.status)
-                    .unwrap_or(Status::InvalidInput);
-                (status, true, false)
+                (outcome.status, true, false)
             }
             RowResult::Journalled(mut outcome) => {
                 outcome.warnings = warnings;

@@ -222,13 +222,44 @@ async fn zh_headers_name_the_result_columns_in_chinese_and_still_resume() {
         .to_string();
     assert_eq!(
         header,
-        "车牌号,行号,状态,HTTP状态,消息,续保令牌,报价链接,尝试次数,警告"
+        "车牌号,行号,状态,状态说明,HTTP状态,消息,续保令牌,报价链接,尝试次数,警告"
+    );
+    // The status stays the machine value; the Chinese words stand beside it.
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut statuses = Vec::new();
+    for record in reader.records() {
+        let record = record.unwrap();
+        let status = bihu_renew::results::outcome::Status::parse(&record[2])
+            .unwrap_or_else(|| panic!("状态 {:?} is a machine value", &record[2]));
+        assert_eq!(&record[3], status.zh_description(), "{record:?}");
+        statuses.push(status.as_str().to_string());
+    }
+    assert_eq!(statuses, ["renewed", "not_renewable"]);
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("京J97896,1,renewed,续保成功,200,"),
+        "{text}"
     );
     let before = sandbox.stats().requests;
     let resumed = run_with(&sandbox, &[&input, "-o", &output, "--zh-headers", "--resume"]).await;
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert!(resumed.stderr.contains("nothing to do"), "{}", resumed.stderr);
+    // Without --zh-headers too: the reader takes either set of columns.
+    let resumed = run_with(&sandbox, &[&input, "-o", &output, "--resume"]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("nothing to do"), "{}", resumed.stderr);
     assert_eq!(sandbox.stats().requests, before);
+    let report = run_binary(&["report", &output], &[]).await;
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    assert!(
+        report
+            .stdout_text()
+            .contains("not_renewable              1   50.0%"),
+        "{}",
+        report.stdout_text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

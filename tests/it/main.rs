@@ -16,3 +16,4 @@ mod run;
 mod sandbox;
 mod serve;
 mod support;
+mod xlsx;

@@ -600,6 +600,7 @@ mod tests {
             let style = OutputStyle {
                 bom: false,
                 zh_headers,
+                ..OutputStyle::default()
             };
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("out.csv");

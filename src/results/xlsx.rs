@@ -195,9 +195,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("out.csv");
         let xlsx = dir.path().join("out.xlsx");
+        // As a run writes the `.partial` of a workbook: cells raw.
         let style = OutputStyle {
             bom: true,
             zh_headers: true,
+            formula_guard: crate::results::formula::FormulaGuard(false),
         };
         let mut writer = ResultWriter::create(&csv, style).unwrap();
         writer

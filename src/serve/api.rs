@@ -373,7 +373,7 @@ async fn delete_job(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn start_job(
+pub(crate) async fn start_job(
     State(state): State<AppState>,
     _principal: Principal,
     Path(id): Path<String>,
@@ -381,7 +381,7 @@ async fn start_job(
     Ok(Json(JobView::from(&state.jobs.start(job_id(&id)?).await?)))
 }
 
-async fn cancel_job(
+pub(crate) async fn cancel_job(
     State(state): State<AppState>,
     _principal: Principal,
     Path(id): Path<String>,
@@ -389,7 +389,7 @@ async fn cancel_job(
     Ok(Json(JobView::from(&state.jobs.cancel(job_id(&id)?).await?)))
 }
 
-async fn retry_job(
+pub(crate) async fn retry_job(
     State(state): State<AppState>,
     _principal: Principal,
     Path(id): Path<String>,
@@ -411,7 +411,7 @@ impl Drop for UploadDir {
 /// `POST /api/jobs`: multipart with `file`, optional `city_code`, `start=true` and
 /// `reuse_within` (`7d`, or `off`; the config's `reuse_within` when absent). The file is
 /// streamed to disk, checked as `--dry-run` does, and becomes a job; any refusal leaves nothing.
-async fn create_job(
+pub(crate) async fn create_job(
     State(state): State<AppState>,
     principal: Principal,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
@@ -602,7 +602,7 @@ async fn build_report(state: &AppState, id: &str) -> Result<Report, ApiError> {
     let job = state.jobs.view(id).await?;
     let path = state.jobs.results_path(id).await?;
     let city = Jobs::city(&job);
-    tokio::task::spawn_blocking(move || Report::build(&[path], None, city))
+    let mut report = tokio::task::spawn_blocking(move || Report::build(&[path], None, city))
         .await
         .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("the report failed: {e}")))?
         .map_err(|e| {
@@ -610,7 +610,12 @@ async fn build_report(state: &AppState, id: &str) -> Result<Report, ApiError> {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("job {id}'s results cannot be reported: {e}"),
             )
-        })
+        })?;
+    // Named as the clerk knows the list, not by where the service keeps it.
+    for file in &mut report.files {
+        file.path = format!("{} (job {id})", job.file_name);
+    }
+    Ok(report)
 }
 
 async fn report_html(

@@ -30,7 +30,9 @@ use crate::run::pipeline;
 use crate::run::quota::Quota;
 use crate::run::summary::RunEnd;
 use crate::serve::ServeConfig;
-use crate::serve::store::{JobRecord, JobState, NewJob, Preview, Progress, ReasonCount, Store, StoreError};
+use crate::serve::store::{
+    JobRecord, JobState, NewJob, Preview, Progress, ReasonCount, ReasonExample, Store, StoreError,
+};
 
 /// What every job's run shares: the agent, its quota's figures, retries and timeouts.
 #[derive(Debug, Clone)]
@@ -565,6 +567,18 @@ fn preview(summary: &DryRunSummary, rate: NonZeroU32) -> Preview {
         .map(|(kind, rows)| ReasonCount {
             reason: kind.as_str().to_string(),
             rows: *rows,
+            examples: summary
+                .examples
+                .get(kind)
+                .into_iter()
+                .flatten()
+                .map(|example| ReasonExample {
+                    row: example.row,
+                    plate: example.plate.clone(),
+                    vin: example.vin.clone(),
+                    text: example.text.clone(),
+                })
+                .collect(),
         })
         .collect();
     reasons.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.reason.cmp(&b.reason)));

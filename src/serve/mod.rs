@@ -6,14 +6,15 @@
 //!   pipeline as the CLI within one shared [`Quota`], their counters and events.
 //! - [`auth`]: users, sessions, HTTP Basic, the login throttle and the CSRF rule.
 //! - [`api`]: the JSON API's routes and thin handlers.
-//!
-//! Pages (issue 18) add their own routes beside the API's in [`router`].
+//! - [`pages`]: the pages clerks use, beside the API's routes in [`router`]; their forms
+//!   go through the API's handlers.
 //!
 //! May import every layer but `cmd`, which starts it (`cmd/serve.rs`).
 
 pub mod api;
 pub mod auth;
 pub mod jobs;
+pub mod pages;
 pub mod store;
 
 use std::future::Future;
@@ -94,9 +95,12 @@ impl AppState {
     }
 }
 
-/// The whole service: the API, and the pages' routes when they exist, behind one state.
+/// The whole service: the API and the pages, behind one state.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(api::routes(state.clone())).with_state(state)
+    Router::new()
+        .merge(api::routes(state.clone()))
+        .merge(pages::routes())
+        .with_state(state)
 }
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

@@ -116,6 +116,21 @@ pub struct Preview {
 pub struct ReasonCount {
     pub reason: String,
     pub rows: u64,
+    /// The first rows with this reason (jobs stored before this field have none).
+    #[serde(default)]
+    pub examples: Vec<ReasonExample>,
+}
+
+/// One rejected row as the check shows it: where, what was written, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonExample {
+    pub row: u64,
+    /// The plate as written in the file (empty if none).
+    pub plate: String,
+    /// The VIN as written (empty if none).
+    pub vin: String,
+    /// The CLI's sentence for this reason, which ends with what to do.
+    pub text: String,
 }
 
 /// One job as stored.

@@ -214,6 +214,56 @@ impl Browser {
         (status, body)
     }
 
+    /// Clicks the element `css` matches, waiting for it to appear.
+    pub async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        if let Err(e) = element.click().await {
+            panic!("cannot click {css} on {}: {e}", self.url().await)
+        }
+    }
+
+    /// Clicks the element `css` matches and waits until the page it was on has gone (a form's
+    /// answer may be the same URL).
+    pub async fn click_to_next_page(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.expect("a page");
+        self.click(css).await;
+        let started = Instant::now();
+        while old.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < PAGE_WAIT,
+                "clicking {css} left {} as it was",
+                self.url().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Types `text` into the element `css` matches (for a file input: a file's path).
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        if let Err(e) = element.send_keys(text).await {
+            panic!("cannot type into {css} on {}: {e}", self.url().await)
+        }
+    }
+
+    /// Waits until the page's URL satisfies `ready`; returns it.
+    pub async fn wait_for_url(&self, ready: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let url = self.url().await;
+            if ready(&url) {
+                return url;
+            }
+            assert!(started.elapsed() < PAGE_WAIT, "the page stayed at {url}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves the page as it is now to `target/browser-screenshots/NAME.png`.
+    pub async fn screenshot_as(&self, name: &str) {
+        self.save_screenshot(name).await;
+    }
+
     async fn save_screenshot(&self, name: &str) {
         let path = screenshot_path(name);
         match self.client.screenshot().await {

@@ -10,6 +10,7 @@ mod hostile;
 mod inputs;
 mod journal;
 mod messages;
+mod pages;
 mod report;
 mod resume;
 mod run;

@@ -1,0 +1,439 @@
+//! The pages (issue 18) in a real headless Chromium: a clerk signs in, uploads the sample,
+//! reads the check, starts it, watches it finish, downloads the results and reads the report;
+//! the GBK and Excel copies of the sample give the same check; a list without a vehicle
+//! column shows the CLI's message on the page; signed out, the job pages are refused.
+//!
+//! Each test runs the service in-process on `127.0.0.1:0` with a sandbox on another loopback
+//! port, at a rate high enough to keep it quick and low enough to see the live progress.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bihu_renew::run::config::Backoff;
+use bihu_renew::sandbox::{Sandbox, SandboxConfig};
+use bihu_renew::serve::auth::{User, hash_password};
+use bihu_renew::serve::jobs::JobSettings;
+use bihu_renew::serve::{self, AppState, ServeConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::browser::{Browser, with_browser};
+use crate::support::{agent, parse_results, start_sandbox};
+
+const CLERK: &str = "clerk";
+const PASSWORD: &str = "correct horse";
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples").join(name)
+}
+
+/// A service with one user, and its sandbox.
+struct Service {
+    sandbox: Sandbox,
+    base: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    dir: tempfile::TempDir,
+}
+
+impl Service {
+    async fn start(sandbox: SandboxConfig, rate: u32, change: impl FnOnce(&mut JobSettings)) -> Service {
+        let sandbox = start_sandbox(sandbox).await;
+        let config = sandbox.config();
+        let mut settings = JobSettings {
+            base_url: sandbox.base_url(),
+            agent: agent(config),
+            token: Some(config.token.clone()),
+            user_name: None,
+            rate: rate.try_into().unwrap(),
+            burst: 1.try_into().unwrap(),
+            concurrency: 4.try_into().unwrap(),
+            retries: 2,
+            timeout: Duration::from_secs(5),
+            backoff: Backoff {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(50),
+                max_retry_after: Duration::from_millis(50),
+            },
+            credential_failure_limit: 3,
+        };
+        change(&mut settings);
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState::open(ServeConfig {
+            data_dir: dir.path().join("data"),
+            max_upload_bytes: 1024 * 1024,
+            retention: Duration::from_secs(86_400),
+            users: vec![User {
+                name: CLERK.to_string(),
+                password_hash: hash_password(PASSWORD).unwrap(),
+            }],
+            session_ttl: Duration::from_secs(3600),
+            settings,
+        })
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve::serve(listener, state, stop.clone().cancelled_owned()));
+        Service {
+            sandbox,
+            base,
+            stop,
+            task,
+            dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn shutdown(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+        self.sandbox.shutdown().await;
+    }
+}
+
+async fn sign_in(browser: &Browser, service: &Service) {
+    browser.goto(&service.url("/jobs")).await;
+    browser.wait_for_url(|url| url.contains("/login")).await;
+    assert_eq!(browser.text("#notice").await, "请先登录。");
+    browser.type_into("#name", CLERK).await;
+    browser.type_into("#password", PASSWORD).await;
+    browser.click("#sign-in").await;
+    browser.wait_for_url(|url| url.ends_with("/jobs")).await;
+    assert_eq!(browser.text("#user").await, CLERK);
+}
+
+/// Uploads `file` from the jobs page; returns the job page's URL.
+async fn upload(browser: &Browser, service: &Service, file: &Path) -> String {
+    browser.goto(&service.url("/jobs")).await;
+    browser.type_into("#file", file.to_str().unwrap()).await;
+    browser.click("#upload-submit").await;
+    browser
+        .wait_for_url(|url| url.rsplit('/').next().is_some_and(|id| id.parse::<u64>().is_ok()))
+        .await
+}
+
+/// The check of samples/leads.csv (and its GBK and Excel copies), as the page shows it.
+async fn assert_sample_check(browser: &Browser) {
+    assert_eq!(browser.text("#check-rows").await, "40");
+    assert_eq!(browser.text("#check-ready").await, "35");
+    assert_eq!(browser.text("#check-invalid").await, "5");
+    assert_eq!(browser.text("#check-duplicates").await, "2");
+    let reasons = browser.text("#reasons").await;
+    for (label, fix) in [
+        ("新能源或特殊车牌", "请补上车架号和发动机号"),
+        ("车牌号格式不对", "首字是省份简称"),
+        ("车架号不对", "17 位"),
+        ("没有车辆信息", "请填写车牌号"),
+        ("没有投保城市", "上传时选择默认城市"),
+    ] {
+        assert!(reasons.contains(label), "{label} in {reasons}");
+        assert!(reasons.contains(fix), "{fix} in {reasons}");
+    }
+    // The first rows of each reason: row number, the plate as written, the fix.
+    let row = |reason: &str, n: u64| {
+        let css = format!("#reasons tr.example[data-reason=\"{reason}\"][data-row=\"{n}\"]");
+        async move { browser.text(&css).await }
+    };
+    let short_plate = row("plate_invalid", 34).await;
+    assert!(short_plate.contains("京A1234"), "{short_plate}");
+    assert!(short_plate.contains("has 6 characters"), "{short_plate}");
+    assert!(row("plate_invalid", 40).await.contains("京AI2345"));
+    assert!(
+        row("vin_invalid", 35).await.contains("LS4ASE2A2GJ13702"),
+        "the VIN as written"
+    );
+    assert!(row("plate_unsupported", 33).await.contains("粤BF23456"));
+    assert!(row("no_vehicle", 39).await.contains("no vehicle"));
+    assert!(row("no_city", 39).await.contains("no city"));
+    assert_eq!(
+        browser.text("#start").await,
+        "开始：33 个请求，按代理的速率约 不到 1 分钟"
+    );
+}
+
+#[tokio::test]
+async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() {
+    let service = Service::start(SandboxConfig::default(), 15, |_| {}).await;
+    with_browser("pages_sample_run", async |browser| {
+        sign_in(browser, &service).await;
+        assert!(browser.text("#no-jobs").await.contains("还没有任务"));
+        // The city select is the city table.
+        let cities = browser.text("#city").await;
+        assert!(cities.contains("北京 (1)") && cities.contains("广州"), "{cities}");
+        let job_url = upload(browser, &service, &sample("leads.csv")).await;
+        assert_eq!(browser.text("#state").await, "已检查，待开始");
+        assert_sample_check(browser).await;
+        browser.screenshot_as("pages_check").await;
+        fits(browser, "the check").await;
+
+        browser.click("#start").await;
+        // Live: the Cancel button, the bar, then every row.
+        browser.find("#cancel").await;
+        browser
+            .wait_for_text("#rows-done", |text| text == "40 / 40 行")
+            .await;
+        // Done: the page shows the downloads and the report.
+        browser.find("#download-csv").await;
+        assert_eq!(browser.text("#state").await, "已完成");
+        assert_eq!(browser.text("#done-note").await, "任务已完成：40 行都已有结果。");
+        let counts = browser.text("#counts").await;
+        assert!(counts.contains("已续保"), "{counts}");
+        assert!(counts.contains("名单有误，未发送 5"), "{counts}");
+
+        let href = browser
+            .find("#download-csv")
+            .await
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        let (status, csv) = browser.fetch_bytes(&href).await;
+        assert_eq!(status, 200);
+        let (_, rows) = parse_results(&csv);
+        assert_eq!(rows.len(), 40);
+        assert_eq!(rows.iter().filter(|r| r.status == "invalid_input").count(), 5);
+        assert!(rows.iter().all(|r| !r.status.is_empty()));
+
+        // The report, embedded.
+        let frame = browser.find("#report-frame").await;
+        frame.enter_frame().await.unwrap();
+        let heading = browser.text("h1").await;
+        assert_eq!(
+            heading,
+            format!(
+                "Renewal report: leads.csv (job {})",
+                job_url.rsplit('/').next().unwrap()
+            )
+        );
+        browser.client.enter_parent_frame().await.unwrap();
+        // No row failed, so there is nothing to retry.
+        assert!(
+            browser
+                .client
+                .find(fantoccini::Locator::Css("#retry"))
+                .await
+                .is_err()
+        );
+
+        // The jobs page lists it, newest first, with its counts.
+        browser.goto(&service.url("/jobs")).await;
+        let row = browser.text("#jobs tbody tr").await;
+        assert!(
+            row.contains("leads.csv") && row.contains(CLERK) && row.contains("已完成"),
+            "{row}"
+        );
+        assert!(row.contains(" 5"), "five invalid rows: {row}");
+        browser.screenshot_as("pages_jobs").await;
+        fits(browser, "the jobs page").await;
+        browser.goto(&job_url).await;
+        browser.find("#download-csv").await;
+        browser.screenshot_as("pages_done").await;
+    })
+    .await;
+    service.shutdown().await;
+}
+
+/// The page has no horizontal scroll bar at 1280 wide, nor at 1920.
+async fn fits(browser: &Browser, what: &str) {
+    for width in [1280, 1920] {
+        browser.client.set_window_size(width, 800).await.unwrap();
+        let overflow = browser
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{what} scrolls sideways at {width} wide: {overflow}"
+        );
+    }
+    browser.client.set_window_size(1280, 800).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
+    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    with_browser("pages_gbk_and_xlsx", async |browser| {
+        sign_in(browser, &service).await;
+        upload(browser, &service, &sample("leads-gbk.csv")).await;
+        assert_eq!(browser.text("#file").await, "leads-gbk.csv");
+        assert_sample_check(browser).await;
+        upload(browser, &service, &sample("leads.xlsx")).await;
+        assert_eq!(browser.text("#file").await, "leads.xlsx");
+        assert_sample_check(browser).await;
+        // English, chosen once, stays chosen.
+        browser.click("#lang").await;
+        browser
+            .wait_for_text("#start", |text| {
+                text == "Start: 33 requests, about less than a minute at the agent's rate"
+            })
+            .await;
+        assert!(
+            browser
+                .text("#reasons")
+                .await
+                .contains("New-energy or special plate")
+        );
+        browser.goto(&service.url("/jobs")).await;
+        assert_eq!(browser.text("#upload-submit").await, "Upload and check");
+    })
+    .await;
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_list_without_a_vehicle_column_shows_the_clis_message_on_the_page() {
+    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    let list = service.dir.path().join("名单.csv");
+    std::fs::write(&list, "客户姓名,联系电话\n张伟,15908301661\n").unwrap();
+    with_browser("pages_no_vehicle_column", async |browser| {
+        sign_in(browser, &service).await;
+        browser.goto(&service.url("/jobs")).await;
+        browser.type_into("#file", list.to_str().unwrap()).await;
+        browser.click("#upload-submit").await;
+        let error = browser
+            .wait_for_text("#error", |text| text.contains("没有车辆列"))
+            .await;
+        assert!(error.contains("请改好表头后重新上传"), "{error}");
+        let details = browser.text("#error-details").await;
+        assert!(
+            details.starts_with("名单.csv has no vehicle column. Its header is: 客户姓名, 联系电话."),
+            "the CLI's message, naming the file as uploaded: {details}"
+        );
+        assert!(details.contains("车牌号"), "{details}");
+        // Still the jobs page, with its form; no job was made.
+        browser.find("#upload").await;
+        assert!(browser.text("#no-jobs").await.contains("还没有任务"));
+    })
+    .await;
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn signed_out_the_job_pages_are_refused() {
+    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    with_browser("pages_signed_out", async |browser| {
+        sign_in(browser, &service).await;
+        let job_url = upload(browser, &service, &sample("leads.csv")).await;
+        browser.click("#sign-out").await;
+        browser.wait_for_url(|url| url.contains("/login")).await;
+        assert_eq!(browser.text("#notice").await, "已退出登录。");
+        for path in [job_url.clone(), service.url("/jobs")] {
+            browser.goto(&path).await;
+            browser.wait_for_url(|url| url.contains("/login?")).await;
+            assert_eq!(browser.text("#notice").await, "请先登录。");
+            assert!(
+                browser
+                    .client
+                    .find(fantoccini::Locator::Css("#check"))
+                    .await
+                    .is_err(),
+                "no check shown signed out"
+            );
+        }
+        let id = job_url.rsplit('/').next().unwrap();
+        let (status, _) = browser.fetch_bytes(&format!("/api/jobs/{id}")).await;
+        assert_eq!(status, 401);
+        let (status, _) = browser.fetch_bytes(&format!("/api/jobs/{id}/results.csv")).await;
+        assert_eq!(status, 401);
+        // Signing in again leads back to the job asked for.
+        browser.goto(&job_url).await;
+        browser.type_into("#name", CLERK).await;
+        browser.type_into("#password", PASSWORD).await;
+        browser.click("#sign-in").await;
+        browser.wait_for_url(|url| url == job_url).await;
+        browser.find("#check").await;
+    })
+    .await;
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn failed_rows_offer_a_retry_and_a_cancelled_job_continues() {
+    // Every third vehicle's first request or two fail, and no retry within the run: some
+    // rows end as server errors.
+    let sandbox = SandboxConfig {
+        flaky_percent: 34,
+        ..SandboxConfig::default()
+    };
+    let service = Service::start(sandbox, 8, |settings| settings.retries = 0).await;
+    with_browser("pages_retry_and_cancel", async |browser| {
+        sign_in(browser, &service).await;
+        upload(browser, &service, &sample("leads.csv")).await;
+        browser.click("#start").await;
+        // Cancelled while it runs: the rows done are kept, and it continues from there.
+        browser.click("#cancel").await;
+        let note = browser
+            .wait_for_text("#cancelled-note", |text| text.starts_with("任务已取消"))
+            .await;
+        assert!(note.ends_with("/ 40 行。"), "{note}");
+        browser.find("#download-csv").await;
+        browser.click_to_next_page("#continue").await;
+        browser.wait_for_text("#state", |text| text == "已完成").await;
+        let retry = browser.text("#retry").await;
+        let failed: u64 = retry
+            .strip_prefix("重试失败的 ")
+            .and_then(|rest| rest.strip_suffix(" 行"))
+            .and_then(|k| k.parse().ok())
+            .unwrap_or_else(|| panic!("{retry}"));
+        assert!(failed > 0, "{retry}");
+        let counts = browser.text("#counts").await;
+        assert!(counts.contains("服务器错误"), "{counts}");
+        // Each retry sends the failed rows again, until none is left.
+        for _ in 0..3 {
+            if browser
+                .client
+                .find(fantoccini::Locator::Css("#retry"))
+                .await
+                .is_err()
+            {
+                break;
+            }
+            browser.click_to_next_page("#retry").await;
+            browser.wait_for_text("#state", |text| text == "已完成").await;
+        }
+        assert!(
+            browser
+                .client
+                .find(fantoccini::Locator::Css("#retry"))
+                .await
+                .is_err()
+        );
+        assert!(!browser.text("#counts").await.contains("服务器错误"));
+        assert_eq!(browser.text("#rows-done").await, "40 / 40 行");
+    })
+    .await;
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_aborted_job_says_what_the_cli_says_on_exit_3_in_a_clerks_words() {
+    let service = Service::start(SandboxConfig::default(), 200, |settings| {
+        settings.token = Some("EXPIRED-TOKEN".into());
+    })
+    .await;
+    with_browser("pages_aborted", async |browser| {
+        sign_in(browser, &service).await;
+        upload(browser, &service, &sample("leads.csv")).await;
+        browser.click("#start").await;
+        browser.wait_for_text("#state", |text| text == "已中止").await;
+        let aborted = browser.text("#aborted").await;
+        assert!(aborted.contains("碧虎拒绝了代理的凭证"), "{aborted}");
+        assert!(aborted.contains("Token 已过期或无效"), "{aborted}");
+        assert!(aborted.contains("请联系本服务的管理员"), "{aborted}");
+        assert!(!aborted.contains("EXPIRED-TOKEN"), "the Token is never shown");
+        browser.click("#aborted summary").await;
+        let message = browser.text("#abort-message").await;
+        assert!(message.contains("consecutive credential failures"), "{message}");
+        assert!(browser.text("#retry").await.starts_with("重试失败的"));
+    })
+    .await;
+    service.shutdown().await;
+}

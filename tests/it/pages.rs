@@ -68,6 +68,8 @@ impl Service {
             }],
             session_ttl: Duration::from_secs(3600),
             settings,
+            history: None,
+            reuse_within: None,
         })
         .await
         .unwrap();

@@ -180,20 +180,19 @@ pub async fn run(args: CheckArgs) -> Result<i32, Error> {
 /// The vehicle named on the command line, checked as a list row would be; a problem is a
 /// usage error before anything is sent.
 fn vehicle(args: &CheckArgs, file: &ConfigFile) -> Result<Lead, Error> {
-    // As for a row of a list that has no city of its own.
-    let city = args
-        .city_code
-        .as_ref()
-        .or(file.city_code.as_ref())
-        .map(|text| crate::cmd::parse_city_flag(text))
-        .transpose()?;
+    // `--city-code` names this vehicle's city, as a row's own city column would; the config's
+    // `city_code` is the fallback after the plate's prefix, as for a list.
+    let parse = |text: &String| crate::cmd::parse_city_flag(text);
+    let own_city = args.city_code.as_ref().map(parse).transpose()?;
+    let default_city = file.city_code.as_ref().map(parse).transpose()?;
+    let own_city_text = own_city.map(|city| city.id.to_string()).unwrap_or_default();
     let raw = RawLead {
         plate: args.plate.as_deref().unwrap_or(""),
         vin: args.vin.as_deref().unwrap_or(""),
         engine: args.engine_no.as_deref().unwrap_or(""),
-        city: "",
+        city: &own_city_text,
     };
-    let lead = lead::validate(&raw, city).map_err(|rejection| {
+    let lead = lead::validate(&raw, default_city).map_err(|rejection| {
         Error::Usage(format!(
             "the vehicle to check cannot be sent, nothing was sent: {rejection}"
         ))

@@ -21,7 +21,7 @@ pub struct ConfigFile {
     pub secret_key: Option<String>,
     pub secret_key_label: Option<String>,
     pub user_name: Option<String>,
-    /// Default city: an id or a name.
+    /// Fallback city, after the row's own and the plate's prefix: an id or a name.
     #[serde(default, deserialize_with = "text_or_number")]
     pub city_code: Option<String>,
     pub rate: Option<u32>,

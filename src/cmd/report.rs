@@ -33,8 +33,9 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE", requires = "against")]
     pub changes: Option<PathBuf>,
 
-    /// The --city-code the runs used, for rows without a city of their own (a results file
-    /// does not record it); without it such rows count under city "unknown".
+    /// The --city-code the runs used, for rows whose own city column is empty and whose
+    /// plate names no Bihu city (a results file does not record it); without it such rows
+    /// count under city "unknown".
     #[arg(long)]
     pub city_code: Option<String>,
 

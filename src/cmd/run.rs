@@ -40,7 +40,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub credentials: CredentialArgs,
 
-    /// City for rows that have none: an id 1-23 or a name such as 北京.
+    /// Fallback city: an id 1-23 or a name such as 北京. A row's city is its own city
+    /// column, else its plate's prefix (京 is 北京), else this (config: city_code). A row city
+    /// that contradicts its plate is a warning, and the row is still sent.
     #[arg(long)]
     pub city_code: Option<String>,
 

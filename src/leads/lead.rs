@@ -553,8 +553,9 @@ pub fn validate(raw: &RawLead<'_>, default_city: Option<City>) -> Result<Lead, R
     }
 }
 
-/// Row value, else the run's default, else the plate's prefix; warns when the city and the
-/// plate disagree.
+/// The row's own value, else the plate's prefix, else the run's default (`--city-code`, a
+/// fallback: it never outranks what the plate says); warns when the city and the plate
+/// disagree.
 fn resolve_city(
     row_city: &str,
     default_city: Option<City>,
@@ -574,10 +575,10 @@ fn resolve_city(
             return None;
         };
         city
-    } else if let Some(city) = default_city {
-        city
     } else if let Some(city) = City::from_plate(plate) {
         return Some(city);
+    } else if let Some(city) = default_city {
+        city
     } else {
         let plate_part = if plate.is_empty() {
             String::new()
@@ -776,6 +777,29 @@ mod tests {
         );
         let default = validate(&raw("", "LS4ASE2A2GJ137027", "2192209", ""), City::by_id(6)).unwrap();
         assert_eq!(default.city.id, 6);
+        // The default is a fallback: the plate's prefix outranks it, the row's city outranks both.
+        let shanghai = City::by_id(6);
+        let beijing = validate(&raw("京J97896", "", "", ""), shanghai).unwrap();
+        assert_eq!((beijing.city.id, beijing.warnings.len()), (1, 0), "{beijing:?}");
+        assert_eq!(
+            validate(&raw("津A12345", "", "", ""), shanghai).unwrap().city.id,
+            3
+        );
+        let own = validate(&raw("京J97896", "", "", "天津"), shanghai).unwrap();
+        assert_eq!(own.city.id, 3);
+        assert!(
+            own.warnings[0].contains("does not match plate"),
+            "{:?}",
+            own.warnings
+        );
+        // A plate of no Bihu city takes the default, with the mismatch as a warning.
+        let tibet = validate(&raw("藏A12345", "", "", ""), shanghai).unwrap();
+        assert_eq!(tibet.city.id, 6);
+        assert!(
+            tibet.warnings[0].contains("does not match plate"),
+            "{:?}",
+            tibet.warnings
+        );
         assert!(rejected("藏A12345", "", "", "").to_string().contains("no city"));
     }
 

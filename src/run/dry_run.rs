@@ -195,7 +195,12 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
                     .city
                     .and_then(|i| row.fields.get(i))
                     .is_some_and(|c| !c.trim().is_empty());
-                if !city_given && config.input_options.default_city.is_none() {
+                // The plate's prefix comes before --city-code: a row without a city of its
+                // own takes the default only when its plate names no Bihu city.
+                let plate = columns.plate.and_then(|i| row.fields.get(i)).unwrap_or("");
+                let from_plate =
+                    crate::leads::city::City::from_plate(&crate::leads::lead::normalise_plate(plate));
+                if !city_given && (from_plate.is_some() || config.input_options.default_city.is_none()) {
                     summary.cities_inferred += 1;
                 }
                 let message = match first_rows.get(&lead.key().fingerprint()) {

@@ -311,7 +311,9 @@ async fn config_file_precedence_is_flag_then_environment_then_file() {
     )
     .await;
     assert_eq!(flag_right.code, 0, "{}", flag_right.stderr);
-    // The default city comes from the file unless a flag says otherwise.
+    // The fallback city comes from the file unless a flag says otherwise (for a plate that
+    // names no Bihu city: a plate's own city outranks both).
+    std::fs::write(&input, "车牌号\n藏A12345\n").unwrap();
     std::fs::write(
         &file,
         std::fs::read_to_string(&file).unwrap() + "city_code = \"上海\"\n",
@@ -320,11 +322,94 @@ async fn config_file_precedence_is_flag_then_environment_then_file() {
     let file_city = run(vec!["--dry-run".into()], vec![]).await;
     let rows = read_results(Path::new(&inputs.path("out-1.csv")));
     assert_eq!(file_city.code, 0, "{}", file_city.stderr);
-    assert!(rows[0].warnings.contains("上海 (6)"), "{:?}", rows[0]);
+    assert!(rows[0].warnings.contains("city 上海 (6)"), "{:?}", rows[0]);
     let flag_city = run(vec!["--dry-run".into(), "--city-code".into(), "1".into()], vec![]).await;
     assert_eq!(flag_city.code, 0);
     let rows = read_results(Path::new(&inputs.path("out-3.csv")));
+    assert!(rows[0].warnings.contains("city 北京 (1)"), "{:?}", rows[0]);
+}
+
+/// Issue 16.8: a default city is a fallback. With `city_code = "上海"` in the config, Beijing
+/// and Tianjin plates without a city of their own are requested in their own cities, without
+/// a warning; a row's own city still comes first (a contradiction is a warning, not an error);
+/// only a row whose plate names no city takes the default.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_default_city_never_outranks_the_plate() {
+    let sandbox = start_sandbox(SandboxConfig {
+        record_requests: true,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let config = sandbox.config();
+    let inputs = Inputs::new();
+    let input = inputs.write(
+        "list.csv",
+        "车牌号,车架号,发动机号,投保城市\n\
+         京J97896,,,\n\
+         津A12345,,,\n\
+         京A11111,,,天津\n\
+         ,LS4ASE2A2GJ137027,2192209,\n"
+            .as_bytes(),
+    );
+    let file = inputs.write(
+        "bihu.toml",
+        format!(
+            "base_url = \"{}\"\nagent_id = {}\ntoken = \"{}\"\nsecret_key = \"{}\"\ncity_code = \"上海\"\n",
+            sandbox.base_url(),
+            config.agent_id,
+            config.token,
+            config.secret.expose()
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let output = inputs.path("out.csv");
+    let ran = run_binary(
+        &["run", &input, "-o", &output, "--config", &file, "--no-progress"],
+        &[],
+    )
+    .await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let rows = read_results(Path::new(&output));
+    let statuses: Vec<&str> = rows.iter().map(|row| row.status.as_str()).collect();
+    assert!(
+        statuses
+            .iter()
+            .all(|status| ["renewed", "not_renewable"].contains(status)),
+        "every row requested and answered: {rows:?}"
+    );
     assert_eq!(rows[0].warnings, "", "{:?}", rows[0]);
+    assert_eq!(rows[1].warnings, "", "{:?}", rows[1]);
+    assert!(
+        rows[2]
+            .warnings
+            .contains("city 天津 (3) does not match plate 京A11111"),
+        "{:?}",
+        rows[2]
+    );
+    let mut cities: Vec<(String, String)> = sandbox
+        .requests()
+        .iter()
+        .map(|request| {
+            let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+            let vehicle = body["LicenseNo"]
+                .as_str()
+                .or(body["CarVin"].as_str())
+                .unwrap()
+                .to_string();
+            (vehicle, body["CityCode"].as_str().unwrap().to_string())
+        })
+        .collect();
+    cities.sort();
+    assert_eq!(
+        cities,
+        [
+            ("LS4ASE2A2GJ137027".to_string(), "6".to_string()),
+            ("京A11111".into(), "3".into()),
+            ("京J97896".into(), "1".into()),
+            ("津A12345".into(), "3".into()),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -439,3 +439,202 @@ async fn an_aborted_job_says_what_the_cli_says_on_exit_3_in_a_clerks_words() {
     .await;
     service.shutdown().await;
 }
+
+/// The value of `name="csrf" value="…"` in a page.
+fn csrf_of(html: &str) -> String {
+    let start = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with the CSRF token")
+        + 19;
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_what_they_must() {
+    use reqwest::StatusCode;
+    use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+    use reqwest::multipart::{Form, Part};
+
+    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let location = |response: &reqwest::Response| response.headers()[LOCATION].to_str().unwrap().to_string();
+
+    let refused = http.get(service.url("/jobs/1")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&refused), "/login?why=needed&next=%2Fjobs%2F1");
+
+    let wrong = http
+        .post(service.url("/login"))
+        .form(&[("name", CLERK), ("password", "wrong"), ("next", "/jobs")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.unwrap().contains("用户名或密码不对"));
+    let login = http
+        .post(service.url("/login"))
+        .form(&[
+            ("name", CLERK),
+            ("password", PASSWORD),
+            ("next", "//evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&login), "/jobs", "the way back stays on the service");
+    let cookie = login.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("bihu_session="), "{cookie}");
+
+    let jobs = http
+        .get(service.url("/jobs"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jobs.status(), StatusCode::OK);
+    let policy = jobs.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    let html = jobs.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
+
+    let sample_part = || Part::bytes(std::fs::read(sample("leads.csv")).unwrap()).file_name("leads.csv");
+    let upload = |form: Form| {
+        http.post(service.url("/jobs"))
+            .header(COOKIE, &cookie)
+            .multipart(form)
+            .send()
+    };
+    // Without the token, or from another site, the form is refused.
+    let no_token = upload(Form::new().part("file", sample_part())).await.unwrap();
+    assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
+    assert!(
+        no_token
+            .text()
+            .await
+            .unwrap()
+            .contains("页面已过期，请刷新页面后再试")
+    );
+    let cross_site = http
+        .post(service.url("/jobs"))
+        .header(COOKIE, &cookie)
+        .header("origin", "http://evil.example")
+        .multipart(Form::new().text("csrf", csrf.clone()).part("file", sample_part()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
+    // Too large: the limit and what to do, on the page.
+    let big = vec![b'x'; 1024 * 1024 + 1];
+    let too_large = upload(
+        Form::new()
+            .text("csrf", csrf.clone())
+            .part("file", Part::bytes(big).file_name("big.csv")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let page = too_large.text().await.unwrap();
+    assert!(
+        page.contains("文件太大：请把名单拆成几个较小的文件分别上传"),
+        "{page}"
+    );
+    assert!(page.contains("larger than the limit of 1 MB"), "{page}");
+    assert!(page.contains("还没有任务"), "no job was made");
+
+    let created = upload(
+        Form::new()
+            .text("csrf", csrf.clone())
+            .part("file", sample_part())
+            .text("city_code", "1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let job_path = location(&created);
+    let page = http
+        .get(service.url(&job_path))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("开始：33 个请求"), "{page}");
+    assert!(page.contains("北京 (1)"), "the default city is shown");
+
+    let start = |token: &str| {
+        http.post(service.url(&format!("{job_path}/start")))
+            .header(COOKIE, &cookie)
+            .form(&[("csrf", token)])
+            .send()
+    };
+    assert_eq!(
+        start("not-the-token").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let started = start(&csrf).await.unwrap();
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&started), job_path);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = http
+            .get(service.url(&job_path))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains("id=\"download-csv\"") {
+            assert!(page.contains("任务已完成：40 行都已有结果。"));
+            break;
+        }
+        // A running job's page reloads itself without the script.
+        assert!(page.contains("<noscript><meta http-equiv=\"refresh\""), "{page}");
+        assert!(std::time::Instant::now() < deadline, "never done");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Started twice: the API's refusal, in words, on the job's page.
+    let again = start(&csrf).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert!(again.text().await.unwrap().contains("现在不能这样做"));
+
+    // English, remembered in a cookie; the static files are the binary's own.
+    let english = http
+        .get(service.url("/jobs?lang=en"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        english.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("bihu_lang=en")
+    );
+    assert!(english.text().await.unwrap().contains("Upload and check"));
+    let css = http.get(service.url("/static/pages.css")).send().await.unwrap();
+    assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+    assert!(css.text().await.unwrap().contains("@media print"));
+    service.shutdown().await;
+}

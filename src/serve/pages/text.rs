@@ -228,6 +228,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "重复的车辆只请求一次，结果复制到重复的行。",
         "A vehicle listed more than once is requested once; its later rows copy the answer.",
     ),
+    (
+        "check.reused",
+        "{n} 行用最近已有的查询结果，少发 {m} 个请求。",
+        "{n} rows take a recent answer from the history: {m} requests fewer.",
+    ),
     ("check.reasons", "无效的原因", "Why rows are invalid"),
     ("check.reason", "原因", "Reason"),
     ("check.rows_n", "行数", "Rows"),

@@ -218,6 +218,8 @@ pub struct CheckView {
     pub invalid: u64,
     pub duplicates: u64,
     pub requests: u64,
+    /// "N rows are answered from the history: M requests fewer", when the job reuses answers.
+    pub reused_text: Option<String>,
     pub reasons: Vec<ReasonView>,
     /// "Start: N requests, about M minutes at the agent's rate".
     pub start_label: String,
@@ -307,6 +309,15 @@ impl JobPage {
             invalid: preview.invalid,
             duplicates: preview.duplicates,
             requests: preview.requests_needed,
+            reused_text: (preview.reused > 0).then(|| {
+                lang.fill(
+                    "check.reused",
+                    &[
+                        ("n", preview.reused.to_string()),
+                        ("m", preview.requests_saved.to_string()),
+                    ],
+                )
+            }),
             reasons: preview
                 .top_reasons
                 .iter()

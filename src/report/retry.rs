@@ -86,15 +86,8 @@ pub fn guess_input(results: &Path) -> Option<PathBuf> {
     Some(if !csv.exists() && xlsx.exists() { xlsx } else { csv })
 }
 
-/// Quotes for a POSIX shell when needed.
+/// Quotes for a POSIX shell when needed (shlex). A path holding a NUL byte cannot be
+/// passed to a command at all; it is shown escaped so the line stays printable.
 fn shell_quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | ':' | ',' | '@' | '%'));
-    if plain {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+    shlex::try_quote(text).map_or_else(|_| format!("{text:?}"), |quoted| quoted.into_owned())
 }

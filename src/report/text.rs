@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use comfy_table::{CellAlignment, Table, presets};
+
 use super::model::{Report, RetryCommand, Unfinished};
 use crate::results::outcome::Status;
 
@@ -10,27 +12,36 @@ pub(super) fn percent(share: f64) -> String {
     format!("{:.1}%", share * 100.0)
 }
 
-/// Columns a character takes in a terminal: East Asian wide characters take two.
-pub(super) fn display_width(text: &str) -> usize {
-    text.chars()
-        .map(|c| {
-            let wide = matches!(c as u32,
-                0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF
-                | 0x4E00..=0x9FFF | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
-                | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD);
-            if wide { 2 } else { 1 }
-        })
-        .sum()
-}
+/// One table of the report: a header and rows laid out by comfy-table (which counts wide
+/// characters as two columns), without borders, indented under its section title.
+struct Columns(Table);
 
-/// `text` padded with spaces to `width` terminal columns.
-fn pad(text: &str, width: usize) -> String {
-    let mut padded = text.to_string();
-    padded.extend(std::iter::repeat_n(
-        ' ',
-        width.saturating_sub(display_width(text)),
-    ));
-    padded
+impl Columns {
+    /// `right[i]` aligns column `i` to the right (the figures).
+    fn new(header: &[&str], right: &[bool]) -> Columns {
+        let mut table = Table::new();
+        table.load_style(presets::NOTHING).set_header(header.to_vec());
+        for (column, &right) in table.column_iter_mut().zip(right) {
+            column.set_padding((0, 2));
+            column.set_cell_alignment(if right {
+                CellAlignment::Right
+            } else {
+                CellAlignment::Left
+            });
+        }
+        Columns(table)
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.0.add_row(cells);
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in self.0.lines() {
+            writeln!(f, "  {}", line.trim_end())?;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Report {
@@ -58,45 +69,33 @@ impl fmt::Display for Report {
             None => writeln!(f, "  renewal rate   - (no row reached the API)")?,
         }
 
-        writeln!(f, "\nOutcomes                  rows   share")?;
+        writeln!(f, "\nOutcomes")?;
+        let mut outcomes = Columns::new(&["status", "rows", "share"], &[false, true, true]);
         for (status, figures) in self.by_status.iter().filter(|(_, figures)| figures.rows > 0) {
-            writeln!(
-                f,
-                "  {:<21} {:>6}  {:>6}",
-                status.as_str(),
-                figures.rows,
-                percent(figures.share)
-            )?;
+            outcomes.row(vec![
+                status.as_str().to_string(),
+                figures.rows.to_string(),
+                percent(figures.share),
+            ]);
         }
+        outcomes.write(f)?;
 
         if !self.by_city.is_empty() {
-            let width = self
-                .by_city
-                .iter()
-                .map(|city| display_width(&city.label()))
-                .max()
-                .unwrap_or(0)
-                .max(12);
-            writeln!(
-                f,
-                "\n{}  {:>6}  {:>7}  {:>13}  {:>6}",
-                pad("By city", width + 2),
-                "rows",
-                "renewed",
-                "not renewable",
-                "failed"
-            )?;
+            writeln!(f, "\nBy city")?;
+            let mut cities = Columns::new(
+                &["city", "rows", "renewed", "not renewable", "failed"],
+                &[false, true, true, true, true],
+            );
             for city in &self.by_city {
-                writeln!(
-                    f,
-                    "  {}  {:>6}  {:>7}  {:>13}  {:>6}",
-                    pad(&city.label(), width),
-                    city.rows,
-                    city.renewed,
-                    city.not_renewable,
-                    city.failed
-                )?;
+                cities.row(vec![
+                    city.label(),
+                    city.rows.to_string(),
+                    city.renewed.to_string(),
+                    city.not_renewable.to_string(),
+                    city.failed.to_string(),
+                ]);
             }
+            cities.write(f)?;
         }
 
         if !self.reasons.is_empty() {
@@ -104,22 +103,24 @@ impl fmt::Display for Report {
                 f,
                 "\nTop reasons, rows not renewed (a rejected row may give several)"
             )?;
+            let mut reasons = Columns::new(&["rows", "status", "reason"], &[true, false, false]);
             for reason in &self.reasons {
-                writeln!(
-                    f,
-                    "  {:>6}  {:<20} {}",
-                    reason.rows,
-                    reason.status.as_str(),
-                    reason.reason
-                )?;
+                reasons.row(vec![
+                    reason.rows.to_string(),
+                    reason.status.as_str().to_string(),
+                    reason.reason.clone(),
+                ]);
             }
+            reasons.write(f)?;
         }
 
         if !self.attempts.is_empty() {
-            writeln!(f, "\nAttempts        rows")?;
-            for (attempts, rows) in &self.attempts {
-                writeln!(f, "  {attempts:<8} {rows:>9}")?;
+            writeln!(f, "\nAttempts")?;
+            let mut attempts = Columns::new(&["attempts", "rows"], &[false, true]);
+            for (n, rows) in &self.attempts {
+                attempts.row(vec![n.to_string(), rows.to_string()]);
             }
+            attempts.write(f)?;
         }
 
         writeln!(f, "\nTo retry")?;

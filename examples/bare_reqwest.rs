@@ -66,8 +66,8 @@ fn main() {
         .build()
         .expect("a runtime");
     runtime.block_on(async move {
-        let http = Http::new(&base, Duration::from_secs(30), concurrency, Proxies::Direct)
-            .expect("the transport");
+        let http =
+            Http::new(&base, Duration::from_secs(30), concurrency, Proxies::Direct).expect("the transport");
         let http: Arc<dyn Transport> = Arc::new(http);
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();

@@ -47,6 +47,11 @@ pub enum Error {
         "cannot write {path}: {source}. The run stopped at once; every answer already in the journal is kept. Fix the cause (free space, restore the directory or its permissions), then run the same command with --resume"
     )]
     Write { path: PathBuf, source: io::Error },
+    /// The summary JSON could not be written after a run: the results are all written.
+    #[error(
+        "cannot write the summary {path}: {source}. Every row's result is in the results file; only the summary is missing"
+    )]
+    Summary { path: PathBuf, source: io::Error },
     /// The existing OUTPUT was not made from this input, or is not a results file.
     #[error("{0}")]
     Resume(String),
@@ -61,7 +66,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Credentials(_) => exit::CREDENTIALS,
-            Error::Write { .. } => exit::WRITE_FAILED,
+            Error::Write { .. } | Error::Summary { .. } => exit::WRITE_FAILED,
             Error::Usage(_)
             | Error::Input(_)
             | Error::Report(_)

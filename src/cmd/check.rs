@@ -13,6 +13,7 @@
 //!   says a user name would tell them apart;
 //! - 403 is the Token or the agent id; 200 and 206 mean every credential works.
 
+use anyhow::Context;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
@@ -21,7 +22,7 @@ use crate::api::client::{self, Client, LoginError};
 use crate::api::protocol::{Answer, LoginFailure};
 use crate::cmd::config_file::ConfigFile;
 use crate::cmd::{CredentialArgs, Purpose, resolve_credentials};
-use crate::error::{Error, exit};
+use crate::error::exit;
 use crate::leads::lead::{self, Lead, RawLead};
 
 #[derive(Debug, Args)]
@@ -49,7 +50,7 @@ pub struct CheckArgs {
 /// How far the server's clock may be from the timestamp, as the spec says.
 const ALLOWED_SKEW_SECS: i64 = 300;
 
-pub async fn run(args: CheckArgs) -> Result<i32, Error> {
+pub async fn run(args: CheckArgs) -> anyhow::Result<i32> {
     let file = ConfigFile::load(args.credentials.config.as_deref())?;
     let credentials = resolve_credentials(&args.credentials, &file, Purpose::Check)?;
     let lead = vehicle(&args, &file)?;
@@ -59,7 +60,7 @@ pub async fn run(args: CheckArgs) -> Result<i32, Error> {
         Duration::from_secs(30),
         1,
     )
-    .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    .context("cannot build the HTTP client")?;
 
     let host = credentials.base_url.as_str();
     let vehicle = describe(&lead);
@@ -179,7 +180,7 @@ pub async fn run(args: CheckArgs) -> Result<i32, Error> {
 
 /// The vehicle named on the command line, checked as a list row would be; a problem is a
 /// usage error before anything is sent.
-fn vehicle(args: &CheckArgs, file: &ConfigFile) -> Result<Lead, Error> {
+fn vehicle(args: &CheckArgs, file: &ConfigFile) -> anyhow::Result<Lead> {
     // `--city-code` names this vehicle's city, as a row's own city column would; the config's
     // `city_code` is the fallback after the plate's prefix, as for a list.
     let parse = |text: &String| crate::cmd::parse_city_flag(text);
@@ -193,9 +194,7 @@ fn vehicle(args: &CheckArgs, file: &ConfigFile) -> Result<Lead, Error> {
         city: &own_city_text,
     };
     let lead = lead::validate(&raw, default_city).map_err(|rejection| {
-        Error::Usage(format!(
-            "the vehicle to check cannot be sent, nothing was sent: {rejection}"
-        ))
+        anyhow::anyhow!("the vehicle to check cannot be sent, nothing was sent: {rejection}")
     })?;
     for warning in &lead.warnings {
         say(&format!("warning: {warning}"));

@@ -77,7 +77,7 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
-    let result: Result<i32, Error> = runtime.block_on(async {
+    let result: anyhow::Result<i32> = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => cmd::run::run(*args).await,
             Command::Sandbox(args) => cmd::sandbox::run(args).await,
@@ -96,10 +96,37 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("bihu-renew: error: {error}");
-            error.exit_code()
+            eprintln!("bihu-renew: error: {}", message(&error));
+            exit_code(&error)
         }
     }
+}
+
+/// The error and its causes, joined with `: `, leaving out a cause whose text the message
+/// already carries (typed errors that print their source themselves).
+pub fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// The README's exit code: the library's typed errors carry theirs (3 for rejected
+/// credentials, 4 for a failed write during a run); anything else the command layer refuses
+/// is a usage, configuration or input error before any request: 2.
+pub fn exit_code(error: &anyhow::Error) -> i32 {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Error>())
+        .map_or(exit::USAGE, Error::exit_code)
 }
 
 fn init_logging(verbose: u8) {

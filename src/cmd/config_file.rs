@@ -4,11 +4,10 @@
 //! Precedence is flag > environment > file > default; this module only reads the file and
 //! checks who else can read it. The command layer (`cmd/`) merges.
 
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-
-use crate::error::Error;
 
 /// Every setting the file may hold; all optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -93,13 +92,14 @@ fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<O
 
 impl ConfigFile {
     /// Reads `path`, or an empty configuration when there is none.
-    pub fn load(path: Option<&Path>) -> Result<ConfigFile, Error> {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<ConfigFile> {
         let Some(path) = path else {
             return Ok(ConfigFile::default());
         };
-        let text = std::fs::read_to_string(path).map_err(Error::file("cannot read config", path))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
         let config: ConfigFile = toml::from_str(&text)
-            .map_err(|e| Error::Usage(format!("config {}: {}", path.display(), redacted(&text, &e))))?;
+            .map_err(|e| anyhow::anyhow!("config {}: {}", path.display(), redacted(&text, &e)))?;
         if let Some(warning) = config.permission_warning(path) {
             eprintln!("bihu-renew: warning: {warning}");
         }
@@ -189,14 +189,12 @@ fn redacted(text: &str, error: &toml::de::Error) -> String {
 }
 
 /// Reads a secret from a file (`--secret-key-file`): the first line, trimmed.
-pub fn read_secret_file(path: &PathBuf) -> Result<String, Error> {
-    let text = std::fs::read_to_string(path).map_err(Error::file("cannot read secret key file", path))?;
+pub fn read_secret_file(path: &PathBuf) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read secret key file {}", path.display()))?;
     let secret = text.lines().next().unwrap_or("").trim().to_string();
     if secret.is_empty() {
-        return Err(Error::Usage(format!(
-            "secret key file {} is empty",
-            path.display()
-        )));
+        return Err(anyhow::anyhow!("secret key file {} is empty", path.display()));
     }
     Ok(secret)
 }

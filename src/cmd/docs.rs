@@ -9,15 +9,16 @@
 //! section, and nothing for pages that are not asked for; [`man`] adds both sections and
 //! writes one page per subcommand.
 
+use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use crate::error::{Error, exit};
+use crate::error::exit;
 
-pub fn completions(mut command: clap::Command, shell: clap_complete::Shell) -> Result<i32, Error> {
+pub fn completions(mut command: clap::Command, shell: clap_complete::Shell) -> anyhow::Result<i32> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, BIN, &mut script);
     let mut script = String::from_utf8(script).expect("clap_complete writes UTF-8");
@@ -54,7 +55,7 @@ pub struct ManArgs {
     pub out: Option<PathBuf>,
 }
 
-pub fn man(command: clap::Command, args: &ManArgs) -> Result<i32, Error> {
+pub fn man(command: clap::Command, args: &ManArgs) -> anyhow::Result<i32> {
     let mut command = command.disable_help_subcommand(true);
     command.build();
     if let Some(dir) = &args.out {
@@ -72,29 +73,30 @@ pub fn man(command: clap::Command, args: &ManArgs) -> Result<i32, Error> {
     Ok(exit::OK)
 }
 
-fn subcommand<'a>(top: &'a clap::Command, name: &str) -> Result<&'a clap::Command, Error> {
+fn subcommand<'a>(top: &'a clap::Command, name: &str) -> anyhow::Result<&'a clap::Command> {
     top.find_subcommand(name).ok_or_else(|| {
         let names: Vec<&str> = top.get_subcommands().map(clap::Command::get_name).collect();
-        Error::Usage(format!(
+        anyhow::anyhow!(
             "no man page for {name:?}: name a subcommand ({}), or none for the top-level page",
             names.join(", ")
-        ))
+        )
     })
 }
 
 /// Writes the top-level page and one per subcommand into `dir`.
-fn write_pages(top: &clap::Command, dir: &Path) -> Result<Vec<PathBuf>, Error> {
+fn write_pages(top: &clap::Command, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if !dir.is_dir() {
-        return Err(Error::Usage(format!(
+        return Err(anyhow::anyhow!(
             "--out {}: not a directory; create it first (mkdir -p {})",
             dir.display(),
             dir.display()
-        )));
+        ));
     }
     let mut written = Vec::new();
     for page in std::iter::once(top).chain(top.get_subcommands()) {
         let path = dir.join(format!("{}.1", page_name(page)));
-        std::fs::write(&path, render(page, top)?).map_err(Error::file("cannot write", &path))?;
+        std::fs::write(&path, render(page, top)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
     }
     Ok(written)
@@ -106,7 +108,7 @@ fn page_name(page: &clap::Command) -> String {
 }
 
 /// A page: clap_mangen's sections, then ENVIRONMENT, EXIT STATUS and SEE ALSO.
-fn render(page: &clap::Command, top: &clap::Command) -> Result<Vec<u8>, Error> {
+fn render(page: &clap::Command, top: &clap::Command) -> anyhow::Result<Vec<u8>> {
     let is_top = page.get_name() == top.get_name();
     let man = clap_mangen::Man::new(page.clone())
         .title(page_name(page).to_uppercase())

@@ -1,13 +1,14 @@
 //! `bihu-renew history`: what the answer history (`run --history FILE`, or the service's
 //! store) knows about a vehicle, on stdout as CSV; `--prune` trims it. Never sends a request.
 
+use anyhow::Context;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::cmd::config_file::ConfigFile;
-use crate::error::{Error, exit};
+use crate::error::exit;
 use crate::leads::lead::{VehicleKey, normalise_plate, normalise_vin};
 use crate::results::history::{self, History};
 
@@ -44,32 +45,31 @@ pub const COLUMNS: [&str; 10] = [
     "message",
 ];
 
-pub async fn run(args: HistoryArgs) -> Result<i32, Error> {
+pub async fn run(args: HistoryArgs) -> anyhow::Result<i32> {
     tokio::task::spawn_blocking(move || show(&args))
         .await
-        .map_err(|error| Error::Io(io::Error::other(error)))?
+        .context("the worker thread stopped")?
 }
 
-fn show(args: &HistoryArgs) -> Result<i32, Error> {
+fn show(args: &HistoryArgs) -> anyhow::Result<i32> {
     let file = ConfigFile::load(args.config.as_deref())?;
     let path = args.history.clone().or(file.history).ok_or_else(|| {
-        Error::Usage(
+        anyhow::anyhow!(
             "history needs --history FILE (or BIHU_HISTORY, or `history = \"FILE\"` in the --config file)"
-                .into(),
         )
     })?;
     if !path.exists() {
-        return Err(Error::Usage(format!(
+        return Err(anyhow::anyhow!(
             "{} does not exist: a history is made by `run --history {}`",
             path.display(),
             path.display()
-        )));
+        ));
     }
-    let mut history = History::open(&path).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut history = History::open(&path)?;
     if let Some(older_than) = args.prune {
         let now = history::unix_ms_now();
         let cutoff = now.saturating_sub(older_than.as_millis() as i64);
-        let n = history.prune(cutoff).map_err(|e| Error::Usage(e.to_string()))?;
+        let n = history.prune(cutoff)?;
         eprintln!(
             "bihu-renew: pruned {n} answer{} given before {} from {}",
             if n == 1 { "" } else { "s" },
@@ -82,13 +82,13 @@ fn show(args: &HistoryArgs) -> Result<i32, Error> {
         Some(vehicle) => {
             let plate = normalise_plate(vehicle);
             let vin = normalise_vin(vehicle);
-            let mut answers = history.list(&plate).map_err(|e| Error::Usage(e.to_string()))?;
+            let mut answers = history.list(&plate)?;
             if vin != plate {
-                answers.extend(history.list(&vin).map_err(|e| Error::Usage(e.to_string()))?);
+                answers.extend(history.list(&vin)?);
                 answers.sort_by_key(|answer| std::cmp::Reverse(answer.answered_at));
             }
             let mut csv = csv::Writer::from_writer(&mut stdout);
-            csv.write_record(COLUMNS).map_err(io::Error::from)?;
+            csv.write_record(COLUMNS).context("cannot write to stdout")?;
             for answer in &answers {
                 let (plate, vin, engine, city) = match &answer.vehicle {
                     VehicleKey::Plate { plate, city } => (plate.as_str(), "", "", *city),
@@ -106,7 +106,7 @@ fn show(args: &HistoryArgs) -> Result<i32, Error> {
                     &answer.renewal_token,
                     &answer.message,
                 ])
-                .map_err(io::Error::from)?;
+                .context("cannot write to stdout")?;
             }
             csv.flush()?;
             if answers.is_empty() {
@@ -117,7 +117,7 @@ fn show(args: &HistoryArgs) -> Result<i32, Error> {
             }
         }
         None => {
-            let n = history.count().map_err(|e| Error::Usage(e.to_string()))?;
+            let n = history.count()?;
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             writeln!(stdout, "answers\t{n}\nfile_bytes\t{size}")?;
         }

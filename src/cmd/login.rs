@@ -1,6 +1,7 @@
 //! `bihu-renew login`: logs in with the configured credentials and prints the Token on
 //! stdout, for scripts that pass it on as BIHU_TOKEN.
 
+use anyhow::Context;
 use std::time::Duration;
 
 use clap::Args;
@@ -16,7 +17,7 @@ pub struct LoginArgs {
     pub credentials: CredentialArgs,
 }
 
-pub async fn run(args: LoginArgs) -> Result<i32, Error> {
+pub async fn run(args: LoginArgs) -> anyhow::Result<i32> {
     let file = ConfigFile::load(args.credentials.config.as_deref())?;
     let credentials = resolve_credentials(&args.credentials, &file, Purpose::Login)?;
     let user_name = credentials
@@ -29,7 +30,7 @@ pub async fn run(args: LoginArgs) -> Result<i32, Error> {
         Duration::from_secs(30),
         1,
     )
-    .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    .context("cannot build the HTTP client")?;
     let token = client
         .login(&user_name, client::unix_now())
         .await

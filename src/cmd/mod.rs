@@ -11,6 +11,7 @@ pub mod run;
 pub mod sandbox;
 pub mod serve;
 
+use anyhow::Context;
 use url::Url;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -20,7 +21,6 @@ use std::path::PathBuf;
 use crate::api::protocol::Agent;
 use crate::api::secret::Secret;
 use crate::cmd::config_file::ConfigFile;
-use crate::error::Error;
 use clap::Args;
 
 /// Who the tool is to Bihu. Every value can come from the environment or a config file
@@ -106,7 +106,7 @@ pub fn resolve_credentials(
     args: &CredentialArgs,
     file: &ConfigFile,
     purpose: Purpose,
-) -> Result<Credentials, Error> {
+) -> anyhow::Result<Credentials> {
     let need_user_name = purpose == Purpose::Login;
     let agent_id = non_empty(args.agent_id.as_ref()).or_else(|| non_empty(file.agent_id.as_ref()));
     let secret = match (non_empty(args.secret_key.as_ref()), &args.secret_key_file) {
@@ -129,11 +129,11 @@ pub fn resolve_credentials(
         missing.push("--token (or BIHU_TOKEN), or --user-name (or BIHU_USER_NAME) to log in for one");
     }
     if !missing.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(anyhow::anyhow!(
             "missing credentials, nothing was sent: {}. They can also go in a --config file. Bihu issues the agent id, secret key and user name; {}",
             missing.join("; "),
             purpose.demo_hint()
-        )));
+        ));
     }
     let base_text = non_empty(args.base_url.as_ref())
         .or_else(|| non_empty(file.base_url.as_ref()))
@@ -142,14 +142,13 @@ pub fn resolve_credentials(
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
         .ok_or_else(|| {
-            Error::Usage(format!(
+            anyhow::anyhow!(
                 "--base-url {base_text:?} is not an http(s) URL such as {}",
                 crate::cmd::cli::DEFAULT_BASE_URL
-            ))
+            )
         })?;
     // Checked here too, so that a run refuses before it reads the list.
-    crate::api::client::refuse_credentials(&base_url)
-        .map_err(|e| Error::Usage(format!("--base-url: {e}")))?;
+    crate::api::client::refuse_credentials(&base_url).context("--base-url")?;
     let label = non_empty(args.secret_key_label.as_ref())
         .or_else(|| non_empty(file.secret_key_label.as_ref()))
         .unwrap_or_else(|| crate::api::sign::DEFAULT_SECRET_KEY_LABEL.to_string());
@@ -166,11 +165,11 @@ pub fn resolve_credentials(
 }
 
 /// A `--city-code` flag: an id or a name, or a usage error that says what is accepted.
-pub fn parse_city_flag(text: &str) -> Result<crate::leads::city::City, Error> {
+pub fn parse_city_flag(text: &str) -> anyhow::Result<crate::leads::city::City> {
     crate::leads::city::City::parse(text).ok_or_else(|| {
-        Error::Usage(format!(
+        anyhow::anyhow!(
             "--city-code {text:?} is not a Bihu city: use an id from 1 to 23 or a name such as 北京 or 广州"
-        ))
+        )
     })
 }
 
@@ -183,8 +182,8 @@ pub struct StopSignals {
 }
 
 impl StopSignals {
-    pub fn new() -> Result<StopSignals, Error> {
-        let listen = |kind| signal(kind).map_err(|e| Error::Usage(format!("cannot listen for signals: {e}")));
+    pub fn new() -> anyhow::Result<StopSignals> {
+        let listen = |kind| signal(kind).context("cannot listen for signals");
         Ok(StopSignals {
             interrupt: listen(SignalKind::interrupt())?,
             terminate: listen(SignalKind::terminate())?,

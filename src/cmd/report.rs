@@ -2,13 +2,14 @@
 //! stdout, since it is the data asked for; notes go to stderr. Writes the HTML page, the JSON
 //! and the changes CSV when asked.
 
+use anyhow::Context;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::error::{Error, exit};
+use crate::error::exit;
 use crate::report::Report;
 
 #[derive(Debug, Args)]
@@ -45,14 +46,14 @@ pub struct ReportArgs {
     pub raw_cells: bool,
 }
 
-pub async fn run(args: ReportArgs) -> Result<i32, Error> {
+pub async fn run(args: ReportArgs) -> anyhow::Result<i32> {
     // Reading big files is blocking work: keep it off the runtime's threads.
     tokio::task::spawn_blocking(move || report(&args))
         .await
-        .map_err(|error| Error::Io(io::Error::other(error)))?
+        .context("the worker thread stopped")?
 }
 
-fn report(args: &ReportArgs) -> Result<i32, Error> {
+fn report(args: &ReportArgs) -> anyhow::Result<i32> {
     refuse_overwriting_inputs(args)?;
     let default_city = args
         .city_code
@@ -65,26 +66,28 @@ fn report(args: &ReportArgs) -> Result<i32, Error> {
     }
     let mut stdout = io::stdout().lock();
     match write!(stdout, "{report}").and_then(|()| stdout.flush()) {
-        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => return Err(Error::Io(error)),
+        Err(error) if error.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(anyhow::Error::new(error).context("cannot write the report to stdout"));
+        }
         _ => {}
     }
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).expect("a report serialises") + "\n";
-        fs::write(path, json).map_err(Error::file("cannot write", path))?;
+        fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("bihu-renew: wrote the JSON to {}", path.display());
     }
     if let Some(path) = &args.html {
-        fs::write(path, report.to_html()).map_err(Error::file("cannot write", path))?;
+        fs::write(path, report.to_html()).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("bihu-renew: wrote the HTML page to {}", path.display());
     }
     if let (Some(path), Some(comparison)) = (&args.changes, &report.against) {
-        let file = File::create(path).map_err(Error::file("cannot create", path))?;
+        let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         comparison
             .write_changes_csv(
                 BufWriter::new(file),
                 crate::results::formula::FormulaGuard(!args.raw_cells),
             )
-            .map_err(Error::file("cannot write", path))?;
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!(
             "bihu-renew: wrote {} changed vehicles to {}",
             comparison.changed.len(),
@@ -95,7 +98,7 @@ fn report(args: &ReportArgs) -> Result<i32, Error> {
 }
 
 /// A mistyped flag must not replace a results file with a report.
-fn refuse_overwriting_inputs(args: &ReportArgs) -> Result<(), Error> {
+fn refuse_overwriting_inputs(args: &ReportArgs) -> anyhow::Result<()> {
     let inputs: Vec<PathBuf> = args
         .files
         .iter()
@@ -111,10 +114,10 @@ fn refuse_overwriting_inputs(args: &ReportArgs) -> Result<(), Error> {
             && let Ok(real) = fs::canonicalize(path)
             && inputs.contains(&real)
         {
-            return Err(Error::Usage(format!(
+            return Err(anyhow::anyhow!(
                 "{flag} {} is one of the results files read: writing it would destroy it; choose another file",
                 path.display()
-            )));
+            ));
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! `bihu-renew run`: validates the flags into a [`RunConfig`], starts the sandbox when asked,
 //! wires Ctrl-C and the progress display to the pipeline, and prints the summary.
 
+use anyhow::Context;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::Path;
 use std::sync::Arc;
@@ -132,7 +133,7 @@ fn parse_encoding(text: &str) -> Result<InputEncoding, String> {
 /// Consecutive 403/406 answers that stop a run.
 pub const CREDENTIAL_FAILURE_LIMIT: u32 = 5;
 
-pub async fn run(args: RunArgs) -> Result<i32, Error> {
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let file = ConfigFile::load(args.credentials.config.as_deref())?;
     if args.dry_run {
         return dry_run(&args, &file);
@@ -143,7 +144,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
             SandboxConfig::demo(),
         )
         .await
-        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
+        .context("cannot start the sandbox")?;
         Some(sandbox)
     } else {
         None
@@ -186,7 +187,7 @@ pub async fn run(args: RunArgs) -> Result<i32, Error> {
     }
     let summary = result?;
     eprint!("{summary}");
-    write_summary_json(args.summary_json.as_deref(), &summary)?;
+    write_summary_json(args.summary_json.as_deref(), &summary, true)?;
     Ok(summary.exit_code())
 }
 
@@ -207,7 +208,7 @@ impl Observer for SandboxBanner {
     }
 }
 
-fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
+fn dry_run(args: &RunArgs, file: &ConfigFile) -> anyhow::Result<i32> {
     let output = output_target(args, "dry-run");
     let config = DryRunConfig {
         input: args.input.clone(),
@@ -228,7 +229,7 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> Result<i32, Error> {
     check_writable(args.summary_json.as_deref())?;
     let summary = dry_run::check(&config)?;
     eprint!("{summary}");
-    write_summary_json(args.summary_json.as_deref(), &summary)?;
+    write_summary_json(args.summary_json.as_deref(), &summary, false)?;
     Ok(summary.exit_code())
 }
 
@@ -278,7 +279,7 @@ fn output_target(args: &RunArgs, kind: &str) -> OutputTarget {
 
 /// Refuses (exit 2, before any request) a `--summary-json` path that cannot be written, so
 /// that a run never does its work only to fail at the end.
-fn check_writable(path: Option<&Path>) -> Result<(), Error> {
+fn check_writable(path: Option<&Path>) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
     let existed = path.exists();
     std::fs::OpenOptions::new()
@@ -286,10 +287,10 @@ fn check_writable(path: Option<&Path>) -> Result<(), Error> {
         .create(true)
         .open(path)
         .map_err(|error| {
-            Error::Usage(format!(
+            anyhow::anyhow!(
                 "cannot write --summary-json {}: {error}; nothing was sent. Give a path in a directory you can write to",
                 path.display()
-            ))
+            )
         })?;
     if !existed {
         let _ = std::fs::remove_file(path);
@@ -297,13 +298,29 @@ fn check_writable(path: Option<&Path>) -> Result<(), Error> {
     Ok(())
 }
 
-fn write_summary_json(path: Option<&Path>, summary: &impl serde::Serialize) -> Result<(), Error> {
+/// Writes the summary JSON. After a live run a failure is exit 4 (requests were sent); after
+/// a dry run, exit 2.
+fn write_summary_json(
+    path: Option<&Path>,
+    summary: &impl serde::Serialize,
+    live: bool,
+) -> anyhow::Result<()> {
     let Some(path) = path else { return Ok(()) };
     let json = serde_json::to_string_pretty(summary).expect("a summary serialises");
-    std::fs::write(path, json + "\n").map_err(Error::file("cannot write", path))
+    std::fs::write(path, json + "\n").map_err(|source| {
+        if live {
+            Error::Summary {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
+        } else {
+            anyhow::Error::new(source).context(format!("cannot write {}", path.display()))
+        }
+    })
 }
 
-fn input_options(args: &RunArgs, file: &ConfigFile) -> Result<InputOptions, Error> {
+fn input_options(args: &RunArgs, file: &ConfigFile) -> anyhow::Result<InputOptions> {
     let city_text = args.city_code.as_ref().or(file.city_code.as_ref());
     let default_city = city_text
         .map(|text| crate::cmd::parse_city_flag(text))
@@ -330,20 +347,23 @@ pub(crate) fn sandbox_credentials(sandbox: &Sandbox) -> Credentials {
 }
 
 /// `--history` and `--reuse-within` (flag, else the config file).
-fn history_settings(args: &RunArgs, file: &ConfigFile) -> Result<Option<HistorySettings>, Error> {
+fn history_settings(args: &RunArgs, file: &ConfigFile) -> anyhow::Result<Option<HistorySettings>> {
     let reuse_within = args
         .reuse_within
         .as_ref()
         .or(file.reuse_within.as_ref())
         .map(|text| {
             crate::results::history::parse_duration(text)
-                .map_err(|why| Error::Usage(format!("--reuse-within: {why}")))
+                .map_err(|why| anyhow::anyhow!("--reuse-within: {why}"))
         })
         .transpose()?;
-    match (args.history.clone().or_else(|| file.history.clone()), reuse_within) {
+    match (
+        args.history.clone().or_else(|| file.history.clone()),
+        reuse_within,
+    ) {
         (Some(path), reuse_within) => Ok(Some(HistorySettings { path, reuse_within })),
-        (None, Some(_)) => Err(Error::Usage(
-            "--reuse-within needs --history FILE (or `history` in the config file): the answers to reuse are kept there".into(),
+        (None, Some(_)) => Err(anyhow::anyhow!(
+            "--reuse-within needs --history FILE (or `history` in the config file): the answers to reuse are kept there"
         )),
         (None, None) => Ok(None),
     }
@@ -351,16 +371,20 @@ fn history_settings(args: &RunArgs, file: &ConfigFile) -> Result<Option<HistoryS
 
 /// The raw flags (then the config file, then the defaults) into a checked configuration;
 /// every problem is a usage error (exit 2).
-pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials) -> Result<RunConfig, Error> {
+pub fn build_config(
+    args: &RunArgs,
+    file: &ConfigFile,
+    credentials: Credentials,
+) -> anyhow::Result<RunConfig> {
     let output = output_target(args, "results");
     if args.resume && output == OutputTarget::Stdout {
-        return Err(Error::Usage(
-            "--resume needs an OUTPUT file; it cannot continue stdout (-o -)".into(),
+        return Err(anyhow::anyhow!(
+            "--resume needs an OUTPUT file; it cannot continue stdout (-o -)"
         ));
     }
     let at_least_one = |name: &str, value: u64| {
         if value == 0 {
-            Err(Error::Usage(format!("{name} must be at least 1")))
+            Err(anyhow::anyhow!("{name} must be at least 1"))
         } else {
             Ok(value)
         }
@@ -373,9 +397,9 @@ pub fn build_config(args: &RunArgs, file: &ConfigFile, credentials: Credentials)
     )?;
     let timeout = args.timeout.or(file.timeout).unwrap_or(30.0);
     if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(Error::Usage(format!(
+        return Err(anyhow::anyhow!(
             "--timeout must be a positive number of seconds, got {timeout}"
-        )));
+        ));
     }
     Ok(RunConfig {
         input: args.input.clone(),

@@ -1,13 +1,14 @@
 //! `bihu-renew sandbox`: serves the local imitation of the Bihu API (`sandbox.rs`) until
 //! Ctrl-C, printing its address and credentials on start and its counts at the end.
 
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::api::secret::Secret;
-use crate::error::{Error, exit};
+use crate::error::exit;
 use crate::sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
@@ -75,17 +76,15 @@ pub struct SandboxArgs {
     pub record: Option<std::path::PathBuf>,
 }
 
-pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
+pub async fn run(args: SandboxArgs) -> anyhow::Result<i32> {
     for (name, share) in [("--fail-rate", args.fail_rate), ("--drop-rate", args.drop_rate)] {
         if !(0.0..=1.0).contains(&share) {
-            return Err(Error::Usage(format!(
-                "{name} must be between 0.0 and 1.0, got {share}"
-            )));
+            return Err(anyhow::anyhow!("{name} must be between 0.0 and 1.0, got {share}"));
         }
     }
     if args.not_renewable_percent > 100 {
-        return Err(Error::Usage(
-            "--not-renewable-percent must be between 0 and 100".into(),
+        return Err(anyhow::anyhow!(
+            "--not-renewable-percent must be between 0 and 100"
         ));
     }
     let config = SandboxConfig {
@@ -109,7 +108,7 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
     let mut stop = crate::cmd::StopSignals::new()?;
     let sandbox = Sandbox::start(args.listen, config)
         .await
-        .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", args.listen)))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let config = sandbox.config();
     // These are the sandbox's own made-up credentials; printing them is the point.
     eprintln!("bihu-renew sandbox listening on {}", sandbox.base_url());
@@ -139,7 +138,7 @@ pub async fn run(args: SandboxArgs) -> Result<i32, Error> {
                 )
             })
             .collect();
-        std::fs::write(path, lines).map_err(Error::file("cannot write", path))?;
+        std::fs::write(path, lines).with_context(|| format!("cannot write {}", path.display()))?;
     }
     sandbox.shutdown().await;
     Ok(exit::OK)

@@ -2,6 +2,7 @@
 //! refuses to listen beyond loopback without users, starts the sandbox when asked, and serves
 //! until SIGINT/SIGTERM. `bihu-renew hash-password` makes a user's `password_hash`.
 
+use anyhow::Context;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd::config_file::{ConfigFile, ServeTable};
 use crate::cmd::{CredentialArgs, StopSignals, resolve_credentials};
-use crate::error::{Error, exit};
+use crate::error::exit;
 use crate::run::config::Backoff;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::serve::auth::{self, User};
@@ -42,7 +43,7 @@ pub struct ServeArgs {
     pub sandbox: bool,
 }
 
-pub async fn run(args: ServeArgs) -> Result<i32, Error> {
+pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let file = ConfigFile::load(args.credentials.config.as_deref())?;
     let table = file.serve.clone().unwrap_or_default();
     let listen_text = args
@@ -51,15 +52,13 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
         .or_else(|| table.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        Error::Usage(format!(
-            "--listen {listen_text:?} is not an address such as {DEFAULT_LISTEN}"
-        ))
+        anyhow::anyhow!("--listen {listen_text:?} is not an address such as {DEFAULT_LISTEN}")
     })?;
     let users = users(&table)?;
     if users.is_empty() && !listen.ip().is_loopback() {
-        return Err(Error::Usage(format!(
+        return Err(anyhow::anyhow!(
             "refusing to listen on {listen} without users: anyone who can reach it could run jobs on the agent's quota and read customers' data. Add [[serve.users]] to the config (bihu-renew hash-password makes a password_hash), or listen on 127.0.0.1"
-        )));
+        ));
     }
 
     let sandbox = if args.sandbox {
@@ -68,7 +67,7 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
             SandboxConfig::demo(),
         )
         .await
-        .map_err(|e| Error::Usage(format!("cannot start the sandbox: {e}")))?;
+        .context("cannot start the sandbox")?;
         eprintln!(
             "bihu-renew serve: jobs go to the built-in sandbox at {} (nothing leaves this machine)",
             sandbox.base_url()
@@ -83,16 +82,16 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
     };
     let at_least_one = |name: &str, value: u64| {
         if value == 0 {
-            Err(Error::Usage(format!("{name} in the config must be at least 1")))
+            Err(anyhow::anyhow!("{name} in the config must be at least 1"))
         } else {
             Ok(value)
         }
     };
     let timeout = file.timeout.unwrap_or(30.0);
     if !(timeout.is_finite() && timeout > 0.0) {
-        return Err(Error::Usage(format!(
+        return Err(anyhow::anyhow!(
             "timeout must be a positive number of seconds, got {timeout}"
-        )));
+        ));
     }
     let settings = JobSettings {
         base_url: credentials.base_url,
@@ -113,7 +112,7 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
     };
     let max_upload_mb = table.max_upload_mb.unwrap_or(100);
     if max_upload_mb == 0 {
-        return Err(Error::Usage("max_upload_mb in [serve] must be at least 1".into()));
+        return Err(anyhow::anyhow!("max_upload_mb in [serve] must be at least 1"));
     }
     let reuse_within = match table.reuse_within.as_ref().or(file.reuse_within.as_ref()) {
         None => None,
@@ -143,7 +142,7 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
     let mut signals = StopSignals::new()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|e| Error::Usage(format!("cannot listen on {listen}: {e}")))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
     let data_dir = config.data_dir.clone();
     let open = config.users.is_empty();
@@ -175,21 +174,21 @@ pub async fn run(args: ServeArgs) -> Result<i32, Error> {
     Ok(exit::OK)
 }
 
-fn users(table: &ServeTable) -> Result<Vec<User>, Error> {
+fn users(table: &ServeTable) -> anyhow::Result<Vec<User>> {
     let mut users: Vec<User> = Vec::new();
     for (i, user) in table.users.iter().enumerate() {
         let name = user.name.trim();
         if name.is_empty() || name.contains(':') {
-            return Err(Error::Usage(format!(
+            return Err(anyhow::anyhow!(
                 "[[serve.users]] entry {}: name must be non-empty and without ':'",
                 i + 1
-            )));
+            ));
         }
         if users.iter().any(|u| u.name == name) {
-            return Err(Error::Usage(format!("[[serve.users]]: {name} is listed twice")));
+            return Err(anyhow::anyhow!("[[serve.users]]: {name} is listed twice"));
         }
         auth::check_hash(&user.password_hash)
-            .map_err(|e| Error::Usage(format!("[[serve.users]] {name}: password_hash: {e}")))?;
+            .map_err(|e| anyhow::anyhow!("[[serve.users]] {name}: password_hash: {e}"))?;
         users.push(User {
             name: name.to_string(),
             password_hash: user.password_hash.clone(),
@@ -200,7 +199,7 @@ fn users(table: &ServeTable) -> Result<Vec<User>, Error> {
 
 /// `bihu-renew hash-password`: reads a password (the first line of stdin) and prints its
 /// argon2id hash for `password_hash`.
-pub fn hash_password() -> Result<i32, Error> {
+pub fn hash_password() -> anyhow::Result<i32> {
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprintln!(
             "bihu-renew: type the password and press Enter (it is shown as you type; pipe it in to avoid that)"
@@ -210,11 +209,11 @@ pub fn hash_password() -> Result<i32, Error> {
     std::io::stdin().lock().read_line(&mut line)?;
     let password = line.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
-        return Err(Error::Usage(
-            "no password on stdin: pipe one in, e.g. printf '%s' \"$PW\" | bihu-renew hash-password".into(),
+        return Err(anyhow::anyhow!(
+            "no password on stdin: pipe one in, e.g. printf '%s' \"$PW\" | bihu-renew hash-password"
         ));
     }
-    let hash = auth::hash_password(password).map_err(Error::Usage)?;
+    let hash = auth::hash_password(password).map_err(anyhow::Error::msg)?;
     println!("{hash}");
     Ok(exit::OK)
 }

@@ -235,7 +235,7 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> anyhow::Result<i32> {
 
 /// With `--history` and `--reuse-within`, the dry run looks every vehicle up as the run
 /// would; the answers are the agent's, so it needs the agent id (flag or config).
-fn dry_run_reuse(args: &RunArgs, file: &ConfigFile) -> Result<Option<ReuseCheck>, Error> {
+fn dry_run_reuse(args: &RunArgs, file: &ConfigFile) -> anyhow::Result<Option<ReuseCheck>> {
     let Some(HistorySettings {
         path,
         reuse_within: Some(within),
@@ -250,16 +250,15 @@ fn dry_run_reuse(args: &RunArgs, file: &ConfigFile) -> Result<Option<ReuseCheck>
         .or_else(|| file.agent_id.clone())
         .filter(|id| !id.trim().is_empty())
         .ok_or_else(|| {
-            Error::Usage(
+            anyhow::anyhow!(
                 "--dry-run with --reuse-within needs --agent-id (or agent_id in the config): the history's answers are per agent"
-                    .into(),
             )
         })?;
     if !path.exists() {
-        return Err(Error::Usage(format!(
+        anyhow::bail!(
             "--history {} does not exist: a dry run only reads the history",
             path.display()
-        )));
+        );
     }
     Ok(Some(ReuseCheck {
         history: path,

@@ -119,7 +119,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         Some(text) if matches!(text.trim(), "off" | "none") => None,
         Some(text) => Some(
             crate::results::history::parse_duration(text)
-                .map_err(|why| Error::Usage(format!("reuse_within in the config: {why}, or off")))?,
+                .map_err(|why| anyhow::anyhow!("reuse_within in the config: {why}, or off"))?,
         ),
     };
     let config = ServeConfig {

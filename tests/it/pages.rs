@@ -159,7 +159,7 @@ async fn assert_sample_check(browser: &Browser) {
 
 #[tokio::test]
 async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() {
-    let service = Service::start(SandboxConfig::default(), 15, |_| {}).await;
+    let service = Service::start(SandboxConfig::default(), 10, |_| {}).await;
     with_browser("pages_sample_run", async |browser| {
         sign_in(browser, &service).await;
         assert!(browser.text("#no-jobs").await.contains("还没有任务"));
@@ -173,8 +173,33 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         fits(browser, "the check").await;
 
         browser.click("#start").await;
-        // Live: the Cancel button, the bar, then every row.
+        // Live: the Cancel button, and the counts moving on the same page (the event stream,
+        // not a reload), then every row.
         browser.find("#cancel").await;
+        browser
+            .client
+            .execute("window.samePage = true;", vec![])
+            .await
+            .unwrap();
+        browser
+            .wait_for_text("#rows-done", |text| {
+                text.split(" / ")
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n > 0 && n < 40)
+            })
+            .await;
+        let same_page = browser
+            .client
+            .execute("return window.samePage === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            same_page,
+            serde_json::json!(true),
+            "the progress moved without a reload"
+        );
+        assert!(browser.text("#counts").await.contains("已续保"));
         browser
             .wait_for_text("#rows-done", |text| text == "40 / 40 行")
             .await;
@@ -285,6 +310,30 @@ async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
         );
         browser.goto(&service.url("/jobs")).await;
         assert_eq!(browser.text("#upload-submit").await, "Upload and check");
+        // A file dropped on the upload form is the one uploaded.
+        browser.goto(&service.url("/jobs")).await;
+        browser
+            .client
+            .execute(
+                r#"
+                const list = new DataTransfer();
+                list.items.add(new File(["车牌号\n京A12345\n"], "dropped.csv", { type: "text/csv" }));
+                document.getElementById("drop").dispatchEvent(
+                    new DragEvent("drop", { dataTransfer: list, bubbles: true, cancelable: true }));
+                "#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(browser.text("#file-name").await, "dropped.csv");
+        browser.click("#upload-submit").await;
+        browser.wait_for_url(|url| !url.ends_with("/jobs")).await;
+        assert_eq!(browser.text("#file").await, "dropped.csv");
+        assert_eq!(browser.text("#check-ready").await, "1");
+        assert_eq!(
+            browser.text("#start").await,
+            "Start: 1 request, about less than a minute at the agent's rate"
+        );
     })
     .await;
     service.shutdown().await;

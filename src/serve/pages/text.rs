@@ -260,6 +260,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "开始：{n} 个请求，按代理的速率约 {m}",
         "Start: {n} requests, about {m} at the agent's rate",
     ),
+    (
+        "check.start_one",
+        "开始：1 个请求，按代理的速率约 {m}",
+        "Start: 1 request, about {m} at the agent's rate",
+    ),
     ("check.nothing", "没有可发送的行。", "No row can be sent."),
     ("time.minutes", "{n} 分钟", "{n} minutes"),
     ("time.one_minute", "1 分钟", "1 minute"),

@@ -345,7 +345,11 @@ impl JobPage {
                 })
                 .collect(),
             start_label: lang.fill(
-                "check.start",
+                if preview.requests_needed == 1 {
+                    "check.start_one"
+                } else {
+                    "check.start"
+                },
                 &[
                     ("n", preview.requests_needed.to_string()),
                     ("m", minutes(lang, preview.estimated_seconds)),

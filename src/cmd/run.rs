@@ -17,6 +17,7 @@ use crate::cmd::config_file::ConfigFile;
 use crate::cmd::{CredentialArgs, Credentials, Purpose, StopSignals, resolve_credentials};
 use crate::error::{Error, exit};
 use crate::leads::input::{InputEncoding, InputOptions};
+use crate::leads::workbook::WorkbookLimits;
 use crate::results::output::{OutputStyle, OutputTarget};
 use crate::run::config::{Backoff, Existing, HistorySettings, RunConfig};
 use crate::run::dry_run::{self, DryRunConfig, ReuseCheck};
@@ -100,6 +101,15 @@ pub struct RunArgs {
     /// Worksheet to read from an .xlsx input [default: the first].
     #[arg(long)]
     pub sheet: Option<String>,
+
+    /// A workbook's sheet may span at most this many cells (rows times columns of the box its
+    /// cells span); a larger one is refused before it is read.
+    #[arg(long, value_name = "N", default_value_t = WorkbookLimits::default().max_cells)]
+    pub max_cells: u64,
+
+    /// A workbook's zip parts may unpack to at most this many MB together.
+    #[arg(long, value_name = "MB", default_value_t = WorkbookLimits::default().max_unzipped_bytes >> 20)]
+    pub max_unzipped_mb: u64,
 
     /// No UTF-8 BOM at the start of the results file (for machine consumers).
     #[arg(long)]
@@ -328,6 +338,10 @@ fn input_options(args: &RunArgs, file: &ConfigFile) -> anyhow::Result<InputOptio
         encoding: args.input_encoding,
         sheet: args.sheet.clone(),
         default_city,
+        limits: WorkbookLimits {
+            max_cells: args.max_cells,
+            max_unzipped_bytes: args.max_unzipped_mb.saturating_mul(1 << 20),
+        },
     })
 }
 

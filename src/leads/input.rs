@@ -7,11 +7,13 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use csv::{ByteRecord, StringRecord};
 
 use crate::leads::city::City;
 use crate::leads::lead::{self, Lead, RawLead, Reason, ReasonKind, Rejection};
+use crate::leads::workbook::{self, WorkbookLimits};
 
 /// Header names accepted for each vehicle column, compared with case and spacing ignored.
 pub const PLATE_HEADERS: [&str; 5] = ["LicenseNo", "plate", "车牌号", "车牌", "车牌号码"];
@@ -71,6 +73,12 @@ pub enum InputError {
         path: PathBuf,
         extension: String,
         looks_like: &'static str,
+    },
+    #[error("{path} is larger than the tool reads: {detail}; nothing was sent. {fix}")]
+    WorkbookTooLarge {
+        path: PathBuf,
+        detail: String,
+        fix: &'static str,
     },
 }
 
@@ -157,6 +165,8 @@ pub struct InputOptions {
     pub sheet: Option<String>,
     /// City for rows that have none (`--city-code`).
     pub default_city: Option<City>,
+    /// The bounds a workbook is read within.
+    pub limits: WorkbookLimits,
 }
 
 /// Whether a path is read as a spreadsheet rather than CSV.
@@ -172,7 +182,8 @@ pub fn is_spreadsheet(path: &Path) -> bool {
 enum Records {
     Csv(csv::Reader<Box<dyn Read + Send>>),
     Sheet {
-        range: calamine::Range<calamine::Data>,
+        /// Shared by the readers of one run ([`LeadReader::reopen`]): the sheet is read once.
+        range: Arc<calamine::Range<calamine::Data>>,
         next: usize,
     },
 }
@@ -184,6 +195,8 @@ pub struct LeadReader {
     headers: StringRecord,
     columns: Columns,
     default_city: Option<City>,
+    /// What the reader was opened with, for [`LeadReader::reopen`].
+    options: InputOptions,
     n_rows: u64,
     record: ByteRecord,
     delimiter: u8,
@@ -459,32 +472,9 @@ fn refuse_what_is_not_a_workbook(path: &Path) -> Result<(), InputError> {
     })
 }
 
-fn open_sheet(path: &Path, sheet: Option<&str>) -> Result<calamine::Range<calamine::Data>, InputError> {
-    use calamine::Reader as _;
-    let unreadable = |detail: String| InputError::Unreadable {
-        path: path.to_path_buf(),
-        detail,
-    };
+fn open_sheet(path: &Path, options: &InputOptions) -> Result<calamine::Range<calamine::Data>, InputError> {
     refuse_what_is_not_a_workbook(path)?;
-    let mut workbook = calamine::open_workbook_auto(path).map_err(|e| unreadable(e.to_string()))?;
-    let names = workbook.sheet_names();
-    let name = match sheet {
-        Some(wanted) => names
-            .iter()
-            .find(|n| n.as_str() == wanted)
-            .cloned()
-            .ok_or_else(|| InputError::NoSuchSheet {
-                path: path.to_path_buf(),
-                wanted: wanted.to_string(),
-                found: names.join(", "),
-            })?,
-        None => names.first().cloned().ok_or_else(|| InputError::Empty {
-            path: path.to_path_buf(),
-        })?,
-    };
-    workbook
-        .worksheet_range(&name)
-        .map_err(|e| unreadable(format!("sheet {name}: {e}")))
+    workbook::read_sheet(path, options.sheet.as_deref(), &options.limits)
 }
 
 impl LeadReader {
@@ -492,7 +482,7 @@ impl LeadReader {
         let mut delimiter = b',';
         let records = if is_spreadsheet(path) {
             Records::Sheet {
-                range: open_sheet(path, options.sheet.as_deref())?,
+                range: Arc::new(open_sheet(path, options)?),
                 next: 0,
             }
         } else {
@@ -510,12 +500,40 @@ impl LeadReader {
             let text: Box<dyn Read + Send> = Box::new(text);
             Records::Csv(csv_builder(delimiter).from_reader(text))
         };
+        LeadReader::begin(path, records, options, delimiter)
+    }
+
+    /// Another reader of the same list from its first row: a workbook's sheet is shared, not
+    /// read again (a run reads its list more than once: the survey, resume, the rows).
+    pub fn reopen(&self) -> Result<LeadReader, InputError> {
+        match &self.records {
+            Records::Sheet { range, .. } => LeadReader::begin(
+                &self.path,
+                Records::Sheet {
+                    range: Arc::clone(range),
+                    next: 0,
+                },
+                &self.options,
+                self.delimiter,
+            ),
+            Records::Csv(_) => LeadReader::open(&self.path, &self.options),
+        }
+    }
+
+    /// Reads the header of `records` and finds the columns.
+    fn begin(
+        path: &Path,
+        records: Records,
+        options: &InputOptions,
+        delimiter: u8,
+    ) -> Result<LeadReader, InputError> {
         let mut reader = LeadReader {
             path: path.to_path_buf(),
             records,
             headers: StringRecord::new(),
             columns: Columns::default(),
             default_city: options.default_city,
+            options: options.clone(),
             n_rows: 0,
             record: ByteRecord::new(),
             delimiter,

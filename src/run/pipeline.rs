@@ -93,7 +93,7 @@ pub async fn run_over(
     };
     let reader = LeadReader::open(&config.input, &config.input_options)?;
     let headers = reader.headers().clone();
-    let mut prepared = prepare_output(&config)?;
+    let mut prepared = prepare_output(&config, &reader)?;
     if let Some(summary) = prepared.nothing_to_do(&config, started) {
         return Ok(summary);
     }
@@ -111,8 +111,9 @@ pub async fn run_over(
         "starting the run"
     );
     let survey = {
-        let (path, options) = (config.input.clone(), config.input_options.clone());
-        tokio::task::spawn_blocking(move || Survey::of(&path, &options))
+        // A workbook's sheet is shared, not read again.
+        let survey_reader = reader.reopen()?;
+        tokio::task::spawn_blocking(move || Survey::of(survey_reader))
             .await
             .expect("the survey does not panic")?
     };
@@ -305,7 +306,7 @@ struct Prepared {
     journal_live: BTreeMap<u64, journal::Record>,
 }
 
-fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
+fn prepare_output(config: &RunConfig, reader: &LeadReader) -> Result<Prepared, Error> {
     let mut prepared = Prepared {
         previous: None,
         previous_rows: None,
@@ -343,7 +344,7 @@ fn prepare_output(config: &RunConfig) -> Result<Prepared, Error> {
             // One flag a row: which rows OUTPUT holds as final (the journal's others count).
             let mut final_rows = Vec::new();
             if path.exists() {
-                let mut input = LeadReader::open(&config.input, &config.input_options)?;
+                let mut input = reader.reopen()?;
                 let previous =
                     resume::verify_each(path, &mut input, |status| final_rows.push(status.is_final()))?;
                 prepared.input_exhausted_by_previous = input.next_row().is_none();
@@ -461,8 +462,7 @@ impl Survey {
     /// Counts the rows (for the progress bar's total) and finds the vehicles that occur more
     /// than once, so that the run remembers outcomes for those only: its memory then grows
     /// with the duplicates, not with the list (8 bytes a row while surveying).
-    fn of(path: &std::path::Path, options: &crate::leads::input::InputOptions) -> Result<Survey, InputError> {
-        let mut reader = LeadReader::open(path, options)?;
+    fn of(mut reader: LeadReader) -> Result<Survey, InputError> {
         let mut keys = Vec::new();
         let mut n_rows = 0;
         while let Some(lead) = reader.next_lead() {

@@ -81,6 +81,7 @@ fn input_options(city: Option<City>) -> InputOptions {
         encoding: InputEncoding::Auto,
         sheet: None,
         default_city: city,
+        limits: Default::default(),
     }
 }
 

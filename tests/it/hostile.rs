@@ -479,3 +479,322 @@ async fn endless_and_huge_answers_are_cut_and_memory_stays_small() {
     assert!(rows[0].message.len() < 600, "{} bytes", rows[0].message.len());
     assert!(rows[0].message.ends_with("more bytes cut)"));
 }
+
+/// CRC-32 (IEEE), for the stored entries of a hand-made zip.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// One entry of a hand-made zip: name, method (0 stored, 8 deflated), CRC, the data as
+/// stored, and the unpacked size the directory declares.
+struct ZipEntry {
+    name: &'static str,
+    method: u16,
+    crc: u32,
+    data: Vec<u8>,
+    declared_size: u32,
+}
+
+impl ZipEntry {
+    fn stored(name: &'static str, text: &str) -> ZipEntry {
+        ZipEntry {
+            name,
+            method: 0,
+            crc: crc32(text.as_bytes()),
+            data: text.as_bytes().to_vec(),
+            declared_size: text.len() as u32,
+        }
+    }
+}
+
+/// A zip archive of `entries`, local headers, central directory and end record.
+fn zip_archive(entries: &[ZipEntry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut directory = Vec::new();
+    for entry in entries {
+        let offset = out.len() as u32;
+        let common = |buffer: &mut Vec<u8>| {
+            buffer.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            buffer.extend_from_slice(&0u16.to_le_bytes()); // flags
+            buffer.extend_from_slice(&entry.method.to_le_bytes());
+            buffer.extend_from_slice(&0u16.to_le_bytes()); // time
+            buffer.extend_from_slice(&0x21u16.to_le_bytes()); // date: 1980-01-01
+            buffer.extend_from_slice(&entry.crc.to_le_bytes());
+            buffer.extend_from_slice(&(entry.data.len() as u32).to_le_bytes());
+            buffer.extend_from_slice(&entry.declared_size.to_le_bytes());
+            buffer.extend_from_slice(&(entry.name.len() as u16).to_le_bytes());
+            buffer.extend_from_slice(&0u16.to_le_bytes()); // extra
+        };
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        common(&mut out);
+        out.extend_from_slice(entry.name.as_bytes());
+        out.extend_from_slice(&entry.data);
+
+        directory.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        directory.extend_from_slice(&20u16.to_le_bytes()); // made by
+        common(&mut directory);
+        directory.extend_from_slice(&[0; 6]); // comment length, disk, internal attributes
+        directory.extend_from_slice(&0u32.to_le_bytes()); // external attributes
+        directory.extend_from_slice(&offset.to_le_bytes());
+        directory.extend_from_slice(entry.name.as_bytes());
+    }
+    let directory_offset = out.len() as u32;
+    out.extend_from_slice(&directory);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(directory.len() as u32).to_le_bytes());
+    out.extend_from_slice(&directory_offset.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// A raw deflate stream of `prefix`, `n` times `a`, and `suffix`, written by hand: the run of
+/// `a` is a dynamic-Huffman block whose only codes are "258 bytes back 1" and its end, one bit
+/// each, so 1 GB packs into about 1 MB in a few milliseconds (no compressor runs).
+fn deflate_run(prefix: &[u8], n: u64, suffix: &[u8]) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        fn bits(&mut self, value: u64, count: u32) {
+            self.acc |= value << self.n;
+            self.n += count;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        /// A Huffman code, most significant bit first.
+        fn code(&mut self, value: u64, count: u32) {
+            let reversed = (0..count).fold(0, |r, i| (r << 1) | ((value >> i) & 1));
+            self.bits(reversed, count);
+        }
+        /// A literal byte in the fixed code.
+        fn literal(&mut self, byte: u8) {
+            let byte = u64::from(byte);
+            if byte < 144 {
+                self.code(0x30 + byte, 8)
+            } else {
+                self.code(0x190 + byte - 144, 9)
+            }
+        }
+    }
+    let mut w = Bits {
+        out: Vec::with_capacity((n / 258 / 4) as usize + 1024),
+        acc: 0,
+        n: 0,
+    };
+    // Block 1, fixed code: the prefix and the first `a`.
+    w.bits(0, 1);
+    w.bits(1, 2);
+    for &byte in prefix.iter().chain(b"a") {
+        w.literal(byte);
+    }
+    w.code(0, 7);
+    // Block 2, dynamic: 286 literal/length codes, 1 distance code, 18 code-length codes.
+    let (matches, rest) = ((n - 1) / 258, (n - 1) % 258);
+    w.bits(0, 1);
+    w.bits(2, 2);
+    w.bits(29, 5);
+    w.bits(0, 5);
+    w.bits(14, 4);
+    for symbol in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1] {
+        w.bits(if symbol == 18 || symbol == 1 { 1 } else { 0 }, 3);
+    }
+    // Lengths: 256 zeros (18 x 138, 18 x 118), 1 for end-of-block, 28 zeros, 1 for
+    // length 258, 1 for distance 1. Code-length codes: 1 -> 0, 18 -> 1.
+    w.code(1, 1);
+    w.bits(127, 7);
+    w.code(1, 1);
+    w.bits(107, 7);
+    w.code(0, 1);
+    w.code(1, 1);
+    w.bits(17, 7);
+    w.code(0, 1);
+    w.code(0, 1);
+    for _ in 0..matches {
+        w.code(1, 1); // length 258
+        w.code(0, 1); // distance 1
+    }
+    w.code(0, 1); // end of block
+    // Block 3, fixed and final: the rest of the run and the suffix.
+    w.bits(1, 1);
+    w.bits(1, 2);
+    for _ in 0..rest {
+        w.literal(b'a');
+    }
+    for &byte in suffix {
+        w.literal(byte);
+    }
+    w.code(0, 7);
+    if w.n > 0 {
+        w.out.push(w.acc as u8);
+    }
+    w.out
+}
+
+/// An `.xlsx` whose one shared string is 1 GB of `a` (about 1 MB on disk); the directory
+/// declares `declared_size` for it (the truth, or a lie).
+fn shared_string_bomb(declared_size: Option<u32>) -> Vec<u8> {
+    const PREFIX: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1"><si><t>"#;
+    const SUFFIX: &str = "</t></si></sst>";
+    const RUN: u64 = 1 << 30;
+    // CRC-32 of PREFIX, 2^30 times `a` and SUFFIX (computed once, outside the test: computing
+    // it here would cost seconds).
+    const CRC: u32 = 0x2c65_cbf9;
+    let shared = ZipEntry {
+        name: "xl/sharedStrings.xml",
+        method: 8,
+        crc: CRC,
+        data: deflate_run(PREFIX.as_bytes(), RUN, SUFFIX.as_bytes()),
+        declared_size: declared_size.unwrap_or((PREFIX.len() + SUFFIX.len()) as u32 + RUN as u32),
+    };
+    zip_archive(&[
+        ZipEntry::stored(
+            "[Content_Types].xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#,
+        ),
+        ZipEntry::stored(
+            "_rels/.rels",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+        ),
+        ZipEntry::stored(
+            "xl/workbook.xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+        ),
+        ZipEntry::stored(
+            "xl/_rels/workbook.xml.rels",
+            r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#,
+        ),
+        ZipEntry::stored(
+            "xl/worksheets/sheet1.xml",
+            r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>车牌号</t></is></c></row><row r="2"><c r="A2" t="s"><v>0</v></c></row></sheetData></worksheet>"#,
+        ),
+        shared,
+    ])
+}
+
+/// A workbook with a header, one plate, and a cell at `far` (row, column; 0-based).
+fn workbook_with_far_cell(far: (u32, u16)) -> Vec<u8> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "车牌号").unwrap();
+    sheet.write_string(1, 0, "京J97896").unwrap();
+    sheet.write_string(far.0, far.1, "x").unwrap();
+    workbook.save_to_buffer().unwrap()
+}
+
+/// Case 3: workbook bombs. Cells at A1 and XFD1048576 (a grid of 17 billion cells), and one
+/// 1 GB shared string in a 1 MB file, honestly declared or hidden behind a lying directory:
+/// each is refused with exit 2 in well under a second and a few MB, before any request or
+/// file, naming the limit and its flag; the next run on the same OUTPUT is not blocked.
+#[tokio::test(flavor = "multi_thread")]
+async fn workbook_bombs_are_refused_before_they_are_read() {
+    let dir = Dir::new();
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let output = dir.path("out.csv");
+    let far = dir.write("far.xlsx", &workbook_with_far_cell((1_048_575, 16_383)));
+    let bomb = shared_string_bomb(None);
+    assert!(bomb.len() < 1_100_000, "{} bytes", bomb.len());
+    let shared = dir.write("shared.xlsx", &bomb);
+    let lying = dir.write("lying.xlsx", &shared_string_bomb(Some(1000)));
+    // The lying directory (1000 bytes declared) is the zip reader's to catch: it stops the
+    // entry at its declared size with an error.
+    for (input, extra, says) in [
+        (&far, &[][..], "has cells from A1 to XFD1048576"),
+        (
+            &shared,
+            &[][..],
+            "its shared strings (xl/sharedStrings.xml) unpack to 1024.0 MB",
+        ),
+        (&lying, &[][..], "larger than its declared uncompressed size"),
+    ] {
+        for dry in [true, false] {
+            let mut args = vec![input.as_str(), "-o", output.as_str()];
+            args.extend_from_slice(extra);
+            if dry {
+                args.push("--dry-run");
+            }
+            let started = std::time::Instant::now();
+            let run = run_sandboxed(&sandbox, &args).await;
+            let elapsed = started.elapsed();
+            eprintln!(
+                "{input} dry={dry}: exit {}, {elapsed:?}, peak {} kB",
+                run.code,
+                peak_kb(&run)
+            );
+            assert_eq!(run.code, 2, "{input} dry={dry}: {}", run.stderr);
+            assert!(run.stderr.contains(says), "{}", run.stderr);
+            if input != &lying {
+                assert!(
+                    run.stderr.contains("is larger than the tool reads"),
+                    "{}",
+                    run.stderr
+                );
+                assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+                assert!(
+                    run.stderr.contains("--max-cells") || run.stderr.contains("--max-unzipped-mb"),
+                    "{}",
+                    run.stderr
+                );
+            }
+            assert!(
+                elapsed < std::time::Duration::from_secs(3),
+                "{input}: {elapsed:?}"
+            );
+            assert!(peak_kb(&run) < 40_000, "{input}: peak {} kB", peak_kb(&run));
+            assert!(!std::path::Path::new(&output).exists());
+            assert!(!std::path::Path::new(&format!("{output}.partial")).exists());
+        }
+    }
+    assert_eq!(sandbox.stats().requests, 0);
+
+    // The next run on the same OUTPUT is not blocked by anything the refused ones left.
+    let good = dir.write("good.xlsx", &workbook_with_far_cell((2, 1)));
+    let run = run_sandboxed(&sandbox, &[&good, "-o", &output]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(read_results(std::path::Path::new(&output)).len(), 2);
+}
+
+/// Case 3, the sheet read once: a live run holds one grid, as a dry run does (before, the
+/// survey read the sheet a second time beside the first).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_run_reads_its_workbook_once() {
+    let dir = Dir::new();
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    // A grid of 26 columns by 100,000 rows: 2.6 million cells, about 83 MB at 32 bytes each.
+    let input = dir.write("wide.xlsx", &workbook_with_far_cell((99_999, 25)));
+    let dry = run_sandboxed(&sandbox, &[&input, "-o", &dir.path("dry.csv"), "--dry-run"]).await;
+    assert_eq!(dry.code, 1, "one row has no vehicle: {}", dry.stderr);
+    let live = run_sandboxed(&sandbox, &[&input, "-o", &dir.path("live.csv")]).await;
+    assert_eq!(live.code, 0, "{}", live.stderr);
+    let (dry_kb, live_kb) = (peak_kb(&dry), peak_kb(&live));
+    let grid_kb = 2_600_000 * 32 / 1024;
+    eprintln!("dry run peak {dry_kb} kB, live run peak {live_kb} kB, grid {grid_kb} kB");
+    assert!(dry_kb > grid_kb, "the grid is in memory: {dry_kb} kB");
+    assert!(
+        live_kb < dry_kb + grid_kb / 2,
+        "live {live_kb} kB against dry {dry_kb} kB: the sheet was read twice"
+    );
+    let rows = read_results(std::path::Path::new(&dir.path("live.csv")));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].status, "renewed");
+    assert_eq!(rows[1].status, "invalid_input");
+}

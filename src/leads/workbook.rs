@@ -1,0 +1,312 @@
+//! Reading a workbook within fixed bounds, checked before anything large is allocated.
+//!
+//! A workbook is a zip archive: a few KB can claim cells at A1 and XFD1048576 (calamine's
+//! sheet is a dense grid of their bounding box, 17 billion cells) or inflate to a 1 GB shared
+//! string. So, before calamine reads a byte of the sheet:
+//!
+//! 1. the zip's central directory is read (sizes only): the entries together may unpack to at
+//!    most [`WorkbookLimits::max_unzipped_bytes`], the shared strings to at most
+//!    [`MAX_SHARED_STRINGS_BYTES`] of that (a directory that lies is no way around it: the zip
+//!    reader stops an entry that unpacks to more than its declared size, with an error);
+//! 2. an `.xlsx`/`.xlsm`/`.xlsb` sheet is streamed cell by cell: the cells present and the
+//!    box they span may hold at most [`WorkbookLimits::max_cells`] cells (the grid the reader
+//!    then builds, once).
+//!
+//! `.xls` (not a zip) and `.ods` (no cell stream in calamine) are read whole after the file
+//! and zip checks.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use calamine::{Cell, Data, DataRef, Range, Reader as _};
+
+use crate::leads::input::InputError;
+
+/// The most the shared strings (every distinct text of a workbook, held in memory whole) may
+/// unpack to.
+pub const MAX_SHARED_STRINGS_BYTES: u64 = 256 << 20;
+
+/// The bounds a workbook is read within (`--max-cells`, `--max-unzipped-mb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkbookLimits {
+    /// Cells of the sheet's grid: rows times columns of the box its cells span.
+    pub max_cells: u64,
+    /// What the zip's entries may unpack to, together.
+    pub max_unzipped_bytes: u64,
+}
+
+impl Default for WorkbookLimits {
+    /// 10 million cells (500,000 rows of 20 columns; about 320 MB of grid) and 512 MB unpacked.
+    fn default() -> WorkbookLimits {
+        WorkbookLimits {
+            max_cells: 10_000_000,
+            max_unzipped_bytes: 512 << 20,
+        }
+    }
+}
+
+const RAISE_CELLS: &str = "If it is a real list this large, pass --max-cells with a higher number; if not, delete the cells far from the data (or copy the data to a new workbook)";
+const RAISE_UNZIPPED: &str = "If it is a real list this large, pass --max-unzipped-mb with a higher number; if not, it is no lead list (a zip bomb?)";
+
+fn too_large(path: &Path, detail: String, fix: &'static str) -> InputError {
+    InputError::WorkbookTooLarge {
+        path: path.to_path_buf(),
+        detail,
+        fix,
+    }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / f64::from(1 << 20))
+}
+
+/// Step 1: the zip's sizes, from its central directory. Not a zip: nothing to check here
+/// (the caller names what it is).
+pub fn check_archive(path: &Path, limits: &WorkbookLimits) -> Result<(), InputError> {
+    let file = File::open(path).map_err(|source| InputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let Ok(mut archive) = zip::ZipArchive::new(BufReader::new(file)) else {
+        return Ok(());
+    };
+    let shared_limit = MAX_SHARED_STRINGS_BYTES.min(limits.max_unzipped_bytes);
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(|e| InputError::Unreadable {
+            path: path.to_path_buf(),
+            detail: format!("its zip directory is damaged: {e}"),
+        })?;
+        let name = entry
+            .name()
+            .map(|n| n.into_owned())
+            .unwrap_or_else(|_| format!("entry {i}"));
+        let size = entry.size();
+        let lower = name.to_ascii_lowercase();
+        let shared = lower.ends_with("sharedstrings.xml") || lower.ends_with("sharedstrings.bin");
+        if shared && size > shared_limit {
+            return Err(too_large(
+                path,
+                format!(
+                    "its shared strings ({name}) unpack to {}, more than the {} the tool holds",
+                    mb(size),
+                    mb(shared_limit)
+                ),
+                RAISE_UNZIPPED,
+            ));
+        }
+        total = total.saturating_add(size);
+        if total > limits.max_unzipped_bytes {
+            return Err(too_large(
+                path,
+                format!(
+                    "its parts unpack to more than {} (the limit; {name} alone to {})",
+                    mb(limits.max_unzipped_bytes),
+                    mb(size)
+                ),
+                RAISE_UNZIPPED,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The box the cells seen so far span, and how many there are.
+struct Extent {
+    first: (u32, u32),
+    last: (u32, u32),
+    n_cells: u64,
+}
+
+impl Extent {
+    fn cells(&self) -> u64 {
+        u64::from(self.last.0 - self.first.0 + 1) * u64::from(self.last.1 - self.first.1 + 1)
+    }
+}
+
+/// A1-style name of a cell.
+fn cell_name((row, column): (u32, u32)) -> String {
+    let mut letters = Vec::new();
+    let mut n = column + 1;
+    while n > 0 {
+        letters.push(b'A' + ((n - 1) % 26) as u8);
+        n = (n - 1) / 26;
+    }
+    letters.reverse();
+    format!("{}{}", String::from_utf8(letters).expect("ASCII"), row + 1)
+}
+
+/// Step 2: collects a sheet's non-empty cells from `next`, refusing as soon as they or the box
+/// they span pass `max_cells`; then the grid, built once.
+fn collect<'a, E: std::fmt::Display>(
+    path: &Path,
+    sheet: &str,
+    max_cells: u64,
+    mut next: impl FnMut() -> Result<Option<Cell<DataRef<'a>>>, E>,
+) -> Result<Range<Data>, InputError> {
+    let mut cells = Vec::new();
+    let mut extent: Option<Extent> = None;
+    loop {
+        let cell = next().map_err(|e| InputError::Unreadable {
+            path: path.to_path_buf(),
+            detail: format!("sheet {sheet}: {e}"),
+        })?;
+        let Some(cell) = cell else { break };
+        if matches!(cell.get_value(), DataRef::Empty) {
+            continue;
+        }
+        let (row, column) = cell.get_position();
+        let extent = extent.get_or_insert(Extent {
+            first: (row, column),
+            last: (row, column),
+            n_cells: 0,
+        });
+        extent.first = (extent.first.0.min(row), extent.first.1.min(column));
+        extent.last = (extent.last.0.max(row), extent.last.1.max(column));
+        extent.n_cells += 1;
+        if extent.cells() > max_cells {
+            return Err(too_large(
+                path,
+                format!(
+                    "sheet {sheet} has cells from {} to {} (so far), a grid of {} cells; the limit is {max_cells}",
+                    cell_name(extent.first),
+                    cell_name(extent.last),
+                    extent.cells()
+                ),
+                RAISE_CELLS,
+            ));
+        }
+        cells.push(Cell::new((row, column), Data::from(cell.get_value().clone())));
+    }
+    Ok(Range::from_sparse(cells))
+}
+
+fn unreadable(path: &Path, error: impl std::fmt::Display) -> InputError {
+    InputError::Unreadable {
+        path: path.to_path_buf(),
+        detail: error.to_string(),
+    }
+}
+
+/// The sheet to read: `wanted`, else the first.
+fn pick(path: &Path, names: &[String], wanted: Option<&str>) -> Result<String, InputError> {
+    match wanted {
+        Some(wanted) => names
+            .iter()
+            .find(|n| n.as_str() == wanted)
+            .cloned()
+            .ok_or_else(|| InputError::NoSuchSheet {
+                path: path.to_path_buf(),
+                wanted: wanted.to_string(),
+                found: names.join(", "),
+            }),
+        None => names.first().cloned().ok_or_else(|| InputError::Empty {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
+/// Reads one sheet of the workbook at `path` within `limits` (the file is known to look like
+/// a workbook).
+pub fn read_sheet(
+    path: &Path,
+    sheet: Option<&str>,
+    limits: &WorkbookLimits,
+) -> Result<Range<Data>, InputError> {
+    check_archive(path, limits)?;
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "xlsx" | "xlsm" => {
+            let mut workbook: calamine::Xlsx<_> =
+                calamine::open_workbook(path).map_err(|e| unreadable(path, e))?;
+            let name = pick(path, &workbook.sheet_names(), sheet)?;
+            let mut cells = workbook
+                .worksheet_cells_reader(&name)
+                .map_err(|e| unreadable(path, format!("sheet {name}: {e}")))?;
+            collect(path, &name, limits.max_cells, || cells.next_cell())
+        }
+        "xlsb" => {
+            let mut workbook: calamine::Xlsb<_> =
+                calamine::open_workbook(path).map_err(|e| unreadable(path, e))?;
+            let name = pick(path, &workbook.sheet_names(), sheet)?;
+            let mut cells = workbook
+                .worksheet_cells_reader(&name)
+                .map_err(|e| unreadable(path, format!("sheet {name}: {e}")))?;
+            collect(path, &name, limits.max_cells, || cells.next_cell())
+        }
+        _ => {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if size > limits.max_unzipped_bytes {
+                return Err(too_large(
+                    path,
+                    format!(
+                        "the file holds {}, more than the limit of {}",
+                        mb(size),
+                        mb(limits.max_unzipped_bytes)
+                    ),
+                    RAISE_UNZIPPED,
+                ));
+            }
+            let mut workbook = calamine::open_workbook_auto(path).map_err(|e| unreadable(path, e))?;
+            let name = pick(path, &workbook.sheet_names(), sheet)?;
+            let range = workbook
+                .worksheet_range(&name)
+                .map_err(|e| unreadable(path, format!("sheet {name}: {e}")))?;
+            let (height, width) = range.get_size();
+            let grid = height as u64 * width as u64;
+            if grid > limits.max_cells {
+                return Err(too_large(
+                    path,
+                    format!(
+                        "sheet {name} is a grid of {grid} cells; the limit is {}",
+                        limits.max_cells
+                    ),
+                    RAISE_CELLS,
+                ));
+            }
+            Ok(range)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_named_as_excel_names_them() {
+        assert_eq!(cell_name((0, 0)), "A1");
+        assert_eq!(cell_name((9, 25)), "Z10");
+        assert_eq!(cell_name((0, 26)), "AA1");
+        assert_eq!(cell_name((1_048_575, 16_383)), "XFD1048576");
+    }
+
+    /// The grid is refused at the first cell that takes it past the limit, before the grid is
+    /// built, whatever the cells hold.
+    #[test]
+    fn a_sheet_is_refused_at_the_cell_that_passes_the_limit() {
+        const CELLS: [(u32, u32); 7] = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 1), (3, 3), (4, 4)];
+        fn feed(given: &mut usize) -> impl FnMut() -> Result<Option<Cell<DataRef<'static>>>, String> + '_ {
+            move || {
+                let cell = CELLS.get(*given).map(|&pos| Cell::new(pos, DataRef::Int(1)));
+                *given += 1;
+                Ok(cell)
+            }
+        }
+        let mut given = 0;
+        let error = collect(Path::new("x.xlsx"), "S", 6, feed(&mut given))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(given, 6, "stopped at D4, the cell that makes a 4x4 grid");
+        assert!(error.contains("from A1 to D4"), "{error}");
+        assert!(error.contains("--max-cells"), "{error}");
+
+        let mut given = 0;
+        let range = collect(Path::new("x.xlsx"), "S", 25, feed(&mut given)).unwrap();
+        assert_eq!(range.get_size(), (5, 5));
+    }
+}

@@ -3,9 +3,11 @@
 //!
 //! May import `leads` (a request is built from a validated lead) and nothing above it.
 
+pub mod answer;
 pub mod body;
 pub mod client;
 pub mod protocol;
+pub mod quote;
 pub mod secret;
 pub mod sign;
 pub mod transport;

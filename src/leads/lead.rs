@@ -38,11 +38,14 @@ pub struct Rejection {
     pub warnings: Vec<String>,
 }
 
+/// Separates several reasons (or warnings) inside one cell of the results.
+pub const LIST_SEPARATOR: &str = " | ";
+
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, reason) in self.reasons.iter().enumerate() {
             if i > 0 {
-                f.write_str(crate::results::output::LIST_SEPARATOR)?;
+                f.write_str(LIST_SEPARATOR)?;
             }
             f.write_str(&reason.text)?;
         }
@@ -610,6 +613,43 @@ fn resolve_city(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_reasons_print_joined_by_the_separator_and_one_prints_alone() {
+        let reason = |text: &str| Reason {
+            kind: ReasonKind::PlateInvalid,
+            text: text.to_string(),
+        };
+        let rejection = |texts: &[&str]| Rejection {
+            reasons: texts.iter().map(|text| reason(text)).collect(),
+            warnings: Vec::new(),
+        };
+        assert_eq!(rejection(&["a"]).to_string(), "a");
+        assert_eq!(rejection(&["a", "b"]).to_string(), "a | b");
+        assert_eq!(rejection(&["a", "b", "c"]).to_string(), "a | b | c");
+        assert_eq!(rejection(&[]).to_string(), "");
+    }
+
+    #[test]
+    fn full_width_forms_and_the_ideographic_space_become_ascii() {
+        assert_eq!(to_half_width('\u{3000}'), ' ');
+        assert_eq!(to_half_width('Ａ'), 'A');
+        assert_eq!(to_half_width('１'), '1');
+        assert_eq!(to_half_width('－'), '-');
+        assert_eq!(to_half_width('京'), '京');
+        assert_eq!(to_half_width('\u{FF5F}'), '\u{FF5F}');
+    }
+
+    #[test]
+    fn normalising_upper_cases_and_drops_noise_each_on_its_own() {
+        // Lower case that is not noise is upper-cased; noise that needs no case change
+        // (a space, a dash) is dropped: either alone is enough to leave the run as it was.
+        assert_eq!(normalise_plate("京a12345"), "京A12345");
+        assert_eq!(normalise_plate("京A 12-345"), "京A12345");
+        assert_eq!(normalise_plate("京Ａ１２３４５"), "京A12345");
+        assert_eq!(normalise_vin("lsvag2180e2100001"), "LSVAG2180E2100001");
+        assert_eq!(normalise_vin("LSVAG 2180-E2100001"), "LSVAG2180E2100001");
+    }
 
     fn raw<'a>(plate: &'a str, vin: &'a str, engine: &'a str, city: &'a str) -> RawLead<'a> {
         RawLead {

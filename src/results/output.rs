@@ -343,8 +343,8 @@ impl Default for OutputStyle {
     }
 }
 
-/// Separates several warnings (or reasons) inside one cell.
-pub const LIST_SEPARATOR: &str = " | ";
+/// Separates several warnings (or reasons) inside one cell; defined beside the reasons.
+pub use crate::leads::lead::LIST_SEPARATOR;
 
 /// Where results go.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -238,6 +238,19 @@ impl Browser {
         }
     }
 
+    /// Shows the page as printed (`on`) or on screen, through chromedriver's DevTools
+    /// passthrough (`Emulation.setEmulatedMedia`).
+    pub async fn emulate_print(&self, on: bool) {
+        let media = if on { "print" } else { "" };
+        self.client
+            .issue_cmd(Cdp {
+                cmd: "Emulation.setEmulatedMedia",
+                params: json!({ "media": media }),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("cannot emulate print media: {e}"));
+    }
+
     /// Types `text` into the element `css` matches (for a file input: a file's path).
     pub async fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css).await;
@@ -279,6 +292,27 @@ impl Browser {
     async fn quit(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
+    }
+}
+
+/// A DevTools command sent through chromedriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (axum::http::Method::POST, Some(body.to_string()))
     }
 }
 

@@ -259,6 +259,31 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         browser.goto(&job_url).await;
         browser.find("#download-csv").await;
         browser.screenshot_as("pages_done").await;
+        // On paper: no forms, buttons, navigation or frame; the figures and tables stay.
+        browser.emulate_print(true).await;
+        let shown = |css: &str| {
+            let script =
+                format!("const e = document.querySelector('{css}'); return !!e && e.checkVisibility();");
+            async move { browser.client.execute(&script, vec![]).await.unwrap() == serde_json::json!(true) }
+        };
+        for hidden in ["header.top nav", "#download-csv", "#report-frame", ".back"] {
+            assert!(!shown(hidden).await, "{hidden} is printed");
+        }
+        for printed in [
+            "#counts",
+            "#check-figures",
+            "#results .print-only, #report .print-only",
+            "h1",
+        ] {
+            assert!(shown(printed).await, "{printed} is not printed");
+        }
+        browser.screenshot_as("pages_done_printed").await;
+        browser.emulate_print(false).await;
+        assert!(shown("#download-csv").await);
+        assert!(
+            !shown("#check-figures").await,
+            "on screen, a finished job's check is folded"
+        );
     })
     .await;
     service.shutdown().await;

@@ -80,3 +80,8 @@
     window.location.reload();
   });
 })();
+
+// On paper, a folded section (a finished job's check) is printed unfolded.
+window.addEventListener("beforeprint", () => {
+  for (const details of document.querySelectorAll("details")) details.open = true;
+});

@@ -390,7 +390,7 @@ impl OutputTarget {
                 // The workbook is made from the finished CSV, then the CSV goes.
                 Format::Xlsx => {
                     let partial = partial_path(path);
-                    crate::results::xlsx::from_csv(&partial, path)?;
+                    crate::results::xlsx::from_csv(&partial, path, false)?;
                     std::fs::remove_file(partial)
                 }
             },

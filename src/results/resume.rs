@@ -92,7 +92,7 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
                 return fs::rename(&partial, output).map_err(Error::file("cannot rename", &partial));
             }
             Format::Xlsx => {
-                xlsx::from_csv(&partial, output).map_err(Error::file("cannot write", output))?;
+                xlsx::from_csv(&partial, output, false).map_err(Error::file("cannot write", output))?;
                 return fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial));
             }
         }

@@ -170,14 +170,27 @@ impl XlsxWriter {
 }
 
 /// Makes the workbook `xlsx` from the results CSV `csv` (atomically, see
-/// [`XlsxWriter::finish`]); returns the rows written.
-pub fn from_csv(csv: &Path, xlsx: &Path) -> io::Result<u64> {
+/// [`XlsxWriter::finish`]); returns the rows written. `guarded`: the CSV's cells carry the
+/// formula guard's `'` (as the service's results do), which a workbook does not need, since
+/// its text cells are never formulas; it is taken off.
+pub fn from_csv(csv: &Path, xlsx: &Path, guarded: bool) -> io::Result<u64> {
     let mut reader = TableReader::open(csv)?;
-    let mut writer = XlsxWriter::create(xlsx, reader.headers())?;
+    let unguard = |record: &StringRecord| -> StringRecord {
+        record.iter().map(crate::results::formula::unguard).collect()
+    };
+    let header = match guarded {
+        true => unguard(reader.headers()),
+        false => reader.headers().clone(),
+    };
+    let mut writer = XlsxWriter::create(xlsx, &header)?;
     let mut record = StringRecord::new();
     let mut n_rows = 0;
     while reader.read_record(&mut record)? {
-        writer.write_record(&record)?;
+        if guarded {
+            writer.write_record(&unguard(&record))?;
+        } else {
+            writer.write_record(&record)?;
+        }
         n_rows += 1;
     }
     writer.finish()?;
@@ -222,7 +235,7 @@ mod tests {
             .unwrap();
         writer.flush().unwrap();
         drop(writer);
-        assert_eq!(from_csv(&csv, &xlsx).unwrap(), 2);
+        assert_eq!(from_csv(&csv, &xlsx, false).unwrap(), 2);
         assert!(!with_suffix(&xlsx, ".writing").exists());
 
         let read = |path: &Path| {

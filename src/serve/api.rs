@@ -54,6 +54,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/jobs/{id}/cancel", post(cancel_job))
         .route("/api/jobs/{id}/retry", post(retry_job))
         .route("/api/jobs/{id}/results.csv", get(results_csv))
+        .route("/api/jobs/{id}/results.xlsx", get(results_xlsx))
         .route("/api/jobs/{id}/report.html", get(report_html))
         .route("/api/jobs/{id}/report.json", get(report_json))
         .route("/api/jobs/{id}/events", get(events))
@@ -120,6 +121,9 @@ pub struct JobView {
 pub struct Links {
     pub this: String,
     pub results_csv: String,
+    /// The results as an `.xlsx` workbook, once the job has stopped (done, cancelled or
+    /// aborted); `null` until then.
+    pub results_xlsx: Option<String>,
     pub report_html: String,
     pub report_json: String,
     pub events: String,
@@ -151,6 +155,8 @@ impl From<&JobRecord> for JobView {
             message: job.message.clone(),
             links: Links {
                 results_csv: format!("{this}/results.csv"),
+                results_xlsx: crate::serve::jobs::results_xlsx_available(job)
+                    .then(|| format!("{this}/results.xlsx")),
                 report_html: format!("{this}/report.html"),
                 report_json: format!("{this}/report.json"),
                 events: format!("{this}/events"),
@@ -589,6 +595,39 @@ async fn results_csv(
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"job-{id}.results.csv\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /api/jobs/{id}/results.xlsx`: the results as an Excel workbook, once the job has
+/// stopped (409 before, with what to do).
+async fn results_xlsx(
+    State(state): State<AppState>,
+    _principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = job_id(&id)?;
+    let path = state.jobs.results_xlsx_path(id).await?;
+    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!("job {id}'s workbook cannot be read: {e}"),
+        )
+    })?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"job-{id}.results.xlsx\""),
             ),
             (header::CACHE_CONTROL, "no-store".to_string()),
         ],

@@ -85,6 +85,15 @@ fn input_options(city: Option<City>) -> InputOptions {
     }
 }
 
+/// Whether `GET /api/jobs/{id}/results.xlsx` gives a workbook: once a job that ran has
+/// stopped (done, cancelled or aborted).
+pub fn results_xlsx_available(job: &JobRecord) -> bool {
+    matches!(
+        job.state,
+        JobState::Done | JobState::Cancelled | JobState::Aborted
+    ) && job.started_at.is_some()
+}
+
 /// Why a request about a job cannot be done; the API turns each into a 4xx.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -423,6 +432,49 @@ impl Jobs {
             }
         };
         Ok(path)
+    }
+
+    /// The results as an `.xlsx` workbook, once the job has stopped (done, cancelled or
+    /// aborted): made from its results CSV on the first request, and again whenever the CSV
+    /// is newer (after a retry). Built into a file of its own and renamed into place, so
+    /// that two requests at once never see half a workbook.
+    pub async fn results_xlsx_path(&self, id: i64) -> Result<PathBuf, JobError> {
+        let job = self.view(id).await?;
+        if !results_xlsx_available(&job) {
+            return Err(JobError::Conflict(match job.state {
+                JobState::Validated | JobState::Queued => {
+                    format!("job {id} has no results yet: start it first")
+                }
+                _ => format!(
+                    "job {id} is {}: its workbook is made once the run has stopped; results.csv has the rows so far",
+                    job.state.as_str()
+                ),
+            }));
+        }
+        let source = self.results_path(id).await?;
+        let target = self.job_dir(id).join("results.xlsx");
+        let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        let fresh =
+            matches!((modified(&target), modified(&source)), (Some(made), Some(from)) if made >= from);
+        if !fresh {
+            static BUILDS: AtomicU64 = AtomicU64::new(0);
+            let n = BUILDS.fetch_add(1, Ordering::Relaxed);
+            let building = self.job_dir(id).join(format!("results.xlsx.{n}.building"));
+            let built = target.clone();
+            tokio::task::spawn_blocking(move || {
+                // The service's CSVs carry the formula guard (`OutputStyle::default`).
+                let made = crate::results::xlsx::from_csv(&source, &building, true)
+                    .and_then(|_| std::fs::rename(&building, &built));
+                if made.is_err() {
+                    let _ = std::fs::remove_file(&building);
+                }
+                made
+            })
+            .await
+            .map_err(|e| JobError::Io(format!("cannot make job {id}'s workbook: {e}")))?
+            .map_err(|e| JobError::Io(format!("cannot make job {id}'s workbook: {e}")))?;
+        }
+        Ok(target)
     }
 
     pub fn city(job: &JobRecord) -> Option<City> {

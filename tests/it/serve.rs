@@ -1385,3 +1385,70 @@ async fn the_cli_and_the_service_reuse_each_others_answers() {
     assert_eq!(rows.iter().filter(|row| row.attempts == 0).count(), 4);
     service.shutdown().await;
 }
+
+#[tokio::test]
+async fn results_xlsx_is_there_once_the_job_has_stopped_with_every_digit_and_no_guard_quote() {
+    use calamine::{Data, Reader as _};
+    let service = Service::start(Options::default()).await;
+    let list = "身份证号,LicenseNo,备注\n\
+                110101199003074518,京J97896,=1+1\n\
+                000123,沪A12345,plain\n";
+    let job = service.create("leads.csv", list.as_bytes().to_vec(), &[]).await;
+    let xlsx_url = format!("/api/jobs/{}/results.xlsx", job.id);
+    assert_eq!(job.links.results_xlsx, None, "not before the job has run");
+    let early = service.http.get(service.url(&xlsx_url)).send().await.unwrap();
+    assert_eq!(early.status(), StatusCode::CONFLICT);
+    assert!(error_of(early).await.contains("start it first"));
+    let unknown = service
+        .http
+        .get(service.url("/api/jobs/999/results.xlsx"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert!(error_of(unknown).await.contains("999"));
+
+    let started = service.post(&format!("/api/jobs/{}/start", job.id)).await;
+    assert_eq!(started.status(), StatusCode::OK);
+    let done = service.wait_state(job.id, JobState::Done).await;
+    assert_eq!(done.links.results_xlsx.as_deref(), Some(xlsx_url.as_str()));
+    let download = || async {
+        let response = service.http.get(service.url(&xlsx_url)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        );
+        response.bytes().await.unwrap().to_vec()
+    };
+    let bytes = download().await;
+    let made = service.data_dir().join(format!("jobs/{}/results.xlsx", job.id));
+    let modified = || std::fs::metadata(&made).unwrap().modified().unwrap();
+    let first = modified();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(download().await, bytes);
+    assert_eq!(modified(), first, "made once, then served as made");
+    let mut workbook = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+    let range = workbook.worksheet_range("results").unwrap();
+    assert_eq!(range.height(), 3);
+    assert_eq!(range.get((0, 0)), Some(&Data::String("身份证号".into())));
+    assert_eq!(
+        range.get((1, 0)),
+        Some(&Data::String("110101199003074518".into()))
+    );
+    assert_eq!(range.get((2, 0)), Some(&Data::String("000123".into())));
+    // The CSV guards the formula with a `'`; the workbook holds the text as uploaded.
+    assert_eq!(range.get((1, 2)), Some(&Data::String("=1+1".into())));
+    let csv = service
+        .http
+        .get(service.url(&done.links.results_csv))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains(",'=1+1,"), "{csv}");
+    assert_eq!(range.get((1, 3)), Some(&Data::Float(1.0)), "row, a number");
+    service.shutdown().await;
+}

@@ -49,7 +49,7 @@ fn per_row(c: &mut Criterion) {
                         let request = RenewalRequest::signed(&lead, &agent, token, 1_700_000_000);
                         black_box(serde_json::to_vec(&request).unwrap());
                         let answer = protocol::classify(200, None, black_box(answer));
-                        RowOutcome::from_answer(answer, 1, &quote_page, token)
+                        RowOutcome::from_answer(answer, 1, &quote_page, token, 1_796_164_795_000)
                     }
                     Err(rejection) => RowOutcome::invalid_input(rejection.to_string(), rejection.warnings),
                 };
@@ -69,7 +69,13 @@ fn journal(c: &mut Criterion) {
     let token = "4773EEC3EE9B572851C11DF730DCE827";
     let answer =
         br#"{"code":200,"msg":"\u7eed\u4fdd\u6210\u529f","RenewalToken":"0123456789ABCDEF0123456789ABCDEF"}"#;
-    let outcome = RowOutcome::from_answer(protocol::classify(200, None, answer), 1, &quote_page, token);
+    let outcome = RowOutcome::from_answer(
+        protocol::classify(200, None, answer),
+        1,
+        &quote_page,
+        token,
+        1_796_164_795_000,
+    );
     let lead = lead::validate(
         &RawLead {
             plate: "京J97896",

@@ -125,6 +125,13 @@ impl VehicleKey {
         };
         u128::from_be_bytes(Md5::digest(text.as_bytes()).into())
     }
+
+    /// The same 64 bits as [`Lead::dedupe_key`] of a lead with this key (in-process only).
+    pub fn dedupe_key(&self) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
+    }
 }
 
 /// [`VehicleKey`] borrowed from a [`Lead`]: the same variants and fields in the same order, so
@@ -1204,6 +1211,7 @@ mod tests {
             ok("京J97897", "", "", "").dedupe_key(),
             "another plate"
         );
+        assert_eq!(a.dedupe_key(), a.key().dedupe_key(), "the owned key hashes alike");
 
         let by_vin = ok("", " ls4ase2a2gj137027 ", " 2192209 ", "1");
         assert_eq!(

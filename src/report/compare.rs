@@ -112,6 +112,8 @@ pub struct VehicleOutcome {
     pub status: Status,
     pub message: String,
     pub renewal_token: String,
+    /// When the answer was given (ISO 8601), if the file says.
+    pub answered_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -134,6 +136,11 @@ pub struct Comparison {
     pub counts: BTreeMap<Change, u64>,
     /// Every vehicle whose outcome changed ([`Change::is_change`]), by change, then row.
     pub changed: Vec<ChangedVehicle>,
+    /// Vehicles of both runs whose answer now is the earlier run's very answer (the same
+    /// `answered_at`): reused from the history, not asked again.
+    pub same_answer: u64,
+    /// Vehicles of both runs answered again since (a later `answered_at`): fresh answers.
+    pub answered_again: u64,
 }
 
 pub(super) fn compare(
@@ -150,7 +157,9 @@ pub(super) fn compare(
         status: state.status,
         message: state.message.to_string(),
         renewal_token: state.renewal_token.to_string(),
+        answered_at: state.answered_at.map(crate::results::history::format_time),
     };
+    let (mut same_answer, mut answered_again) = (0, 0);
     let mut counts: BTreeMap<Change, u64> = Change::ALL.into_iter().map(|change| (change, 0)).collect();
     let mut changed = Vec::new();
     let fingerprints = current.keys().chain(
@@ -163,6 +172,14 @@ pub(super) fn compare(
         let now = current.get(fingerprint);
         let change = Change::between(before.map(VehicleState::outcome), now.map(VehicleState::outcome));
         *counts.entry(change).or_default() += 1;
+        match (
+            before.and_then(|state| state.answered_at),
+            now.and_then(|state| state.answered_at),
+        ) {
+            (Some(then), Some(at)) if then == at => same_answer += 1,
+            (Some(then), Some(at)) if at > then => answered_again += 1,
+            _ => {}
+        }
         if !change.is_change() {
             continue;
         }
@@ -196,6 +213,8 @@ pub(super) fn compare(
         previous_vehicles: previous.len() as u64,
         counts,
         changed,
+        same_answer,
+        answered_again,
     }
 }
 
@@ -231,6 +250,8 @@ pub(super) struct VehicleState {
     pub(super) renewal_token: Box<str>,
     pub(super) label: Box<str>,
     pub(super) city: u8,
+    /// Unix ms.
+    pub(super) answered_at: Option<i64>,
 }
 
 impl VehicleState {

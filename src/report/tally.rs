@@ -69,6 +69,7 @@ impl Vehicles {
                     renewal_token: row.outcome.renewal_token.as_str().into(),
                     label: row.vehicle.label.as_str().into(),
                     city: row.vehicle.city.map_or(0, |city| city.id),
+                    answered_at: row.outcome.answered_at,
                 },
             );
         }

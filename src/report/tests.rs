@@ -34,6 +34,7 @@ struct Line {
     message: &'static str,
     token: &'static str,
     attempts: u32,
+    answered_at: &'static str,
 }
 
 impl Line {
@@ -51,6 +52,7 @@ impl Line {
             message: "",
             token: "",
             attempts: 0,
+            answered_at: "",
         }
     }
 
@@ -113,6 +115,10 @@ impl Line {
     fn attempts(self, attempts: u32) -> Line {
         Line { attempts, ..self }
     }
+
+    fn answered_at(self, answered_at: &'static str) -> Line {
+        Line { answered_at, ..self }
+    }
 }
 
 /// Today's run: every status class, a duplicate, a VIN-only lead, two rejected rows.
@@ -170,8 +176,14 @@ fn previous_rows() -> Vec<Line> {
 /// Writes `lines` in the format of `output::ResultWriter`: the input's columns, then the
 /// result columns, written by the csv crate's default writer.
 fn write_results(path: &Path, lines: &[Line]) {
+    write_results_with(path, lines, &RESULT_COLUMNS);
+}
+
+/// [`write_results`] with these result columns: all of them, or an older build's, which
+/// lacked `answered_at` (the last).
+fn write_results_with(path: &Path, lines: &[Line], columns: &[&str]) {
     let mut writer = csv::Writer::from_path(path).unwrap();
-    writer.write_record(HEADER.iter().chain(&RESULT_COLUMNS)).unwrap();
+    writer.write_record(HEADER.iter().chain(columns)).unwrap();
     for line in lines {
         let quote_url = if line.token.is_empty() {
             String::new()
@@ -188,7 +200,9 @@ fn write_results(path: &Path, lines: &[Line]) {
             quote_url,
             line.attempts.to_string(),
             String::new(),
+            line.answered_at.to_string(),
         ];
+        let result = result.into_iter().take(columns.len());
         writer.write_record(lead.into_iter().chain(result)).unwrap();
     }
     writer.flush().unwrap();
@@ -317,6 +331,71 @@ fn every_figure_of_the_fixture() {
     );
     assert!(report.against.is_none());
     assert!(report.notes.is_empty());
+}
+
+#[test]
+fn against_tells_the_earlier_runs_own_answer_from_a_fresh_one_and_reads_files_without_answered_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let (previous, current) = (dir.path().join("monday.csv"), dir.path().join("tuesday.csv"));
+    let monday = "2026-11-30T09:00:00+00:00";
+    write_results(
+        &previous,
+        &[
+            Line::new(1, "A")
+                .plate("京A11111")
+                .renewed("T1")
+                .answered_at(monday),
+            Line::new(2, "B")
+                .plate("京A22222")
+                .not_renewable()
+                .answered_at(monday),
+            Line::new(3, "C")
+                .plate("京A33333")
+                .renewed("T3")
+                .answered_at(monday),
+        ],
+    );
+    write_results(
+        &current,
+        &[
+            // Reused from the history: Monday's answer, no request.
+            Line::new(1, "A")
+                .plate("京A11111")
+                .renewed("T1")
+                .attempts(0)
+                .answered_at(monday),
+            // Asked again on Tuesday (the same offset written another way is the same time).
+            Line::new(2, "B")
+                .plate("京A22222")
+                .not_renewable()
+                .answered_at("2026-12-01T17:00:00+08:00"),
+            Line::new(3, "C").plate("京A33333").renewed("T3"),
+        ],
+    );
+    let report = Report::build(std::slice::from_ref(&current), Some(&previous), None).unwrap();
+    let comparison = report.against.as_ref().unwrap();
+    assert_eq!((comparison.same_answer, comparison.answered_again), (1, 1));
+    assert!(
+        report.to_string().contains(
+            "answers: 1 the earlier run's own (reused, the same answered_at), 1 answered again since"
+        ),
+        "{report}"
+    );
+    let html = report.to_html();
+    assert!(html.contains(r#"<span class="same-answer">1</span>"#), "{html}");
+
+    // A file of an older build, without the column, is read with no times.
+    let older = dir.path().join("older.csv");
+    write_results_with(
+        &older,
+        &previous_rows(),
+        &RESULT_COLUMNS[..RESULT_COLUMNS.len() - 1],
+    );
+    let report = Report::build(std::slice::from_ref(&older), Some(&previous), None).unwrap();
+    assert_eq!(report.rows, 10);
+    let comparison = report.against.as_ref().unwrap();
+    assert_eq!((comparison.same_answer, comparison.answered_again), (0, 0));
+    assert!(!report.to_string().contains("answers:"));
 }
 
 #[test]

@@ -177,6 +177,13 @@ impl fmt::Display for Report {
                     writeln!(f, "    {:<20} {n:>6}", change.label())?;
                 }
             }
+            if comparison.same_answer + comparison.answered_again > 0 {
+                writeln!(
+                    f,
+                    "  answers: {} the earlier run's own (reused, the same answered_at), {} answered again since",
+                    comparison.same_answer, comparison.answered_again
+                )?;
+            }
         }
         Ok(())
     }

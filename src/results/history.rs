@@ -14,6 +14,8 @@
 //! milliseconds, always passed in (no clock inside), so that windows are testable to the
 //! millisecond.
 
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::time::Duration;
 
@@ -296,6 +298,143 @@ impl History {
     }
 }
 
+/// The vehicles an agent has answers for since some time, as [`VehicleKey::dedupe_key`]s: a
+/// run with `--reuse-within` asks SQLite only about vehicles in it, so a vehicle never
+/// answered costs a hash lookup instead of a query (a query is several times a request's own
+/// CPU; BENCHMARKS.md). It only rules answers out: a vehicle in it is still looked up, with
+/// the window as it is then. Past [`AnsweredSet::CAP`] vehicles it stops growing and rules
+/// nothing out, so memory stays bounded and every row is looked up as before.
+#[derive(Debug)]
+pub struct AnsweredSet {
+    keys: HashSet<u64, BuildHasherDefault<KeyHasher>>,
+    /// The highest answer id read, for [`History::refresh`].
+    last_id: i64,
+    complete: bool,
+}
+
+impl AnsweredSet {
+    /// The most vehicles kept (about 20 MB).
+    pub const CAP: usize = 1_000_000;
+
+    /// Whether the history may hold an answer for the vehicle with this key.
+    pub fn may_have(&self, key: u64) -> bool {
+        !self.complete || self.keys.contains(&key)
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn add(&mut self, key: u64) {
+        if self.keys.len() >= Self::CAP && !self.keys.contains(&key) {
+            self.complete = false;
+            self.keys = HashSet::default();
+        } else if self.complete {
+            self.keys.insert(key);
+        }
+    }
+}
+
+/// The keys are SipHash already: hashing them again would only cost time.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl History {
+    /// The vehicles `agent_id` has an answer for given at `since` (Unix ms) or later.
+    pub fn answered_since(&mut self, agent_id: &str, since: i64) -> Result<AnsweredSet, HistoryError> {
+        let name = &self.path;
+        let mut set = AnsweredSet {
+            keys: HashSet::default(),
+            last_id: 0,
+            complete: true,
+        };
+        // One read transaction: the scan and the id it ends at agree.
+        let tx = self.conn.transaction().map_err(sqlite(name))?;
+        set.last_id = tx
+            .query_row("SELECT COALESCE(max(id), 0) FROM history_answers", [], |row| {
+                row.get(0)
+            })
+            .map_err(sqlite(name))?;
+        {
+            let mut query = tx
+                .prepare(
+                    "SELECT plate, vin, engine_no, city FROM history_answers
+                     WHERE answered_at >= ?1 AND agent_id = ?2 AND id <= ?3",
+                )
+                .map_err(sqlite(name))?;
+            let mut rows = query
+                .query(params![since, agent_id, set.last_id])
+                .map_err(sqlite(name))?;
+            while let Some(row) = rows.next().map_err(sqlite(name))? {
+                set.add(key_from_row(row).map_err(sqlite(name))?.dedupe_key());
+                if !set.complete {
+                    break;
+                }
+            }
+        }
+        tx.commit().map_err(sqlite(name))?;
+        Ok(set)
+    }
+
+    /// Adds the answers `agent_id` got since the set was read (another process's, or this
+    /// run's own), by id: cheap when there are none.
+    pub fn refresh(&self, set: &mut AnsweredSet, agent_id: &str) -> Result<(), HistoryError> {
+        let name = &self.path;
+        let mut query = self
+            .conn
+            .prepare_cached(
+                "SELECT plate, vin, engine_no, city, id FROM history_answers WHERE id > ?1 AND agent_id = ?2 ORDER BY id",
+            )
+            .map_err(sqlite(name))?;
+        let mut rows = query
+            .query(params![set.last_id, agent_id])
+            .map_err(sqlite(name))?;
+        while let Some(row) = rows.next().map_err(sqlite(name))? {
+            set.add(key_from_row(row).map_err(sqlite(name))?.dedupe_key());
+            set.last_id = row.get(4).map_err(sqlite(name))?;
+        }
+        Ok(())
+    }
+}
+
+/// A vehicle key from the first four columns `plate, vin, engine_no, city`.
+fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VehicleKey> {
+    let plate: Option<String> = row.get(0)?;
+    let city: u8 = row.get(3)?;
+    Ok(match plate {
+        Some(plate) => VehicleKey::Plate { plate, city },
+        None => VehicleKey::Vin {
+            vin: row.get(1)?,
+            engine: row.get(2)?,
+            city,
+        },
+    })
+}
+
 fn key_columns(vehicle: &VehicleKey) -> (Option<&str>, Option<&str>, Option<&str>, u8) {
     match vehicle {
         VehicleKey::Plate { plate, city } => (Some(plate), None, None, *city),
@@ -384,15 +523,24 @@ pub fn unix_ms_now() -> i64 {
 
 /// ISO 8601 with an offset, in UTC, to the second: `2026-12-01T22:39:55+00:00`.
 pub fn format_time(unix_ms: i64) -> String {
+    let mut text = String::with_capacity(25);
+    write_time(&mut text, unix_ms);
+    text
+}
+
+/// [`format_time`] appended to `out`, without allocating.
+pub fn write_time(out: &mut String, unix_ms: i64) {
+    use std::fmt::Write as _;
     let seconds = unix_ms.div_euclid(1000);
     let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
         of_day / 3600,
         of_day / 60 % 60,
         of_day % 60
-    )
+    );
 }
 
 /// Reads an ISO 8601 time with an offset (`Z`, `+08:00`, `-0500`), to the millisecond, as
@@ -624,6 +772,45 @@ mod tests {
         ];
         assert!(history.record_all(&batch).is_err());
         assert_eq!(history.count().unwrap(), 0);
+    }
+
+    #[test]
+    fn the_answered_set_rules_out_only_vehicles_without_an_answer_and_follows_new_ones() {
+        let (_dir, mut history) = open_temp();
+        let at = 1_700_000_000_000;
+        let vin = VehicleKey::Vin {
+            vin: "LSVAU2180N2183294".to_string(),
+            engine: "E1".to_string(),
+            city: 1,
+        };
+        history
+            .record_all(&[
+                answer(plate("京A11111", 1), Status::Renewed, at),
+                answer(plate("京A22222", 1), Status::Renewed, at - 10 * HOUR_MS),
+                answer(vin.clone(), Status::NotRenewable, at),
+            ])
+            .unwrap();
+        let mut set = history.answered_since("102", at - HOUR_MS).unwrap();
+        assert!(set.is_complete());
+        assert!(set.may_have(plate("京A11111", 1).dedupe_key()));
+        assert!(set.may_have(vin.dedupe_key()));
+        assert!(
+            !set.may_have(plate("京A22222", 1).dedupe_key()),
+            "too old for the window"
+        );
+        assert!(!set.may_have(plate("京A11111", 2).dedupe_key()), "another city");
+        assert!(
+            history.answered_since("103", 0).unwrap().is_empty(),
+            "another agent"
+        );
+        // An answer recorded later (by another process, say) is found by a refresh.
+        history
+            .record(&answer(plate("京A33333", 1), Status::Renewed, at + 1))
+            .unwrap();
+        assert!(!set.may_have(plate("京A33333", 1).dedupe_key()));
+        history.refresh(&mut set, "102").unwrap();
+        assert!(set.may_have(plate("京A33333", 1).dedupe_key()));
+        assert_eq!(set.len(), 3);
     }
 
     #[test]

@@ -36,11 +36,14 @@ pub fn journal_path(output: &Path) -> PathBuf {
     with_suffix(output, ".journal")
 }
 
-/// The journal's first line: what it is, and its format's version.
-const MAGIC: &str = "bihu-renew journal 1";
+/// The journal's first line: what it is, and its format's version. Version 2 added the
+/// answer's time (`answered_at`, Unix ms, empty if none) before the checksum; a version 1
+/// journal (from an older build) is read all the same, without it.
+const MAGIC: &str = "bihu-renew journal 2";
+const MAGIC_V1: &str = "bihu-renew journal 1";
 
 /// Fields of a record, the checksum included.
-const N_FIELDS: usize = 12;
+const N_FIELDS: usize = 13;
 
 /// One answer (or one row waiting for its next attempt).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,9 +174,10 @@ impl Journal {
         outcome: &RowOutcome,
         retry: Option<Retry>,
     ) -> io::Result<()> {
-        let (mut row, mut vehicle, mut http, mut attempts, mut failures, mut due) = (
+        let (mut row, mut vehicle, mut http, mut attempts, mut failures, mut due, mut answered) = (
             itoa::Buffer::new(),
             String::new(),
+            itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
@@ -201,6 +205,7 @@ impl Journal {
             attempts.format(outcome.attempts),
             failures,
             due,
+            outcome.answered_at.map_or("", |at| answered.format(at)),
         ];
         let check = format!("{:016x}", checksum(fields));
         self.csv
@@ -338,7 +343,7 @@ fn read_each(path: &Path, mut each: impl FnMut(Record)) -> io::Result<u64> {
             Err(_) => break,
         }
         if first {
-            if fields.len() != 1 || &fields[0] != MAGIC {
+            if fields.len() != 1 || (&fields[0] != MAGIC && &fields[0] != MAGIC_V1) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("not a journal of bihu-renew (its first line is not {MAGIC:?})"),
@@ -364,13 +369,19 @@ fn read_each(path: &Path, mut each: impl FnMut(Record)) -> io::Result<u64> {
 }
 
 fn parse(fields: &StringRecord) -> Option<Record> {
-    if fields.len() != N_FIELDS {
+    // Version 1's records lack the answer's time.
+    let n = fields.len();
+    if n != N_FIELDS && n != N_FIELDS - 1 {
         return None;
     }
-    let check = u64::from_str_radix(&fields[N_FIELDS - 1], 16).ok()?;
-    if checksum(fields.iter().take(N_FIELDS - 1)) != check {
+    let check = u64::from_str_radix(&fields[n - 1], 16).ok()?;
+    if checksum(fields.iter().take(n - 1)) != check {
         return None;
     }
+    let answered_at = match (n == N_FIELDS).then(|| &fields[11]) {
+        None | Some("") => None,
+        Some(text) => Some(text.parse().ok()?),
+    };
     let number = |i: usize| fields[i].parse::<u64>().ok();
     let retry = match &fields[0] {
         "D" => None,
@@ -394,6 +405,7 @@ fn parse(fields: &StringRecord) -> Option<Record> {
             quote_url: fields[7].to_string(),
             attempts: fields[8].parse().ok()?,
             warnings: Vec::new(),
+            answered_at,
         },
         retry,
     })
@@ -454,9 +466,37 @@ mod tests {
                 quote_url: "http://h/q?a=1&b=2".into(),
                 attempts: 2,
                 warnings: Vec::new(),
+                answered_at: Some(1_796_164_795_000 + row as i64),
             },
             retry,
         }
+    }
+
+    #[test]
+    fn a_version_1_journal_reads_without_answer_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv.journal");
+        let fields = [
+            "D",
+            "3",
+            "00000000deadbeef",
+            "renewed",
+            "200",
+            "ok",
+            "RT",
+            "",
+            "1",
+            "",
+            "",
+        ];
+        let check = format!("{:016x}", checksum(fields));
+        let line = fields.join(",") + "," + &check;
+        std::fs::write(&path, format!("{MAGIC_V1}\n{line}\n")).unwrap();
+        let (records, _) = read(&path).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].row, 3);
+        assert_eq!(records[0].outcome.renewal_token, "RT");
+        assert_eq!(records[0].outcome.answered_at, None);
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub struct RowOutcome {
     /// Requests sent for this row (0 for rows rejected locally and for copies of a duplicate).
     pub attempts: u32,
     pub warnings: Vec<String>,
+    /// When Bihu gave the answer this row carries (Unix ms): just now for a fresh answer, the
+    /// recorded time for one reused from the history; `None` when no answer came (rejected
+    /// locally, no connection, never sent). Written as ISO 8601 in `answered_at`.
+    pub answered_at: Option<i64>,
 }
 
 impl Default for RowOutcome {
@@ -120,6 +124,7 @@ impl Default for RowOutcome {
             quote_url: String::new(),
             attempts: 0,
             warnings: Vec::new(),
+            answered_at: None,
         }
     }
 }
@@ -135,11 +140,19 @@ impl RowOutcome {
             quote_url: String::new(),
             attempts: 0,
             warnings,
+            answered_at: None,
         }
     }
 
-    /// The outcome of the last attempt's answer; `token` is the Token it was sent with.
-    pub fn from_answer(answer: Answer, attempts: u32, quote_page: &QuotePage, token: &str) -> RowOutcome {
+    /// The outcome of the last attempt's answer, given at `answered_at` (Unix ms); `token` is
+    /// the Token it was sent with.
+    pub fn from_answer(
+        answer: Answer,
+        attempts: u32,
+        quote_page: &QuotePage,
+        token: &str,
+        answered_at: i64,
+    ) -> RowOutcome {
         let http_status = Some(answer.http_status());
         let (status, message, renewal_token) = match answer {
             Answer::Renewed { renewal_token, msg } => (Status::Renewed, msg, renewal_token),
@@ -167,6 +180,7 @@ impl RowOutcome {
             quote_url,
             attempts,
             warnings: Vec::new(),
+            answered_at: Some(answered_at),
         }
     }
 
@@ -179,6 +193,7 @@ impl RowOutcome {
             quote_url: String::new(),
             attempts,
             warnings: Vec::new(),
+            answered_at: None,
         }
     }
 }

@@ -31,6 +31,9 @@ pub enum Column {
     QuoteUrl,
     Attempts,
     Warnings,
+    /// When the answer was given (ISO 8601 with its offset), fresh or reused; empty when none
+    /// came. Files written before it existed lack it, and are read all the same.
+    AnsweredAt,
 }
 
 /// What a column's cells are, for a spreadsheet (a CSV holds text alone).
@@ -53,10 +56,12 @@ pub struct ColumnSpec {
     pub kind: CellKind,
     /// Written only with `--zh-headers`, and optional on read.
     pub zh_only: bool,
+    /// Newer than the first results files: optional on read.
+    pub added_later: bool,
 }
 
 /// Every result column, in the order written, [`Column`]'s order.
-pub const COLUMNS: [ColumnSpec; 9] = {
+pub const COLUMNS: [ColumnSpec; 10] = {
     use CellKind::*;
     use Column::*;
     const fn spec(column: Column, name: &'static str, zh: &'static str, kind: CellKind) -> ColumnSpec {
@@ -66,6 +71,7 @@ pub const COLUMNS: [ColumnSpec; 9] = {
             zh,
             kind,
             zh_only: false,
+            added_later: false,
         }
     }
     [
@@ -81,6 +87,10 @@ pub const COLUMNS: [ColumnSpec; 9] = {
         spec(QuoteUrl, "quote_url", "报价链接", Url),
         spec(Attempts, "attempts", "尝试次数", Integer),
         spec(Warnings, "warnings", "警告", Text),
+        ColumnSpec {
+            added_later: true,
+            ..spec(AnsweredAt, "answered_at", "应答时间", Text)
+        },
     ]
 };
 
@@ -122,15 +132,26 @@ pub const RESULT_COLUMNS: [&str; n_columns(false)] = column_names(false);
 /// beside its machine value; readers accept either set (and this one without `状态说明`).
 pub const RESULT_COLUMNS_ZH: [&str; n_columns(true)] = column_names(true);
 
+/// Number buffers and the time's text for [`cell_texts`], reused from row to row.
+#[derive(Default)]
+pub struct CellBuffers {
+    numbers: [itoa::Buffer; 3],
+    answered_at: String,
+}
+
 /// The text of every result column of one row, by [`Column`]; numbers are formatted into
 /// `buffers`, so that writing a row allocates nothing beyond the warnings.
 fn cell_texts<'a>(
     row: u64,
     outcome: &'a RowOutcome,
     warnings: &'a str,
-    buffers: &'a mut [itoa::Buffer; 3],
+    buffers: &'a mut CellBuffers,
 ) -> [&'a str; COLUMNS.len()] {
-    let [row_number, http_status, attempts] = buffers;
+    let [row_number, http_status, attempts] = &mut buffers.numbers;
+    buffers.answered_at.clear();
+    if let Some(at) = outcome.answered_at {
+        crate::results::history::write_time(&mut buffers.answered_at, at);
+    }
     [
         row_number.format(row),
         outcome.status.as_str(),
@@ -143,6 +164,7 @@ fn cell_texts<'a>(
         &outcome.quote_url,
         attempts.format(outcome.attempts),
         warnings,
+        &buffers.answered_at,
     ]
 }
 
@@ -196,12 +218,23 @@ impl Layout {
                     columns: set.iter().map(|spec| spec.column).collect(),
                 })
         };
-        let all: Vec<&ColumnSpec> = COLUMNS.iter().collect();
-        let required: Vec<&ColumnSpec> = COLUMNS.iter().filter(|spec| !spec.zh_only).collect();
-        if let Some(layout) = matches(&required, false)
-            .or_else(|| matches(&all, true))
-            .or_else(|| matches(&required, true))
-        {
+        // Every set a file may have: with or without the zh-only column, and without the
+        // columns added later (a file from an older build).
+        let set = |zh_only: bool, later: bool| -> Vec<&ColumnSpec> {
+            COLUMNS
+                .iter()
+                .filter(|spec| (zh_only || !spec.zh_only) && (later || !spec.added_later))
+                .collect()
+        };
+        let candidates = [
+            (set(false, true), false),
+            (set(true, true), true),
+            (set(false, true), true),
+            (set(false, false), false),
+            (set(true, false), true),
+            (set(false, false), true),
+        ];
+        if let Some(layout) = candidates.iter().find_map(|(set, zh)| matches(set, *zh)) {
             return Ok(layout);
         }
         Err(header_problem(&names))
@@ -260,6 +293,8 @@ impl Layout {
             quote_url: cell(Column::QuoteUrl)?.to_string(),
             attempts: cell(Column::Attempts)?.parse().ok()?,
             warnings,
+            // Absent from older files; a time this tool cannot read counts as none.
+            answered_at: cell(Column::AnsweredAt).and_then(crate::results::history::parse_time),
         };
         Some((row, outcome))
     }
@@ -285,7 +320,10 @@ impl Layout {
 }
 
 fn header_problem(names: &[&str]) -> String {
-    let required: Vec<&ColumnSpec> = COLUMNS.iter().filter(|spec| !spec.zh_only).collect();
+    let required: Vec<&ColumnSpec> = COLUMNS
+        .iter()
+        .filter(|spec| !spec.zh_only && !spec.added_later)
+        .collect();
     let english: Vec<&str> = required.iter().map(|spec| spec.name).collect();
     let chinese: Vec<&str> = required.iter().map(|spec| spec.zh).collect();
     let n_present = |set: &[&str]| set.iter().filter(|name| names.contains(name)).count();
@@ -562,6 +600,7 @@ mod tests {
             quote_url: "http://h/q?a=1&b=2".into(),
             attempts: 2,
             warnings: vec!["one; with semicolon".into(), "two".into()],
+            answered_at: Some(1_796_164_795_000),
         };
         let mut writer = ResultWriter::create(&path, OutputStyle::default()).unwrap();
         writer
@@ -630,7 +669,8 @@ mod tests {
                 "续保令牌",
                 "报价链接",
                 "尝试次数",
-                "警告"
+                "警告",
+                "应答时间"
             ]
         );
         assert_eq!(&chinese[2], "not_renewable", "the machine value stays");

@@ -226,6 +226,7 @@ mod tests {
             quote_url: "http://127.0.0.1/DoQuote?Token=t&RenewalToken=RT1".into(),
             attempts: 2,
             warnings: vec!["a".into(), "b".into()],
+            answered_at: Some(1_796_164_795_000),
         };
         let fields = StringRecord::from(vec!["110101199003074518", "0012345", "=1+1"]);
         writer.write_row(&fields, 1, &renewed).unwrap();

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::BuildHasherDefault;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use crate::error::{Error, exit};
 use crate::leads::input::{InputOptions, LeadReader};
 use crate::leads::lead::ReasonKind;
-use crate::results::history::{self, History};
+use crate::results::history::{self, History, KeyHasher};
 use crate::results::lock::OutputLock;
 use crate::results::outcome::{RowOutcome, Status};
 use crate::results::output::{self, OutputStyle, OutputTarget};
@@ -151,17 +152,26 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
         output: config.output.display(),
         ..DryRunSummary::default()
     };
-    let history = match &config.reuse {
-        Some(reuse) => Some((
-            History::open(&reuse.history).map_err(|e| Error::Usage(e.to_string()))?,
-            reuse,
-        )),
-        None => None,
-    };
     // One clock for the whole check, so that every row is judged against the same window.
     let now = history::unix_ms_now();
+    let history = match &config.reuse {
+        Some(reuse) => {
+            let mut history = History::open(&reuse.history).map_err(|e| Error::Usage(e.to_string()))?;
+            let since = now.saturating_sub(i64::try_from(reuse.within.as_millis()).unwrap_or(i64::MAX));
+            // Vehicles without a recent answer need no query (as in a run).
+            let answered = history
+                .answered_since(&reuse.agent_id, since)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            Some((history, answered, reuse))
+        }
+        None => None,
+    };
     // Each vehicle's first row, and whether the history answers it.
-    let mut first_rows: HashMap<u128, (u64, bool)> = HashMap::new();
+    // Keyed by the 64-bit dedupe key (as the run's survey is), 16 bytes an entry: a million
+    // vehicles fit in about 36 MB (BENCHMARKS.md, the service's upload).
+    // The value is the row, with the top bit set when the history answers it.
+    let mut first_rows: HashMap<u64, u64, BuildHasherDefault<KeyHasher>> = HashMap::default();
+    const REUSED: u64 = 1 << 63;
     while let Some(row) = reader.next_row() {
         let row = row?;
         summary.rows += 1;
@@ -203,22 +213,27 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
                 if !city_given && (from_plate.is_some() || config.input_options.default_city.is_none()) {
                     summary.cities_inferred += 1;
                 }
-                let message = match first_rows.get(&lead.key().fingerprint()) {
-                    Some((first, reused)) => {
+                let message = match first_rows.get(&lead.dedupe_key()) {
+                    Some(first) => {
                         summary.duplicates += 1;
-                        if *reused {
+                        if first & REUSED != 0 {
                             summary.reused += 1;
                         }
-                        format!("same vehicle as row {first}: would copy its outcome")
+                        format!("same vehicle as row {}: would copy its outcome", first & !REUSED)
                     }
                     None => {
                         let answer = match &history {
-                            Some((history, reuse)) => history
-                                .lookup(&reuse.agent_id, &lead.key(), now, reuse.within)
-                                .map_err(|e| Error::Usage(e.to_string()))?,
-                            None => None,
+                            Some((history, answered, reuse)) if answered.may_have(lead.dedupe_key()) => {
+                                history
+                                    .lookup(&reuse.agent_id, &lead.key(), now, reuse.within)
+                                    .map_err(|e| Error::Usage(e.to_string()))?
+                            }
+                            _ => None,
                         };
-                        first_rows.insert(lead.key().fingerprint(), (row.row, answer.is_some()));
+                        first_rows.insert(
+                            lead.dedupe_key(),
+                            row.row | if answer.is_some() { REUSED } else { 0 },
+                        );
                         match answer {
                             Some(answer) => {
                                 summary.reused += 1;

@@ -159,18 +159,33 @@ pub async fn run_over(
     };
 
     // Opened before the first request: a history that cannot be opened stops the run here.
-    let history = match &config.history {
+    // With reuse on, the vehicles it holds recent answers for are read once, so that rows
+    // for other vehicles need no query.
+    let (history, answered) = match &config.history {
         Some(settings) => {
             let path = settings.path.clone();
-            let opened = tokio::task::spawn_blocking(move || History::open(&path))
-                .await
-                .expect("opening the history does not panic");
-            Some(
-                opened
-                    .map_err(|error| Error::Usage(format!("{error}; nothing was sent. Check --history")))?,
-            )
+            let reuse = settings.reuse_within.map(|within| {
+                let ms = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+                (
+                    config.agent.agent_id.clone(),
+                    history::unix_ms_now().saturating_sub(ms),
+                )
+            });
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut history = History::open(&path)?;
+                let answered = match reuse {
+                    Some((agent_id, since)) => Some(history.answered_since(&agent_id, since)?),
+                    None => None,
+                };
+                Ok::<_, history::HistoryError>((history, answered))
+            })
+            .await
+            .expect("opening the history does not panic");
+            let (history, answered) = opened
+                .map_err(|error| Error::Usage(format!("{error}; nothing was sent. Check --history")))?;
+            (Some(history), answered)
         }
-        None => None,
+        None => (None, None),
     };
 
     let client = Client::over(connect(&config)?, config.agent.clone(), &config.base_url);
@@ -208,6 +223,8 @@ pub async fn run_over(
         n_duplicates: 0,
         n_reused: 0,
         history,
+        answered,
+        answered_read: std::time::Instant::now(),
         to_record: Vec::new(),
         halted: false,
     };
@@ -589,6 +606,10 @@ struct Run<'a> {
     n_reused: u64,
     /// The answer history (`--history`), until a write to it fails.
     history: Option<History>,
+    /// The vehicles the history holds recent answers for (with reuse on), and when answers
+    /// recorded since were last added to it.
+    answered: Option<history::AnsweredSet>,
+    answered_read: std::time::Instant,
     /// Final answers of this run not yet in the history (recorded with each flush).
     to_record: Vec<history::Answer>,
     /// A row was abandoned: nothing after it may be written, or OUTPUT would have a gap.
@@ -673,7 +694,10 @@ impl Run<'_> {
                 }
                 batch = batches_rx.recv(), if !stopping && !input_done && self.received.is_empty() => {
                     match batch {
-                        Some(batch) => self.received.extend(batch),
+                        Some(batch) => {
+                            self.refresh_answered();
+                            self.received.extend(batch);
+                        }
                         None => input_done = true,
                     }
                 }
@@ -809,7 +833,7 @@ impl Run<'_> {
                         http_status: outcome.http_status,
                         renewal_token: outcome.renewal_token.clone(),
                         message: outcome.message.clone(),
-                        answered_at: history::unix_ms_now(),
+                        answered_at: outcome.answered_at.unwrap_or_else(history::unix_ms_now),
                     });
                 }
                 self.decide(job.seq, RowResult::Decided(outcome));
@@ -841,6 +865,11 @@ impl Run<'_> {
     fn reuse(&self, lead: &Lead) -> Option<RowOutcome> {
         let within = self.config.history.as_ref()?.reuse_within?;
         let history = self.history.as_ref()?;
+        if let Some(answered) = &self.answered
+            && !answered.may_have(lead.dedupe_key())
+        {
+            return None;
+        }
         let agent_id = &self.config.agent.agent_id;
         let answer = match history.lookup(agent_id, &lead.key(), history::unix_ms_now(), within) {
             Ok(answer) => answer?,
@@ -871,7 +900,26 @@ impl Run<'_> {
             quote_url,
             attempts: 0,
             warnings: Vec::new(),
+            answered_at: Some(answer.answered_at),
         })
+    }
+
+    /// About once a second, adds the answers recorded since (by another process sharing the
+    /// file, or this run) to the answered set, so that they can be reused too.
+    fn refresh_answered(&mut self) {
+        const EVERY: Duration = Duration::from_secs(1);
+        let (Some(history), Some(answered)) = (&self.history, &mut self.answered) else {
+            return;
+        };
+        if self.answered_read.elapsed() < EVERY {
+            return;
+        }
+        self.answered_read = std::time::Instant::now();
+        if let Err(error) = history.refresh(answered, &self.config.agent.agent_id) {
+            // Without it every row is looked up, as if the set had grown past its cap.
+            tracing::warn!("cannot read new answers from the history, every row is looked up: {error}");
+            self.answered = None;
+        }
     }
 
     /// Records this batch's final answers in the history, in one transaction. A failure
@@ -1250,8 +1298,13 @@ async fn attempt(shared: &RunState, job: &mut Job) -> Step {
                 Ok(()) => return Step::Again,
                 Err(login_error) => {
                     let answer = result.expect("matched Ok");
-                    let mut outcome =
-                        RowOutcome::from_answer(answer, attempts, shared.client.quote_page(), &token.value);
+                    let mut outcome = RowOutcome::from_answer(
+                        answer,
+                        attempts,
+                        shared.client.quote_page(),
+                        &token.value,
+                        history::unix_ms_now(),
+                    );
                     outcome.message = format!("{}; logging in again failed: {login_error}", outcome.message);
                     shared.breaker.record(outcome.status);
                     return Step::Done(outcome);
@@ -1263,7 +1316,13 @@ async fn attempt(shared: &RunState, job: &mut Job) -> Step {
         Ok(_) => None,
     };
     let outcome = match result {
-        Ok(answer) => RowOutcome::from_answer(answer, attempts, shared.client.quote_page(), &token.value),
+        Ok(answer) => RowOutcome::from_answer(
+            answer,
+            attempts,
+            shared.client.quote_page(),
+            &token.value,
+            history::unix_ms_now(),
+        ),
         Err(error) => RowOutcome::transport(&error, attempts),
     };
     shared.breaker.record(outcome.status);

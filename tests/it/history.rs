@@ -236,6 +236,10 @@ mod runs {
             assert_eq!(row.status, earlier.status);
             assert_eq!(row.renewal_token, earlier.renewal_token);
             assert_eq!(row.quote_url, earlier.quote_url, "built with the current Token");
+            assert_eq!(
+                row.answered_at, earlier.answered_at,
+                "the time of the answer reused"
+            );
             assert!(
                 row.message
                     .starts_with(&format!("reused the {} answer of 20", row.status)),
@@ -244,6 +248,16 @@ mod runs {
             );
         }
         assert!(rows[10..30].iter().all(|row| row.attempts == 1));
+        // Fresh answers carry their own time, later than the first day's.
+        let first_day = history::parse_time(&day1_rows[0].answered_at).unwrap();
+        for row in &rows[10..30] {
+            let at = history::parse_time(&row.answered_at).unwrap_or_else(|| panic!("{row:?}"));
+            assert!(at >= first_day / 1000 * 1000, "{row:?}");
+        }
+        assert_eq!(
+            rows[30].answered_at, rows[5].answered_at,
+            "a copy carries its first row's"
+        );
         assert_eq!(rows[30].attempts, 0);
         assert!(
             rows[30].message.starts_with("same vehicle as row 6: reused the"),

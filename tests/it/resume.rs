@@ -306,7 +306,11 @@ impl Results {
         let base = sandbox.base_url().to_string();
         self.rows
             .iter()
-            .map(|row| row.iter().map(|cell| cell.replace(&base, "BASE/")).collect())
+            .map(|row| {
+                row.iter()
+                    .map(|cell| crate::support::mask_times(&cell.replace(&base, "BASE/")))
+                    .collect()
+            })
             .collect()
     }
 
@@ -746,7 +750,11 @@ async fn an_existing_output_is_refused_unless_resume_or_force() {
         sorted(plates.clone())
     );
     assert_eq!(forced.summary_u64("kept_from_before"), 0);
-    assert_eq!(fs::read(&work.output).unwrap(), before, "the same answers again");
+    assert_eq!(
+        crate::support::masked(&fs::read(&work.output).unwrap()),
+        crate::support::masked(&before),
+        "the same answers again, at other times"
+    );
 
     // A `.partial` alone, as a kill leaves it: refused without --resume, taken up with it.
     let n_kept = 12;
@@ -769,7 +777,14 @@ async fn an_existing_output_is_refused_unless_resume_or_force() {
         sorted(requested_plates(&sandbox)[n_answered..].to_vec()),
         sorted(plates[n_kept..].to_vec())
     );
-    assert_eq!(fs::read(&work.output).unwrap(), before);
+    assert_eq!(
+        crate::support::masked(&fs::read(&work.output).unwrap()),
+        crate::support::masked(&before)
+    );
+    assert!(
+        fs::read_to_string(&work.output).unwrap().starts_with(&prefix),
+        "the kept rows keep their answered_at"
+    );
     assert!(!work.partial().exists());
 }
 
@@ -804,7 +819,11 @@ async fn a_half_written_last_line_never_survives_a_resume() {
             let results = Results::read(&work.output);
             results.assert_answers(&plates);
             assert_eq!(results.rows.len(), plates.len(), "{case}");
-            assert_eq!(fs::read(&work.output).unwrap(), complete, "{case}");
+            assert_eq!(
+                crate::support::masked(&fs::read(&work.output).unwrap()),
+                crate::support::masked(&complete),
+                "{case}"
+            );
             assert!(!work.partial().exists(), "{case}");
             let first_asked = older_rows.map_or(n_kept, |n| n.max(n_kept));
             assert_eq!(

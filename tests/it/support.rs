@@ -60,6 +60,8 @@ pub struct ResultRow {
     pub quote_url: String,
     pub attempts: u32,
     pub warnings: String,
+    /// ISO 8601, or empty.
+    pub answered_at: String,
 }
 
 /// Parses a results CSV (as the tool writes it) into its input header and rows; panics if
@@ -103,6 +105,7 @@ pub fn parse_results(bytes: &[u8]) -> (Vec<String>, Vec<ResultRow>) {
                 quote_url: result(5),
                 attempts: result(6).parse().expect("attempts is a number"),
                 warnings: result(7),
+                answered_at: result(8),
             }
         })
         .collect();
@@ -155,4 +158,38 @@ pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> BinOutput {
         stdout: output.stdout,
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// `text` with every time as the tool writes `answered_at` (`2026-12-01T22:39:55+00:00`)
+/// replaced by `<time>`: for comparing the results of two runs, which were answered at
+/// different moments.
+pub fn mask_times(text: &str) -> String {
+    const PATTERN: &[u8] = b"dddd-dd-ddTdd:dd:dd+00:00";
+    let bytes = text.as_bytes();
+    let is_time = |at: usize| {
+        bytes.get(at..at + PATTERN.len()).is_some_and(|window| {
+            window
+                .iter()
+                .zip(PATTERN)
+                .all(|(b, p)| if *p == b'd' { b.is_ascii_digit() } else { b == p })
+        })
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if is_time(at) {
+            out.push_str("<time>");
+            at += PATTERN.len();
+        } else {
+            let c = text[at..].chars().next().expect("at a char boundary");
+            out.push(c);
+            at += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// [`mask_times`] of a file's bytes.
+pub fn masked(bytes: &[u8]) -> String {
+    mask_times(&String::from_utf8_lossy(bytes))
 }

@@ -224,6 +224,23 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         assert_eq!(rows.len(), 40);
         assert_eq!(rows.iter().filter(|r| r.status == "invalid_input").count(), 5);
         assert!(rows.iter().all(|r| !r.status.is_empty()));
+        // The Excel workbook: the same 40 rows under a header.
+        let xlsx = browser
+            .find("#download-xlsx")
+            .await
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(xlsx, href.replace("results.csv", "results.xlsx"));
+        let (status, bytes) = browser.fetch_bytes(&xlsx).await;
+        assert_eq!(status, 200);
+        {
+            use calamine::Reader as _;
+            let mut workbook = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
+            let range = workbook.worksheet_range("results").unwrap();
+            assert_eq!(range.height(), 41, "a header and 40 rows");
+        }
 
         // The report, embedded.
         let frame = browser.find("#report-frame").await;

@@ -11,3 +11,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod quota;
 pub mod summary;
+pub mod window;

@@ -5,7 +5,8 @@
 //!   once (only their outcomes are remembered, so memory does not grow with the list).
 //! - A blocking thread reads and validates the input (`input.rs`), beside the earlier OUTPUT
 //!   when resuming (`resume.rs`), and hands rows over in batches through a bounded channel.
-//! - One loop ([`Run::drive`]) does the rest. It takes rows in order into a bounded window:
+//! - One loop ([`Run::drive`]) does the rest. It takes rows in order into a window bounded in
+//!   rows and bytes (`window.rs`):
 //!   rejected, kept and duplicate rows are decided at once; each vehicle to renew is queued,
 //!   in order, for one of `concurrency` request slots.
 //! - A row's turn takes a request slot from the [`Quota`] (shared with other runs, which take
@@ -52,6 +53,7 @@ use crate::run::config::{Existing, RunConfig};
 use crate::run::events::{Event, Observer};
 use crate::run::quota::{Member, Quota};
 use crate::run::summary::{RunEnd, Summary};
+use crate::run::window::{self, BATCH_BYTES, Finished, RowResult, WINDOW_BYTES, Window};
 
 /// Runs a whole list over HTTP within `quota` (the command line's own, or the service's
 /// shared one). `cancel` stops intake (Ctrl-C); the result says how the run ended.
@@ -211,7 +213,7 @@ pub async fn run_over(
         writer,
         journal,
         duplicates: survey.duplicates,
-        window: VecDeque::new(),
+        window: Window::new(config.window(), WINDOW_BYTES),
         received: VecDeque::new(),
         fresh: VecDeque::new(),
         retries: VecDeque::new(),
@@ -518,8 +520,9 @@ enum Earlier {
     Journal(journal::Record),
 }
 
-/// Rows cross from the reader thread in batches of this many: the main loop is woken once a
-/// batch, and the reader once a batch when it waits for room, instead of once a row each.
+/// Rows cross from the reader thread in batches of this many (or [`BATCH_BYTES`]): the main
+/// loop is woken once a batch, and the reader once a batch when it waits for room, instead of
+/// once a row each.
 const READ_BATCH: usize = 256;
 
 fn spawn_reader(
@@ -531,9 +534,11 @@ fn spawn_reader(
     let (batches_tx, batches_rx) = mpsc::channel((capacity.min(1024) / READ_BATCH).max(2));
     let thread = std::thread::spawn(move || {
         let mut batch = Vec::with_capacity(READ_BATCH);
+        let mut batch_bytes = 0;
         while let Some(row) = reader.next_row() {
             let previous_row = previous.as_mut().and_then(PreviousRows::next_outcome);
             let failed = row.is_err();
+            batch_bytes += row.as_ref().map_or(0, |row| window::row_bytes(&row.fields));
             batch.push(row.map(|row| {
                 let earlier = match (journalled.remove(&row.row), previous_row) {
                     (Some(record), _) => Earlier::Journal(record),
@@ -542,7 +547,8 @@ fn spawn_reader(
                 };
                 (row, earlier)
             }));
-            if failed || batch.len() == READ_BATCH {
+            if failed || batch.len() == READ_BATCH || batch_bytes >= BATCH_BYTES {
+                batch_bytes = 0;
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
                 if batches_tx.blocking_send(full).is_err() || failed {
                     return;
@@ -556,29 +562,6 @@ fn spawn_reader(
     (batches_rx, thread)
 }
 
-/// A row between reading and writing.
-struct Finished {
-    row: u64,
-    fields: StringRecord,
-    key: Option<u64>,
-    warnings: Vec<String>,
-    result: RowResult,
-}
-
-enum RowResult {
-    /// Queued, in flight or waiting out a backoff: nothing after it is written yet.
-    Pending,
-    Decided(RowOutcome),
-    /// An earlier run's final row, written again as it was (in this run's columns).
-    Kept(RowOutcome),
-    /// An earlier run's final answer, from its journal.
-    Journalled(RowOutcome),
-    /// Same vehicle as this earlier row: copy its outcome.
-    CopyOf(u64),
-    /// Never sent, because the run stopped first.
-    Abandoned,
-}
-
 struct Run<'a> {
     config: &'a RunConfig,
     shared: Arc<RunState>,
@@ -588,7 +571,7 @@ struct Run<'a> {
     duplicates: HashMap<u64, Duplicate>,
     /// Rows read and not written yet, in input order: the last `window.len()` of the
     /// `n_read` rows taken in.
-    window: VecDeque<Finished>,
+    window: Window,
     /// Rows received from the reader, not yet taken into the window.
     received: VecDeque<Intake>,
     /// Vehicles waiting for a request slot, in input order.
@@ -628,7 +611,6 @@ impl Run<'_> {
     /// runtime that spares a task, a channel and a wake-up per row. Measured against worker
     /// tasks and against sending threads in BENCHMARKS.md.
     async fn drive(&mut self, mut batches_rx: mpsc::Receiver<Vec<Intake>>) -> Result<bool, Error> {
-        let capacity = self.config.window();
         let slots = self.config.concurrency.get();
         let shared = self.shared.clone();
         // Registered once: a fresh `cancelled()` future in every turn would lock the token.
@@ -640,7 +622,7 @@ impl Run<'_> {
         let mut input_done = false;
         let mut stopping = false;
         loop {
-            while self.window.len() < capacity
+            while self.window.has_room()
                 && let Some(intake) = self.received.pop_front()
             {
                 let (row, earlier) = intake?;
@@ -737,7 +719,7 @@ impl Run<'_> {
                     Some(outcome) => RowResult::Kept(outcome),
                     None => RowResult::Decided(RowOutcome::invalid_input(message, Vec::new())),
                 };
-                self.window.push_back(Finished {
+                self.window.push(Finished {
                     row,
                     fields,
                     key: None,
@@ -816,7 +798,7 @@ impl Run<'_> {
                 None => self.fresh.push_back(job),
             }
         }
-        self.window.push_back(finished);
+        self.window.push(finished);
         Ok(())
     }
 
@@ -973,18 +955,13 @@ impl Run<'_> {
     fn decide(&mut self, seq: u64, result: RowResult) {
         let window_start = self.n_read - self.window.len() as u64;
         let index = (seq - window_start) as usize;
-        self.window[index].result = result;
+        self.window.decide(index, result);
     }
 
     /// Writes the decided rows at the front of the window; says whether it wrote any.
     fn write_ready(&mut self) -> Result<bool, Error> {
         let mut wrote = false;
-        while self
-            .window
-            .front()
-            .is_some_and(|front| !matches!(front.result, RowResult::Pending))
-        {
-            let finished = self.window.pop_front().expect("checked above");
+        while let Some(finished) = self.window.pop_decided() {
             self.write(finished)?;
             wrote = true;
         }

@@ -113,8 +113,7 @@ impl History {
     /// timeout, and installs or migrates the history tables in it.
     pub fn with_connection(mut conn: Connection, name: String) -> Result<History, HistoryError> {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite(&name))?;
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(sqlite(&name))?;
+        switch_to_wal(&conn).map_err(sqlite(&name))?;
         // WAL with NORMAL survives a process crash whole; a power cut may lose the last
         // commits, which the results file still holds.
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -472,6 +471,34 @@ fn answer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Answer> {
     })
 }
 
+/// Puts the file in WAL mode, waiting out another process doing the same (the history and the
+/// service's store).
+///
+/// SQLite switches a file to WAL inside a read transaction that it then upgrades to a write;
+/// two connections doing that at once on a new file would deadlock, so the one that loses
+/// gets `SQLITE_BUSY` at once, without calling the busy handler (two `run --history` processes
+/// starting together on a new file hit this). Retried here for as long as the busy timeout:
+/// by then the other connection has made the file WAL and the switch is a no-op.
+pub fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    use backon::{BlockingRetryable, ExponentialBuilder};
+    let wal = || conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()));
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(2))
+        .with_max_delay(Duration::from_millis(100))
+        .with_jitter()
+        .with_max_times(usize::MAX)
+        .with_total_delay(Some(BUSY_TIMEOUT));
+    wal.retry(backoff).when(is_busy).call()
+}
+
+/// Whether SQLite refused because another connection holds the lock.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn sqlite(path: &str) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
     move |source| HistoryError::Sqlite {
         path: path.to_string(),
@@ -658,6 +685,29 @@ mod tests {
             message: "续保成功".to_string(),
             answered_at: at,
         }
+    }
+
+    /// A process opening a new history file while another is about to write it in rollback mode
+    /// (two cron jobs starting together: the other is in its own WAL switch). SQLite refuses the
+    /// switch at once, without the busy timeout, to avoid a deadlock. It must be waited out, not
+    /// reported as "database is locked" (a CI run failed so).
+    #[test]
+    fn opening_waits_out_a_writer_of_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.sqlite");
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch("CREATE TABLE other (x); BEGIN IMMEDIATE; INSERT INTO other VALUES (1);")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let done = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            writer.execute_batch("COMMIT").unwrap();
+        });
+        let opened = History::open(&path);
+        done.join().unwrap();
+        assert!(opened.is_ok(), "{}", opened.err().unwrap());
+        assert!(started.elapsed() >= Duration::from_millis(250));
     }
 
     fn open_temp() -> (tempfile::TempDir, History) {

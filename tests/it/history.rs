@@ -114,6 +114,29 @@ async fn history_needs_an_existing_file() {
     assert_eq!(bad.code, USAGE);
 }
 
+/// Processes starting together on a new history file (two cron jobs, say): SQLite refuses the
+/// WAL switch of the one that loses the race at once, without the busy timeout, which once
+/// failed `run --history` with "database is locked". Each round is a new (empty) file opened by
+/// eight processes at once; every one of them must open it.
+#[tokio::test]
+async fn processes_opening_a_new_history_at_once_all_open_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..12 {
+        let path = dir.path().join(format!("history-{round}.sqlite"));
+        std::fs::File::create(&path).unwrap();
+        let args = ["history", "--history", path.to_str().unwrap()];
+        let opened = futures::future::join_all((0..8).map(|_| run_binary(&args, &[]))).await;
+        for opened in opened {
+            assert_eq!(opened.code, OK, "round {round}: {}", opened.stderr);
+            assert!(
+                opened.stdout_text().starts_with("answers\t0\n"),
+                "{}",
+                opened.stdout_text()
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Runs that record into the history and reuse it (in-process pipeline, sandbox on loopback).
 

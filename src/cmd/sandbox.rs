@@ -1,4 +1,4 @@
-//! `bihu-renew sandbox`: serves the local imitation of the Bihu API (`sandbox.rs`) until
+//! `bihu-renew sandbox`: serves the local imitation of the Bihu API (`src/sandbox/`) until
 //! Ctrl-C, printing its address and credentials on start and its counts at the end.
 
 use anyhow::Context;

@@ -277,7 +277,7 @@ async fn stale_or_future_timestamp_is_406_within_the_skew_is_fine() {
     let plate = beijing_plate(true);
     // A few seconds past the 300 s limit: the server reads its clock a moment after the
     // client did, and on a busy machine that moment can cross a second boundary. The exact
-    // boundary (300 s accepted, 301 s refused) is a unit test in src/sandbox.rs.
+    // boundary (300 s accepted, 301 s refused) is a unit test in src/sandbox/checks.rs.
     for offset in [-305, 305] {
         let request =
             RenewalRequest::signed(&lead(&plate), &agent(config), &config.token, unix_now() + offset);

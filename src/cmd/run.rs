@@ -34,8 +34,9 @@ pub struct RunArgs {
     pub input: PathBuf,
 
     /// Results file: CSV, or an Excel workbook when the name ends in .xlsx (input cells as
-    /// text, typed result columns, frozen header); `-` for stdout (CSV). Default: <input
-    /// stem>.results.csv beside the input (<input stem>.dry-run.csv with --dry-run).
+    /// text, typed result columns, frozen header); `-` for stdout (CSV). Default: beside the
+    /// input, <input stem>.results.csv for a CSV list and <input stem>.results.xlsx for a
+    /// workbook (.dry-run. instead of .results. with --dry-run).
     #[arg(short, long)]
     pub output: Option<String>,
 
@@ -286,6 +287,37 @@ fn output_target(args: &RunArgs, kind: &str) -> OutputTarget {
     }
 }
 
+/// Earlier builds wrote a workbook list's default results as `<stem>.results.csv`. A
+/// `--resume` of such a run without `-o` would find no `<stem>.results.xlsx` and ask for
+/// every row again: it is refused (exit 2), with the `-o` that continues the CSV.
+fn refuse_csv_results_of_a_workbook(input: &Path, output: &OutputTarget) -> anyhow::Result<()> {
+    let OutputTarget::File(output) = output else {
+        return Ok(());
+    };
+    let with_journal = |path: &Path| {
+        [
+            path.to_path_buf(),
+            crate::results::output::partial_path(path),
+            crate::results::journal::journal_path(path),
+        ]
+    };
+    if !crate::leads::input::is_spreadsheet(input) || with_journal(output).iter().any(|p| p.exists()) {
+        return Ok(());
+    }
+    let OutputTarget::File(csv) = OutputTarget::beside(&input.with_extension("csv"), "results") else {
+        return Ok(());
+    };
+    if with_journal(&csv).iter().any(|p| p.exists()) {
+        anyhow::bail!(
+            "--resume: {} does not exist, but {} does: an earlier build wrote a workbook's results as CSV. Nothing was sent. To continue that run, pass -o {}; to start the workbook afresh, drop --resume",
+            output.display(),
+            csv.display(),
+            csv.display()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses (exit 2, before any request) a `--summary-json` path that cannot be written, so
 /// that a run never does its work only to fail at the end.
 fn check_writable(path: Option<&Path>) -> anyhow::Result<()> {
@@ -394,6 +426,9 @@ pub fn build_config(
         return Err(anyhow::anyhow!(
             "--resume needs an OUTPUT file; it cannot continue stdout (-o -)"
         ));
+    }
+    if args.resume && args.output.is_none() {
+        refuse_csv_results_of_a_workbook(&args.input, &output)?;
     }
     let at_least_one = |name: &str, value: u64| {
         if value == 0 {

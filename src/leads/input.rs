@@ -169,13 +169,13 @@ pub struct InputOptions {
     pub limits: WorkbookLimits,
 }
 
+/// The extensions of the spreadsheets read as lead lists, `.xlsx` first.
+pub const SPREADSHEET_EXTENSIONS: [&str; 5] = ["xlsx", "xlsm", "xlsb", "xls", "ods"];
+
 /// Whether a path is read as a spreadsheet rather than CSV.
 pub fn is_spreadsheet(path: &Path) -> bool {
     let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-    matches!(
-        extension.as_deref(),
-        Some("xlsx" | "xlsm" | "xlsb" | "xls" | "ods")
-    )
+    extension.is_some_and(|extension| SPREADSHEET_EXTENSIONS.contains(&extension.as_str()))
 }
 
 /// Where rows come from: a CSV stream, or a worksheet read by calamine.

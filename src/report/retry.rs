@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::model::{RetryCommand, Unfinished};
-use crate::leads::input::{InputOptions, LeadReader};
+use crate::leads::input::{InputOptions, LeadReader, SPREADSHEET_EXTENSIONS};
 use crate::results::journal::journal_path;
 use crate::results::output::partial_path;
 
@@ -69,21 +69,36 @@ pub(super) fn retry_command(results: &Path, rows: u64) -> RetryCommand {
     }
 }
 
-/// `x.results.csv` (or `x.results.xlsx`) was written from `x.csv` (or from `x.xlsx`, if that
-/// is what is there).
+/// The lead list `x.results.csv` or `x.results.xlsx` (or a dry run's `x.dry-run.…`) was
+/// written from: `x.csv` for a CSV and a workbook (`x.xlsx`, `x.xls`, …) for a workbook, as
+/// `run` names its default OUTPUT; else whichever of them is there (an `-o`, or a workbook's
+/// CSV results from a build before the defaults followed the input's kind); else the first.
 pub fn guess_input(results: &Path) -> Option<PathBuf> {
     let name = results.file_name()?.to_str()?;
-    let stem = name
-        .strip_suffix(".csv")
-        .or_else(|| name.strip_suffix(".CSV"))
-        .or_else(|| name.strip_suffix(".xlsx"))?
-        .strip_suffix(".results")?;
-    if stem.is_empty() {
-        return None;
-    }
-    let csv = results.with_file_name(format!("{stem}.csv"));
-    let xlsx = results.with_file_name(format!("{stem}.xlsx"));
-    Some(if !csv.exists() && xlsx.exists() { xlsx } else { csv })
+    let (rest, workbook) =
+        [(".csv", false), (".xlsx", true)]
+            .into_iter()
+            .find_map(|(extension, workbook)| {
+                let cut = name.len().checked_sub(extension.len())?;
+                let ends = name.get(cut..)?.eq_ignore_ascii_case(extension);
+                ends.then(|| (&name[..cut], workbook))
+            })?;
+    let stem = rest
+        .strip_suffix(".results")
+        .or_else(|| rest.strip_suffix(".dry-run"))
+        .filter(|stem| !stem.is_empty())?;
+    let workbooks = SPREADSHEET_EXTENSIONS.iter().copied();
+    let extensions: Vec<&str> = if workbook {
+        workbooks.chain(["csv"]).collect()
+    } else {
+        std::iter::once("csv").chain(workbooks).collect()
+    };
+    let candidates: Vec<PathBuf> = extensions
+        .iter()
+        .map(|extension| results.with_file_name(format!("{stem}.{extension}")))
+        .collect();
+    let there = candidates.iter().find(|path| path.exists());
+    Some(there.unwrap_or(&candidates[0]).clone())
 }
 
 /// Quotes for a POSIX shell when needed (shlex). A path holding a NUL byte cannot be

@@ -653,6 +653,40 @@ fn retry_commands_guess_the_input_and_quote_paths() {
     );
     assert_eq!(guess_input(Path::new("/d/out.csv")), None);
     assert_eq!(guess_input(Path::new("/d/.results.csv")), None);
+    // Nothing there: the list of the results' own kind, as `run` names its default OUTPUT.
+    assert_eq!(
+        guess_input(Path::new("/d/leads.results.xlsx")),
+        Some(PathBuf::from("/d/leads.xlsx"))
+    );
+    assert_eq!(
+        guess_input(Path::new("/d/leads.dry-run.CSV")),
+        Some(PathBuf::from("/d/leads.csv"))
+    );
+    // Both lists there: each results file goes back to its own.
+    let dir = tempfile::tempdir().unwrap();
+    let in_dir = |name: &str| dir.path().join(name);
+    std::fs::write(in_dir("leads.csv"), "plate\n").unwrap();
+    std::fs::write(in_dir("leads.xlsx"), "").unwrap();
+    assert_eq!(
+        guess_input(&in_dir("leads.results.csv")),
+        Some(in_dir("leads.csv"))
+    );
+    assert_eq!(
+        guess_input(&in_dir("leads.results.xlsx")),
+        Some(in_dir("leads.xlsx"))
+    );
+    assert_eq!(
+        guess_input(&in_dir("leads.dry-run.xlsx")),
+        Some(in_dir("leads.xlsx"))
+    );
+    // Only the other kind there (an `-o`, or an older build's CSV results of a workbook).
+    std::fs::write(in_dir("old.xls"), "").unwrap();
+    std::fs::write(in_dir("exported.csv"), "plate\n").unwrap();
+    assert_eq!(guess_input(&in_dir("old.results.csv")), Some(in_dir("old.xls")));
+    assert_eq!(
+        guess_input(&in_dir("exported.results.xlsx")),
+        Some(in_dir("exported.csv"))
+    );
     let command = retry_command(Path::new("/my dir/客户's.results.csv"), 3);
     // The words a POSIX shell would split the line into: the paths come back whole.
     assert_eq!(

@@ -392,13 +392,20 @@ pub enum OutputTarget {
 }
 
 impl OutputTarget {
-    /// `<input stem>.<kind>.csv` beside the input.
+    /// `<input stem>.<kind>.csv` beside a CSV input, `<input stem>.<kind>.xlsx` beside a
+    /// workbook: Excel in, Excel out, and `leads.csv` and `leads.xlsx` in one folder never
+    /// share a results file (nor its `.partial`, journal and lock).
     pub fn beside(input: &Path, kind: &str) -> OutputTarget {
         let stem = input
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        OutputTarget::File(input.with_file_name(format!("{stem}.{kind}.csv")))
+        let extension = if crate::leads::input::is_spreadsheet(input) {
+            "xlsx"
+        } else {
+            "csv"
+        };
+        OutputTarget::File(input.with_file_name(format!("{stem}.{kind}.{extension}")))
     }
 
     /// A writer for this target: stdout, or the `.partial` file that [`OutputTarget::complete`]
@@ -694,11 +701,18 @@ mod tests {
     }
 
     #[test]
-    fn default_output_sits_beside_the_input() {
-        assert_eq!(
-            OutputTarget::beside(Path::new("/data/leads.csv"), "results"),
-            OutputTarget::File(PathBuf::from("/data/leads.results.csv"))
-        );
+    fn default_output_sits_beside_the_input_in_its_kind() {
+        let beside = |input: &str, kind| match OutputTarget::beside(Path::new(input), kind) {
+            OutputTarget::File(path) => path.display().to_string(),
+            OutputTarget::Stdout => unreachable!("beside names a file"),
+        };
+        assert_eq!(beside("/data/leads.csv", "results"), "/data/leads.results.csv");
+        assert_eq!(beside("/data/leads.xlsx", "results"), "/data/leads.results.xlsx");
+        assert_eq!(beside("/data/leads.XLSX", "dry-run"), "/data/leads.dry-run.xlsx");
+        assert_eq!(beside("/data/leads.xls", "results"), "/data/leads.results.xlsx");
+        assert_eq!(beside("/data/leads.ods", "results"), "/data/leads.results.xlsx");
+        assert_eq!(beside("/data/leads.txt", "results"), "/data/leads.results.csv");
+        assert_eq!(beside("/data/leads", "results"), "/data/leads.results.csv");
         assert_eq!(
             partial_path(Path::new("/d/x.csv")),
             PathBuf::from("/d/x.csv.partial")

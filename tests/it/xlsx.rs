@@ -303,3 +303,106 @@ async fn an_xlsx_run_interrupted_then_killed_resumes_into_one_complete_workbook(
         plates.len()
     );
 }
+
+/// `leads.csv` and `leads.xlsx` in one folder, each run with the defaults: each gets its own
+/// results (`leads.results.csv`, `leads.results.xlsx`) holding its own rows, and so does
+/// each dry run; `report` sends each results file back to its own list.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csv_and_a_workbook_of_one_name_get_results_of_their_own() {
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv_plates = ["京J97896", "沪A12345", "粤B00001"];
+    let xlsx_plates = ["津A11111", "浙A22222"];
+    let csv_list = dir.path().join("leads.csv");
+    fs::write(&csv_list, format!("plate\n{}\n", csv_plates.join("\n"))).unwrap();
+    let xlsx_list = dir.path().join("leads.xlsx");
+    let rows: Vec<Vec<String>> = std::iter::once("车牌号")
+        .chain(xlsx_plates)
+        .map(|cell| vec![cell.to_string()])
+        .collect();
+    crate::inputs::write_xlsx(&xlsx_list, &rows);
+    let run = async |list: &Path, flags: &[&str]| {
+        let mut args = vec!["run".to_string(), list.display().to_string()];
+        args.extend(flags.iter().map(|flag| flag.to_string()));
+        args.extend(sandbox_args(&sandbox));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_binary(&refs, &[]).await
+    };
+    let plates_of_csv = |path: &Path| -> Vec<String> {
+        crate::support::read_results(path)
+            .into_iter()
+            .map(|row| row.input[0].clone())
+            .collect()
+    };
+    let plates_of_sheet = |path: &Path| -> Vec<String> {
+        let range = sheet(path);
+        (1..range.height()).map(|n| text(&range, n, "车牌号")).collect()
+    };
+
+    for list in [&csv_list, &xlsx_list] {
+        let ran = run(list, &[]).await;
+        assert_eq!(ran.code, OK, "{}: {}", list.display(), ran.stderr);
+    }
+    let csv_results = dir.path().join("leads.results.csv");
+    let xlsx_results = dir.path().join("leads.results.xlsx");
+    assert_eq!(plates_of_csv(&csv_results), csv_plates);
+    assert_eq!(plates_of_sheet(&xlsx_results), xlsx_plates);
+    let range = sheet(&xlsx_results);
+    for n in 1..range.height() {
+        assert_eq!(text(&range, n, "status"), "renewed", "row {n}");
+    }
+    for results in [&csv_results, &xlsx_results] {
+        for suffix in [".partial", ".journal", ".lock"] {
+            assert!(!with_suffix(results, suffix).exists(), "{suffix} left behind");
+        }
+    }
+
+    // The dry runs too; the workbook's then continues into a live run through its own list.
+    for list in [&csv_list, &xlsx_list] {
+        let ran = run(list, &["--dry-run"]).await;
+        assert_eq!(ran.code, OK, "{}: {}", list.display(), ran.stderr);
+    }
+    let xlsx_dry = dir.path().join("leads.dry-run.xlsx");
+    assert_eq!(plates_of_csv(&dir.path().join("leads.dry-run.csv")), csv_plates);
+    assert_eq!(plates_of_sheet(&xlsx_dry), xlsx_plates);
+    let report = run_binary(&["report", &xlsx_dry.display().to_string()], &[]).await;
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let retry = format!(
+        "bihu-renew run {} -o {} --resume",
+        xlsx_list.display(),
+        xlsx_dry.display()
+    );
+    assert!(report.stdout_text().contains(&retry), "{}", report.stdout_text());
+    let resumed = run(&xlsx_list, &["-o", &xlsx_dry.display().to_string(), "--resume"]).await;
+    assert_eq!(resumed.code, OK, "{}", resumed.stderr);
+    let range = sheet(&xlsx_dry);
+    assert_eq!(range.height() - 1, xlsx_plates.len());
+    for n in 1..range.height() {
+        assert_eq!(text(&range, n, "status"), "renewed", "row {n}");
+    }
+    assert_eq!(
+        plates_of_csv(&csv_results),
+        csv_plates,
+        "the CSV's results untouched"
+    );
+
+    // A workbook's results written as CSV, as earlier builds named them: `--resume` without
+    // `-o` refuses, and names the `-o` that continues them.
+    let old = dir.path().join("old.xlsx");
+    fs::copy(&xlsx_list, &old).unwrap();
+    let old_results = dir.path().join("old.results.csv");
+    let ran = run(&old, &["-o", &old_results.display().to_string()]).await;
+    assert_eq!(ran.code, OK, "{}", ran.stderr);
+    let n_requests = sandbox.stats().requests;
+    let refused = run(&old, &["--resume"]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("pass -o {}", old_results.display())),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(sandbox.stats().requests, n_requests, "nothing sent");
+    assert!(!dir.path().join("old.results.xlsx").exists());
+}

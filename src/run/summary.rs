@@ -4,11 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
+use std::time::Instant;
 
+use csv::StringRecord;
 use serde::Serialize;
 
 use crate::error::exit;
 use crate::results::outcome::Status;
+use crate::results::output;
+use crate::results::table::TableReader;
+use crate::run::config::RunConfig;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +65,52 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// A run's account before any row: what it ran on, how it ended, every count zero.
+    pub(super) fn empty(config: &RunConfig, started: Instant, rows_total: u64, end: RunEnd) -> Summary {
+        let mut summary = Summary {
+            input: config.input.display().to_string(),
+            output: config.output.display(),
+            end,
+            stop_reason: None,
+            rows_total,
+            rows_written: 0,
+            by_status: BTreeMap::new(),
+            requests: 0,
+            retries: 0,
+            logins: 0,
+            duplicates: 0,
+            kept_from_before: 0,
+            reused: 0,
+            processed: 0,
+            remaining_transient: 0,
+            not_reached: 0,
+            elapsed_secs: started.elapsed().as_secs_f64(),
+            requests_per_sec: 0.0,
+            rows_per_sec: 0.0,
+        };
+        summary.set_counts(&BTreeMap::new());
+        summary
+    }
+
+    /// Recounts rows by status from OUTPUT as it is on disk (after an early stop it holds
+    /// earlier runs' rows beyond this run's prefix).
+    pub(super) fn absorb_file(&mut self, path: &Path) {
+        let Ok(mut reader) = TableReader::open(path) else {
+            return;
+        };
+        let Ok(layout) = output::Layout::of_header(reader.headers()) else {
+            return;
+        };
+        let mut by_status = BTreeMap::new();
+        let mut record = StringRecord::new();
+        while let Ok(true) = reader.read_record(&mut record) {
+            if let Some((_, outcome)) = layout.parse(&record) {
+                *by_status.entry(outcome.status).or_default() += 1;
+            }
+        }
+        self.set_counts(&by_status);
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self.end {
             RunEnd::Aborted => exit::CREDENTIALS,

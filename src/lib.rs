@@ -6,7 +6,7 @@
 //! - [`leads`]: the city table, plate and VIN rules, and reading CSV and `.xlsx` lead lists.
 //! - [`api`]: the secret, signing, request and answer types, the quote URL, the HTTP client.
 //! - [`results`]: row outcomes, the results CSV format, and making an OUTPUT safe to resume.
-//! - [`run`]: the batch run (pipeline, settings, events, progress, summary, dry run).
+//! - [`run`]: the batch run: the pipeline and each stage it drives, settings, summary, dry run.
 //! - [`report`]: reading results files back: figures, changes since an earlier run, HTML.
 //! - [`sandbox`]: a local Bihu server (renewal, login, quote page) with fault injection.
 //! - [`serve`]: the back-office service (`bihu-renew serve`): JSON API, job store, shared quota.

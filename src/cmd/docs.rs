@@ -237,7 +237,7 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
             (exit::OK, "stopped by Ctrl-C or SIGTERM"),
             (
                 exit::USAGE,
-                "a flag is wrong, or the address cannot be listened on",
+                "a flag is wrong, the address cannot be listened on, or the --record file cannot be created",
             ),
         ],
         "history" => &[

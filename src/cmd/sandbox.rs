@@ -1,7 +1,6 @@
 //! `bihu-renew sandbox`: serves the local imitation of the Bihu API (`src/sandbox/`) until
 //! Ctrl-C, printing its address and credentials on start and its counts at the end.
 
-use anyhow::Context;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use clap::Args;
 
 use crate::api::secret::Secret;
 use crate::error::exit;
+use crate::listen::Limits;
 use crate::sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
@@ -70,10 +70,29 @@ pub struct SandboxArgs {
     #[arg(long, default_value_t = 20)]
     pub not_renewable_percent: u8,
 
-    /// On exit, write every renewal request's arrival (seconds since start) and status to
-    /// this file, one per line (for benchmarks that check the rate a client really sent).
+    /// Append every renewal request's arrival (seconds since start) and status to this file,
+    /// one line each as it is answered (for benchmarks that check the rate a client really
+    /// sent). Bodies are not kept.
     #[arg(long)]
     pub record: Option<std::path::PathBuf>,
+
+    /// Answer every renewal request HTTP 200 with the outcome only in the body's code (206,
+    /// 403, 406, 412, 500), as gateways in front of such APIs often do.
+    #[arg(long)]
+    pub always_http_200: bool,
+
+    /// Connections served at once; more wait in the accept queue until one closes.
+    #[arg(long, default_value_t = Limits::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a connection may take to send a request's head (also how long an idle
+    /// keep-alive connection is kept); then it is closed.
+    #[arg(long, default_value_t = Limits::DEFAULT_HEADER_READ_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout: u64,
+
+    /// Seconds a request body may pause before its request is ended and its connection closed.
+    #[arg(long, default_value_t = Limits::DEFAULT_IDLE_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
 }
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<i32> {
@@ -101,14 +120,26 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<i32> {
         token_ttl: args.token_ttl.map(Duration::from_secs),
         not_renewable_percent: args.not_renewable_percent,
         clock_offset_secs: args.clock_offset,
-        record_requests: args.record.is_some(),
+        record_to: args.record.clone(),
+        always_http_200: args.always_http_200,
+        limits: Limits {
+            max_connections: args.max_connections as usize,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            idle_timeout: Duration::from_secs(args.idle_timeout),
+        },
         ..SandboxConfig::default()
     };
-    let started = std::time::Instant::now();
     let mut stop = crate::cmd::StopSignals::new()?;
     let sandbox = Sandbox::start(args.listen, config)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| match &args.record {
+            Some(path) => anyhow::anyhow!(
+                "cannot listen on {} or create {}: {e}",
+                args.listen,
+                path.display()
+            ),
+            None => anyhow::anyhow!("cannot listen on {}: {e}", args.listen),
+        })?;
     let config = sandbox.config();
     // These are the sandbox's own made-up credentials; printing them is the point.
     eprintln!("bihu-renew sandbox listening on {}", sandbox.base_url());
@@ -126,20 +157,6 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<i32> {
     eprintln!("  Ctrl-C stops it.");
     stop.next().await;
     eprintln!("bihu-renew sandbox: {}", sandbox.stats());
-    if let Some(path) = &args.record {
-        let lines: String = sandbox
-            .requests()
-            .iter()
-            .map(|request| {
-                format!(
-                    "{:.6} {}\n",
-                    request.at.saturating_duration_since(started).as_secs_f64(),
-                    request.status
-                )
-            })
-            .collect();
-        std::fs::write(path, lines).with_context(|| format!("cannot write {}", path.display()))?;
-    }
     sandbox.shutdown().await;
     Ok(exit::OK)
 }

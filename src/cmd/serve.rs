@@ -137,6 +137,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         // cron job and the service share one; else the store's own tables.
         history: file.history.clone(),
         reuse_within,
+        limits: crate::listen::Limits::default(),
     };
 
     let mut signals = StopSignals::new()?;

@@ -30,6 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -45,6 +46,7 @@ use crate::api::protocol::{LOGIN_PATH, QUOTE_PATH, RENEWAL_PATH};
 use crate::api::secret::Secret;
 use crate::api::sign;
 use crate::leads::lead::{VehicleKey, normalise_plate, normalise_vin};
+use crate::listen::{self, Limits};
 use handlers::{login_handler, not_found_handler, quote_handler, renewal_handler};
 use state::{Shared, lock};
 
@@ -81,8 +83,19 @@ pub struct SandboxConfig {
     /// Seconds the server's clock is ahead of this machine's (behind when negative): what it
     /// checks timestamps against and sends as its `Date` header, to rehearse a skewed clock.
     pub clock_offset_secs: i64,
-    /// Keep every renewal request for [`Sandbox::requests`].
+    /// Keep every renewal request, body included, for [`Sandbox::requests`]: for tests in
+    /// the same process, which read them back; memory grows with every request.
     pub record_requests: bool,
+    /// Append each renewal request's arrival (seconds since the start, to the µs) and status
+    /// to this file, one line each, written as it is answered: memory stays flat and a crash
+    /// loses at most the request being answered. The lines are in answer order.
+    pub record_to: Option<PathBuf>,
+    /// Answer every renewal request HTTP 200 and give the outcome only in the body's `code`
+    /// (206, 403, 406, 412, 500), as gateways in front of such APIs often do. Dropped
+    /// connections stay dropped; a 500's `Retry-After` is still sent.
+    pub always_http_200: bool,
+    /// The connection cap and the timeouts of the listener.
+    pub limits: Limits,
     /// The share of vehicles, in percent, that are flaky: their first one or two requests
     /// (which, [`flaky_failures`] says) are answered 500 however the request is, and the
     /// rest as usual. Decided by the vehicle's identity, so a test knows them in advance.
@@ -114,6 +127,9 @@ impl Default for SandboxConfig {
             max_clock_skew: Duration::from_secs(300),
             clock_offset_secs: 0,
             record_requests: false,
+            record_to: None,
+            always_http_200: false,
+            limits: Limits::default(),
             flaky_percent: 0,
             flaky_retry_after_secs: None,
             count_per_vehicle: true,
@@ -181,7 +197,8 @@ pub struct RecordedRequest {
     pub at: Instant,
     /// The body as text (invalid UTF-8 replaced).
     pub body: String,
-    /// The HTTP status answered, or [`DROPPED_STATUS`].
+    /// The status answered, as the body's `code` says it (the HTTP status too, unless
+    /// [`SandboxConfig::always_http_200`]), or [`DROPPED_STATUS`].
     pub status: u16,
 }
 
@@ -195,11 +212,12 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Binds `listen` (port 0 picks a free port) and serves in a spawned task.
+    /// Binds `listen` (port 0 picks a free port) and serves in a spawned task. Fails if the
+    /// address is taken or [`SandboxConfig::record_to`] cannot be created.
     pub async fn start(listen: SocketAddr, config: SandboxConfig) -> io::Result<Sandbox> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config));
+        let shared = Arc::new(Shared::new(config)?);
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(listener, Arc::clone(&shared), stop.clone().cancelled_owned()));
         Ok(Sandbox {
@@ -273,7 +291,7 @@ pub async fn serve(
     config: SandboxConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    run(listener, Arc::new(Shared::new(config)), shutdown).await
+    run(listener, Arc::new(Shared::new(config)?), shutdown).await
 }
 
 /// The machinery under both [`serve`] and [`Sandbox::start`]; the latter keeps `shared` to
@@ -283,9 +301,8 @@ async fn run(
     shared: Arc<Shared>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(shared))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = shared.config.limits;
+    listen::serve(listener, router(shared), limits, shutdown).await
 }
 
 fn router(shared: Arc<Shared>) -> Router {

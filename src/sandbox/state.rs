@@ -4,6 +4,8 @@
 //! across an await.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -21,6 +23,8 @@ pub(super) struct Shared {
     pub(super) per_vehicle: Mutex<HashMap<u128, u64>>,
     pub(super) counters: Counters,
     pub(super) records: Mutex<Vec<RecordedRequest>>,
+    /// [`SandboxConfig::record_to`], open for appending, and the instant its times count from.
+    record_file: Option<(Mutex<File>, Instant)>,
 }
 
 pub(super) struct TokenEntry {
@@ -37,8 +41,12 @@ pub(super) enum TokenStatus {
 }
 
 impl Shared {
-    pub(super) fn new(config: SandboxConfig) -> Shared {
+    pub(super) fn new(config: SandboxConfig) -> io::Result<Shared> {
         let started = Instant::now();
+        let record_file = match &config.record_to {
+            Some(path) => Some((Mutex::new(File::create(path)?), started)),
+            None => None,
+        };
         let mut tokens = HashMap::new();
         if !config.token.trim().is_empty() {
             tokens.insert(
@@ -49,14 +57,15 @@ impl Shared {
                 },
             );
         }
-        Shared {
+        Ok(Shared {
             config,
             tokens: Mutex::new(tokens),
             seen_vehicles: Mutex::new(HashSet::new()),
             per_vehicle: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             records: Mutex::new(Vec::new()),
-        }
+            record_file,
+        })
     }
 
     pub(super) fn token_status(&self, token: &str) -> TokenStatus {
@@ -93,6 +102,17 @@ impl Shared {
     }
 
     pub(super) fn record(&self, at: Instant, body: &[u8], status: u16) {
+        if let Some((file, started)) = &self.record_file {
+            let line = format!(
+                "{:.6} {status}\n",
+                at.saturating_duration_since(*started).as_secs_f64()
+            );
+            // One unbuffered write a line: a crash loses no line already answered. A full
+            // disk must not fail the answer; the line is lost, and said so.
+            if let Err(error) = lock(file).write_all(line.as_bytes()) {
+                tracing::warn!("sandbox: cannot append to the --record file: {error}");
+            }
+        }
         if self.config.record_requests {
             lock(&self.records).push(RecordedRequest {
                 at,

@@ -18,7 +18,6 @@ pub mod pages;
 pub mod store;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +26,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::error::Error;
+use crate::listen::{self, Limits};
 use crate::run::quota::Quota;
 use crate::serve::auth::{Auth, User};
 use crate::serve::jobs::{JobSettings, Jobs};
@@ -49,6 +49,9 @@ pub struct ServeConfig {
     /// An upload's reuse window when it does not give one (`reuse_within` in `[serve]`);
     /// `None`: no reuse unless the upload asks.
     pub reuse_within: Option<Duration>,
+    /// The connection cap and the timeouts of the listener (clerks' browsers and cron jobs
+    /// face it: a stalled or hostile client must not hold it down).
+    pub limits: Limits,
 }
 
 impl ServeConfig {
@@ -114,10 +117,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let retention = tokio::spawn(jobs::retention_loop(state.clone()));
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let stop = tokio_util::sync::CancellationToken::new();
     let stopping = stop.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.clone().cancelled_owned());
+    let server = listen::serve(
+        listener,
+        router(state.clone()),
+        state.config.limits,
+        stop.clone().cancelled_owned(),
+    );
     let result = tokio::select! {
         result = server => result,
         // Event streams never end by themselves: connections get a short grace, no more.

@@ -448,6 +448,76 @@ async fn a_body_code_on_http_200_decides_with_one_warning() {
     );
 }
 
+/// The sandbox's `always_http_200` switch answers as such a gateway does: a run against it
+/// ends with every row classified as against the sandbox in normal mode (renewed, not
+/// renewable, the flaky vehicles' 500s), with the warning once; a wrong Token aborts both
+/// alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gateway_sandbox_is_read_as_the_normal_one() {
+    let dir = Dir::new();
+    let mut list = String::from("车牌号\n");
+    for n in 0..40 {
+        list.push_str(&format!("京A{n:05}\n"));
+    }
+    let input = dir.write("leads.csv", list.as_bytes());
+    let mut outcomes = Vec::new();
+    for always_http_200 in [false, true] {
+        let sandbox = start_sandbox(SandboxConfig {
+            always_http_200,
+            flaky_percent: 25,
+            ..SandboxConfig::default()
+        })
+        .await;
+        let output = dir.path(&format!("out-{always_http_200}.csv"));
+        let run = run_sandboxed(&sandbox, &[&input, "-o", &output]).await;
+        let rows = read_results(std::path::Path::new(&output));
+        let n_warnings = run.stderr.matches("answers HTTP 200 with body code").count();
+        assert_eq!(n_warnings, usize::from(always_http_200), "{}", run.stderr);
+        let statuses: Vec<(String, String)> = rows
+            .into_iter()
+            .map(|row| (row.status, row.renewal_token))
+            .collect();
+        outcomes.push((run.code, statuses));
+
+        let wrong_token = run_binary(
+            &[
+                "run",
+                &input,
+                "-o",
+                &dir.path("wrong.csv"),
+                "--force",
+                "--base-url",
+                sandbox.base_url().as_str(),
+                "--agent-id",
+                "102",
+                "--token",
+                "WRONG",
+                "--secret-key",
+                "sandbox-secret",
+                "--no-progress",
+                "--retries",
+                "0",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(wrong_token.code, 3, "{}", wrong_token.stderr);
+    }
+    let (normal, gateway) = (&outcomes[0], &outcomes[1]);
+    assert_eq!(normal, gateway);
+    let count = |status: &str| normal.1.iter().filter(|(s, _)| s == status).count();
+    assert!(
+        count("renewed") > 0 && count("not_renewable") > 0,
+        "{:?}",
+        normal.1
+    );
+    assert!(
+        normal.1.len() == 40 && count("renewed") + count("not_renewable") < 40,
+        "{:?}",
+        normal.1
+    );
+}
+
 /// Case 5: a body that never ends is read up to 1 MB, the row is a protocol error, and the
 /// run stays small; a 100 MB `msg` is cut in the results.
 #[tokio::test(flavor = "multi_thread")]

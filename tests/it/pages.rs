@@ -70,6 +70,7 @@ impl Service {
             settings,
             history: None,
             reuse_within: None,
+            limits: bihu_renew::listen::Limits::default(),
         })
         .await
         .unwrap();

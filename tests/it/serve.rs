@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bihu_renew::listen::Limits;
 use bihu_renew::run::config::Backoff;
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 use bihu_renew::serve::api::JobView;
@@ -43,6 +44,7 @@ struct Options {
     retention: Duration,
     history: Option<PathBuf>,
     reuse_within: Option<Duration>,
+    limits: Limits,
 }
 
 impl Default for Options {
@@ -57,6 +59,7 @@ impl Default for Options {
             retention: Duration::from_secs(30 * 86_400),
             history: None,
             reuse_within: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -118,6 +121,7 @@ impl Service {
             settings: settings(&sandbox, options.rate, options.burst, options.concurrency),
             history: options.history.clone(),
             reuse_within: options.reuse_within,
+            limits: options.limits,
         };
         let state = AppState::open(config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -578,6 +582,7 @@ async fn refused_credentials_abort_the_job_with_the_message() {
         settings,
         history: None,
         reuse_within: None,
+        limits: Limits::default(),
     })
     .await
     .unwrap();

@@ -3,7 +3,7 @@
 //! # Layout
 //! The folders are the stages of a run, lowest first; a module imports only from those above
 //! it in this list (`error` is shared by all).
-//! - [`leads`]: the city table, plate and VIN rules, and reading CSV and `.xlsx` lead lists.
+//! - [`leads`]: the city table, plate and VIN rules, columns, encodings, reading CSV and workbooks.
 //! - [`api`]: the secret, signing, request and answer types, the quote URL, the HTTP client.
 //! - [`results`]: row outcomes, the results CSV format, and making an OUTPUT safe to resume.
 //! - [`run`]: the batch run: the pipeline and each stage it drives, settings, summary, dry run.

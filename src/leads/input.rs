@@ -3,8 +3,12 @@
 //!
 //! Runs on a blocking thread (the pipeline feeds its rows into a bounded channel). Only an
 //! I/O error stops it; a ragged or undecodable row becomes a rejected row like any other.
+//!
+//! The reader stands on its neighbours: `encoding` turns a CSV's bytes into UTF-8,
+//! `workbook` reads a sheet within bounds, `columns` finds the vehicle columns, and
+//! `input_error` says what stops a list. What callers of the reader need of them is
+//! re-exported here.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,75 +16,14 @@ use std::sync::Arc;
 use csv::{ByteRecord, StringRecord};
 
 use crate::leads::city::City;
+pub use crate::leads::columns::Columns;
+use crate::leads::columns::header_listing;
+pub use crate::leads::encoding::InputEncoding;
+use crate::leads::encoding::{open_text, sniff_delimiter};
+pub use crate::leads::input_error::InputError;
 use crate::leads::lead::{self, Lead, RawLead, Reason, ReasonKind, Rejection};
-use crate::leads::workbook::{self, WorkbookLimits};
-
-/// Header names accepted for each vehicle column, compared with case and spacing ignored.
-pub const PLATE_HEADERS: [&str; 5] = ["LicenseNo", "plate", "车牌号", "车牌", "车牌号码"];
-pub const VIN_HEADERS: [&str; 5] = ["CarVin", "vin", "车架号", "车辆识别代号", "车辆识别代码"];
-pub const ENGINE_HEADERS: [&str; 4] = ["EngineNo", "engine_no", "发动机号", "发动机号码"];
-pub const CITY_HEADERS: [&str; 4] = ["CityCode", "city", "城市", "投保城市"];
-
-/// A fatal problem with the input file itself (not with one row).
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
-    #[error("{path} is empty: a lead list needs a header row")]
-    Empty { path: PathBuf },
-    #[error("{path} has no sheet named {wanted:?}; its sheets are: {found}")]
-    NoSuchSheet {
-        path: PathBuf,
-        wanted: String,
-        found: String,
-    },
-    #[error("{path} is not a lead list: {detail}")]
-    Unreadable { path: PathBuf, detail: String },
-    #[error(
-        "{path} has no vehicle column. Its header is: {found}.\n  Accepted headers (case and spaces ignored):\n    plate:  {plate}\n    VIN:    {vin}\n    engine: {engine}\n    city:   {city}",
-        plate = PLATE_HEADERS.join(", "),
-        vin = VIN_HEADERS.join(", "),
-        engine = ENGINE_HEADERS.join(", "),
-        city = CITY_HEADERS.join(", ")
-    )]
-    NoVehicleColumns { path: PathBuf, found: String },
-    #[error(
-        "{path}: the quote that opens on line {line} (column {column}) runs over {n_lines} lines{swallowed}: a stray or unclosed \" takes the rows after it into one field, and they would never be sent. Fix line {line}: remove the stray \", or write it as \"\" inside a quoted field; then run again"
-    )]
-    StrayQuote {
-        path: PathBuf,
-        line: u64,
-        column: String,
-        n_lines: u64,
-        swallowed: &'static str,
-    },
-    #[error(
-        "{path} mixes text encodings: line {utf8_line} is UTF-8, line {other_line} is not (GBK?). Save the whole list in one encoding (in Excel: Save As \"CSV UTF-8\"), or pass --input-encoding gbk or --input-encoding utf-8 to read every line one way (lines that do not fit it are then rejected as undecodable)"
-    )]
-    MixedEncoding {
-        path: PathBuf,
-        utf8_line: u64,
-        other_line: u64,
-    },
-    #[error(
-        "{path}: line {line} is neither UTF-8 nor GBK/GB18030 text (is it a lead list?). Save the list as \"CSV UTF-8\", or pass --input-encoding utf-8 or gbk to read it one way (lines that do not fit it are then rejected as undecodable)"
-    )]
-    NotText { path: PathBuf, line: u64 },
-    #[error(
-        "{path} is not a workbook: a .{extension} file is a zip archive, and this one starts like {looks_like}. If it is a CSV, name it .csv; or open it in Excel and save it as a workbook"
-    )]
-    NotAWorkbook {
-        path: PathBuf,
-        extension: String,
-        looks_like: &'static str,
-    },
-    #[error("{path} is larger than the tool reads: {detail}; nothing was sent. {fix}")]
-    WorkbookTooLarge {
-        path: PathBuf,
-        detail: String,
-        fix: &'static str,
-    },
-}
+pub use crate::leads::workbook::{SPREADSHEET_EXTENSIONS, cell_text, is_spreadsheet};
+use crate::leads::workbook::{WorkbookLimits, open_sheet};
 
 /// The longest field a row may have; a longer one makes the row `invalid_input` and is cut
 /// to this length in the output, so that no row costs more than its columns times this.
@@ -89,42 +32,6 @@ pub const MAX_FIELD_BYTES: usize = 64 * 1024;
 /// Line breaks a quoted field may hold before the file is taken to have a stray quote.
 pub const MAX_LINE_BREAKS_IN_FIELD: usize = 10;
 
-/// Where the vehicle columns are in a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Columns {
-    pub plate: Option<usize>,
-    pub vin: Option<usize>,
-    pub engine: Option<usize>,
-    pub city: Option<usize>,
-}
-
-fn header_key(name: &str) -> String {
-    name.trim_start_matches('\u{feff}')
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-impl Columns {
-    /// Finds the columns; `None` when there is no vehicle column at all.
-    pub fn find(headers: &StringRecord) -> Option<Columns> {
-        let position = |aliases: &[&str]| {
-            let keys: Vec<String> = aliases.iter().map(|alias| header_key(alias)).collect();
-            headers
-                .iter()
-                .position(|header| keys.contains(&header_key(header)))
-        };
-        let columns = Columns {
-            plate: position(&PLATE_HEADERS),
-            vin: position(&VIN_HEADERS),
-            engine: position(&ENGINE_HEADERS),
-            city: position(&CITY_HEADERS),
-        };
-        (columns.plate.is_some() || columns.vin.is_some() || columns.engine.is_some()).then_some(columns)
-    }
-}
-
 /// One data row, its fields fitted to the header, and what validation made of it.
 #[derive(Debug, Clone)]
 pub struct InputRow {
@@ -132,29 +39,6 @@ pub struct InputRow {
     pub row: u64,
     pub fields: StringRecord,
     pub lead: Result<Lead, Rejection>,
-}
-
-/// How the input's bytes are to be read as text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum InputEncoding {
-    /// UTF-8 (with or without BOM) when the whole file is valid UTF-8, else GB18030.
-    #[default]
-    Auto,
-    Utf8,
-    /// GB18030, the superset of GBK (code page 936) that Excel on Chinese Windows writes.
-    Gb18030,
-}
-
-impl InputEncoding {
-    /// `auto`, `utf-8`/`utf8`, `gbk`/`gb2312`/`gb18030`/`cp936`.
-    pub fn parse(text: &str) -> Option<InputEncoding> {
-        match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "auto" => Some(InputEncoding::Auto),
-            "utf-8" | "utf8" => Some(InputEncoding::Utf8),
-            "gbk" | "gb2312" | "gb18030" | "cp936" | "936" => Some(InputEncoding::Gb18030),
-            _ => None,
-        }
-    }
 }
 
 /// How to read a lead list.
@@ -167,15 +51,6 @@ pub struct InputOptions {
     pub default_city: Option<City>,
     /// The bounds a workbook is read within.
     pub limits: WorkbookLimits,
-}
-
-/// The extensions of the spreadsheets read as lead lists, `.xlsx` first.
-pub const SPREADSHEET_EXTENSIONS: [&str; 5] = ["xlsx", "xlsm", "xlsb", "xls", "ods"];
-
-/// Whether a path is read as a spreadsheet rather than CSV.
-pub fn is_spreadsheet(path: &Path) -> bool {
-    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-    extension.is_some_and(|extension| SPREADSHEET_EXTENSIONS.contains(&extension.as_str()))
 }
 
 /// Where rows come from: a CSV stream, or a worksheet read by calamine.
@@ -208,281 +83,12 @@ fn csv_builder(delimiter: u8) -> csv::ReaderBuilder {
     builder
 }
 
-/// The separator of a CSV, from its first line: a comma, unless the line has none and has
-/// tabs (Excel's "Unicode text") or semicolons (a comma-decimal locale's CSV).
-fn sniff_delimiter(first_block: &[u8]) -> u8 {
-    let line = first_block.split(|&b| b == b'\n').next().unwrap_or(&[]);
-    let count = |wanted: u8| line.iter().filter(|&&b| b == wanted).count();
-    match (count(b','), count(b'\t'), count(b';')) {
-        (0, tabs, _) if tabs > 0 => b'\t',
-        (0, 0, semicolons) if semicolons > 0 => b';',
-        _ => b',',
-    }
-}
-
-/// How the lines of a file that is not UTF-8 throughout read.
-#[derive(Debug, PartialEq, Eq)]
-enum LineEncodings {
-    /// Every line is ASCII or GBK/GB18030.
-    Gb18030,
-    Mixed {
-        utf8_line: u64,
-        other_line: u64,
-    },
-    NotText {
-        line: u64,
-    },
-}
-
-/// The longest piece of a line looked at when telling encodings apart.
-const SCANNED_LINE_BYTES: usize = 1 << 20;
-
-/// Whether a valid UTF-8 line reads as Chinese text rather than as GBK bytes that happen to
-/// be valid UTF-8: every non-ASCII character is CJK, CJK punctuation or full-width.
-fn reads_as_chinese(text: &str) -> bool {
-    text.chars().filter(|c| !c.is_ascii()).all(|c| {
-        matches!(c as u32,
-            0x3000..=0x303F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xFF00..=0xFFEF
-            | 0x2000..=0x206F | 0xB7 | 0xD7 | 0xFEFF)
-    })
-}
-
-/// Reads a file that is not UTF-8 throughout line by line: GBK throughout, or which line is
-/// UTF-8 and which is not, or which line is neither.
-fn scan_line_encodings(path: &Path) -> io::Result<LineEncodings> {
-    use std::io::BufRead;
-    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut line = Vec::new();
-    let (mut utf8_line, mut other_line) = (None, None);
-    let mut n_line = 0;
-    loop {
-        line.clear();
-        let n_read = (&mut file)
-            .take(SCANNED_LINE_BYTES as u64)
-            .read_until(b'\n', &mut line)?;
-        if n_read == 0 {
-            break;
-        }
-        n_line += 1;
-        let cut = line.last() != Some(&b'\n') && n_read == SCANNED_LINE_BYTES;
-        if cut {
-            // Skip the rest of a very long line: its first megabyte says enough.
-            loop {
-                let buffer = file.fill_buf()?;
-                if buffer.is_empty() {
-                    break;
-                }
-                match buffer.iter().position(|&b| b == b'\n') {
-                    Some(end) => {
-                        file.consume(end + 1);
-                        break;
-                    }
-                    None => {
-                        let n = buffer.len();
-                        file.consume(n);
-                    }
-                }
-            }
-        }
-        if line.is_ascii() {
-            continue;
-        }
-        let utf8 = match std::str::from_utf8(&line) {
-            Ok(text) => Some(text),
-            // A character cut where the scan stopped.
-            Err(error) if cut && error.error_len().is_none() => {
-                std::str::from_utf8(&line[..error.valid_up_to()]).ok()
-            }
-            Err(_) => None,
-        };
-        match utf8 {
-            Some(text) => {
-                if reads_as_chinese(text) {
-                    utf8_line.get_or_insert(n_line);
-                }
-            }
-            None => {
-                let mut decoder = encoding_rs::GB18030.new_decoder_without_bom_handling();
-                let mut out = String::with_capacity(
-                    decoder
-                        .max_utf8_buffer_length_without_replacement(line.len())
-                        .unwrap_or(line.len() * 3),
-                );
-                let (result, _) = decoder.decode_to_string_without_replacement(&line, &mut out, !cut);
-                if matches!(result, encoding_rs::DecoderResult::Malformed(..)) {
-                    return Ok(LineEncodings::NotText { line: n_line });
-                }
-                other_line.get_or_insert(n_line);
-            }
-        }
-        if let (Some(utf8_line), Some(other_line)) = (utf8_line, other_line) {
-            return Ok(LineEncodings::Mixed {
-                utf8_line,
-                other_line,
-            });
-        }
-    }
-    Ok(LineEncodings::Gb18030)
-}
-
-/// Whether the whole file is valid UTF-8 (a BOM is UTF-8 too). Streams in blocks.
-fn is_utf8_file(path: &Path) -> io::Result<bool> {
-    let mut file = BufReader::with_capacity(1 << 16, File::open(path)?);
-    let mut buffer = vec![0u8; 1 << 16];
-    let mut carried = 0;
-    loop {
-        let n_read = file.read(&mut buffer[carried..])?;
-        let filled = carried + n_read;
-        // encoding_rs finds the valid prefix several times faster than std on text that mixes
-        // ASCII and CJK (the ASCII fast path of std stops at every character); std then says
-        // what the few bytes after it are.
-        let valid_prefix = encoding_rs::Encoding::utf8_valid_up_to(&buffer[..filled]);
-        match std::str::from_utf8(&buffer[valid_prefix..filled]) {
-            Ok(_) => carried = 0,
-            // A character cut at the block's end: carry its first bytes over.
-            Err(error) if error.error_len().is_none() && n_read > 0 => {
-                let valid = valid_prefix + error.valid_up_to();
-                buffer.copy_within(valid..filled, 0);
-                carried = filled - valid;
-            }
-            Err(_) => return Ok(false),
-        }
-        if n_read == 0 {
-            return Ok(carried == 0);
-        }
-    }
-}
-
-/// Opens a CSV as a UTF-8 byte stream, transcoding GBK or UTF-16 on the fly. UTF-16 (Excel's
-/// "Unicode text") is known by its byte-order mark, whatever `encoding` says.
-fn open_text(path: &Path, encoding: InputEncoding) -> Result<Box<dyn Read + Send>, InputError> {
-    let io_error = |source| InputError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut start = [0u8; 2];
-    let n_start = File::open(path)
-        .and_then(|mut file| file.read(&mut start))
-        .map_err(io_error)?;
-    let utf16 = match &start[..n_start] {
-        [0xFF, 0xFE] => Some(encoding_rs::UTF_16LE),
-        [0xFE, 0xFF] => Some(encoding_rs::UTF_16BE),
-        _ => None,
-    };
-    let decoded = match (utf16, encoding) {
-        (Some(utf16), _) => Some(utf16),
-        (None, InputEncoding::Utf8) => None,
-        (None, InputEncoding::Gb18030) => Some(encoding_rs::GB18030),
-        (None, InputEncoding::Auto) if is_utf8_file(path).map_err(io_error)? => None,
-        (None, InputEncoding::Auto) => match scan_line_encodings(path).map_err(io_error)? {
-            LineEncodings::Gb18030 => Some(encoding_rs::GB18030),
-            LineEncodings::Mixed {
-                utf8_line,
-                other_line,
-            } => {
-                return Err(InputError::MixedEncoding {
-                    path: path.to_path_buf(),
-                    utf8_line,
-                    other_line,
-                });
-            }
-            LineEncodings::NotText { line } => {
-                return Err(InputError::NotText {
-                    path: path.to_path_buf(),
-                    line,
-                });
-            }
-        },
-    };
-    let file = File::open(path).map_err(io_error)?;
-    match decoded {
-        Some(encoding) => {
-            tracing::info!(path = %path.display(), encoding = encoding.name(), "transcoding the input to UTF-8");
-            // The byte-order mark is sniffed and dropped.
-            let decoder = encoding_rs_io::DecodeReaderBytesBuilder::new()
-                .encoding(Some(encoding))
-                .build(file);
-            Ok(Box::new(decoder))
-        }
-        None => Ok(Box::new(file)),
-    }
-}
-
-/// A spreadsheet cell as the clerk sees it. Identifiers stored as numbers keep every digit
-/// (`2192209`, not `2192209.0` or `2.192209E+6`).
-pub fn cell_text(cell: &calamine::Data) -> String {
-    use calamine::Data;
-    match cell {
-        Data::Empty => String::new(),
-        Data::String(text) | Data::DateTimeIso(text) | Data::DurationIso(text) => text.clone(),
-        Data::Int(n) => n.to_string(),
-        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e17 => format!("{f:.0}"),
-        Data::Float(f) => f.to_string(),
-        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
-        Data::DateTime(date) => {
-            let (y, mo, d, h, mi, s, _) = date.to_ymd_hms_milli();
-            if date.is_datetime() && (h, mi, s) != (0, 0, 0) {
-                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
-            } else if date.is_datetime() {
-                format!("{y:04}-{mo:02}-{d:02}")
-            } else {
-                date.as_f64().to_string()
-            }
-        }
-        Data::Error(error) => format!("#{error:?}"),
-    }
-}
-
-/// A file named like a workbook that is not one (a CSV renamed `.xlsx`): said in words
-/// rather than as the zip reader's complaint.
-fn refuse_what_is_not_a_workbook(path: &Path) -> Result<(), InputError> {
-    let extension = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    let mut start = [0u8; 8];
-    let n = File::open(path)
-        .and_then(|mut file| file.read(&mut start))
-        .map_err(|source| InputError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let start = &start[..n];
-    let zip = start.starts_with(b"PK\x03\x04");
-    let ole = start.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]);
-    let fits = match extension.as_str() {
-        "xls" => ole || zip,
-        _ => zip,
-    };
-    if fits || n == 0 {
-        return Ok(());
-    }
-    let looks_like = if start
-        .iter()
-        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80)
-    {
-        "text (a CSV renamed?)"
-    } else {
-        "neither a zip archive nor text"
-    };
-    Err(InputError::NotAWorkbook {
-        path: path.to_path_buf(),
-        extension,
-        looks_like,
-    })
-}
-
-fn open_sheet(path: &Path, options: &InputOptions) -> Result<calamine::Range<calamine::Data>, InputError> {
-    refuse_what_is_not_a_workbook(path)?;
-    workbook::read_sheet(path, options.sheet.as_deref(), &options.limits)
-}
-
 impl LeadReader {
     pub fn open(path: &Path, options: &InputOptions) -> Result<LeadReader, InputError> {
         let mut delimiter = b',';
         let records = if is_spreadsheet(path) {
             Records::Sheet {
-                range: Arc::new(open_sheet(path, options)?),
+                range: Arc::new(open_sheet(path, options.sheet.as_deref(), &options.limits)?),
                 next: 0,
             }
         } else {
@@ -796,27 +402,6 @@ impl Iterator for LeadReader {
     }
 }
 
-/// The most header columns a message lists, and the most characters of each.
-const LISTED_COLUMNS: usize = 40;
-const LISTED_CHARS: usize = 40;
-
-/// A header for a message: at most [`LISTED_COLUMNS`] names of at most [`LISTED_CHARS`]
-/// characters, and how many columns there are in all when that is more.
-pub fn header_listing(headers: &StringRecord) -> String {
-    let mut listing: Vec<String> = headers
-        .iter()
-        .take(LISTED_COLUMNS)
-        .map(|name| match name.char_indices().nth(LISTED_CHARS) {
-            Some((end, _)) => format!("{}…", &name[..end]),
-            None => name.to_string(),
-        })
-        .collect();
-    if headers.len() > LISTED_COLUMNS {
-        listing.push(format!("… ({} columns in all)", headers.len()));
-    }
-    listing.join(", ")
-}
-
 fn csv_io(error: csv::Error) -> io::Error {
     match error.into_kind() {
         csv::ErrorKind::Io(error) => error,
@@ -827,6 +412,7 @@ fn csv_io(error: csv::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::leads::encoding::is_utf8_file;
 
     fn reader_for(text: &[u8]) -> (tempfile::TempDir, Result<LeadReader, InputError>) {
         reader_with(text, InputEncoding::Auto)

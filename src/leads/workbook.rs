@@ -14,14 +14,17 @@
 //!
 //! `.xls` (not a zip) and `.ods` (no cell stream in calamine) are read whole after the file
 //! and zip checks.
+//!
+//! Also here: which files are read as spreadsheets, a file named like a workbook that is not
+//! one refused in words, and a cell's text as the clerk sees it.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use calamine::{Cell, Data, DataRef, Range, Reader as _};
 
-use crate::leads::input::InputError;
+use crate::leads::input_error::InputError;
 
 /// The most the shared strings (every distinct text of a workbook, held in memory whole) may
 /// unpack to.
@@ -271,6 +274,90 @@ pub fn read_sheet(
             Ok(range)
         }
     }
+}
+
+/// The extensions of the spreadsheets read as lead lists, `.xlsx` first.
+pub const SPREADSHEET_EXTENSIONS: [&str; 5] = ["xlsx", "xlsm", "xlsb", "xls", "ods"];
+
+/// Whether a path is read as a spreadsheet rather than CSV.
+pub fn is_spreadsheet(path: &Path) -> bool {
+    let extension = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    extension.is_some_and(|extension| SPREADSHEET_EXTENSIONS.contains(&extension.as_str()))
+}
+
+/// A spreadsheet cell as the clerk sees it. Identifiers stored as numbers keep every digit
+/// (`2192209`, not `2192209.0` or `2.192209E+6`).
+pub fn cell_text(cell: &calamine::Data) -> String {
+    use calamine::Data;
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(text) | Data::DateTimeIso(text) | Data::DurationIso(text) => text.clone(),
+        Data::Int(n) => n.to_string(),
+        Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e17 => format!("{f:.0}"),
+        Data::Float(f) => f.to_string(),
+        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Data::DateTime(date) => {
+            let (y, mo, d, h, mi, s, _) = date.to_ymd_hms_milli();
+            if date.is_datetime() && (h, mi, s) != (0, 0, 0) {
+                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+            } else if date.is_datetime() {
+                format!("{y:04}-{mo:02}-{d:02}")
+            } else {
+                date.as_f64().to_string()
+            }
+        }
+        Data::Error(error) => format!("#{error:?}"),
+    }
+}
+
+/// A file named like a workbook that is not one (a CSV renamed `.xlsx`): said in words
+/// rather than as the zip reader's complaint.
+fn refuse_what_is_not_a_workbook(path: &Path) -> Result<(), InputError> {
+    let extension = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mut start = [0u8; 8];
+    let n = File::open(path)
+        .and_then(|mut file| file.read(&mut start))
+        .map_err(|source| InputError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let start = &start[..n];
+    let zip = start.starts_with(b"PK\x03\x04");
+    let ole = start.starts_with(&[0xD0, 0xCF, 0x11, 0xE0]);
+    let fits = match extension.as_str() {
+        "xls" => ole || zip,
+        _ => zip,
+    };
+    if fits || n == 0 {
+        return Ok(());
+    }
+    let looks_like = if start
+        .iter()
+        .all(|&b| b.is_ascii_graphic() || b.is_ascii_whitespace() || b >= 0x80)
+    {
+        "text (a CSV renamed?)"
+    } else {
+        "neither a zip archive nor text"
+    };
+    Err(InputError::NotAWorkbook {
+        path: path.to_path_buf(),
+        extension,
+        looks_like,
+    })
+}
+
+/// Opens the sheet a lead list is read from (`sheet`, or the first), within `limits`; a file
+/// that is no workbook is refused in words first.
+pub(super) fn open_sheet(
+    path: &Path,
+    sheet: Option<&str>,
+    limits: &WorkbookLimits,
+) -> Result<calamine::Range<calamine::Data>, InputError> {
+    refuse_what_is_not_a_workbook(path)?;
+    read_sheet(path, sheet, limits)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! (`outcome.rs`). An `Error` stops the command before or instead of its work.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::leads::input::InputError;
 
@@ -41,6 +41,10 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+    /// A file beside OUTPUT (its lock, `.partial` or journal) cannot be created before the
+    /// first request: the directory is missing, not a directory, read-only, full.
+    #[error("cannot create {}: {}; nothing was sent", file.display(), place_problem(file, source))]
+    Unwritable { file: PathBuf, source: io::Error },
     /// Writing OUTPUT's `.partial` or journal failed during the run (disk full, directory
     /// gone, permission lost): the run stopped taking rows at once.
     #[error(
@@ -71,6 +75,7 @@ impl Error {
             | Error::Input(_)
             | Error::Report(_)
             | Error::File { .. }
+            | Error::Unwritable { .. }
             | Error::Resume(_)
             | Error::Io(_) => exit::USAGE,
         }
@@ -79,5 +84,77 @@ impl Error {
     pub fn file(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();
         move |source| Error::File { action, path, source }
+    }
+
+    /// [`Error::Unwritable`] for `file`.
+    pub fn unwritable(file: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let file = file.into();
+        move |source| Error::Unwritable { file, source }
+    }
+}
+
+/// Why `file` cannot be created, said of the place it was to go, then the system's words:
+/// one text for a missing directory, a file in the way, a read-only or full directory.
+fn place_problem(file: &Path, source: &io::Error) -> String {
+    let dir = file
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let why = match source.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            format!("the directory {} is not writable", dir.display())
+        }
+        io::ErrorKind::NotADirectory => match file.ancestors().skip(1).find(|place| place.is_file()) {
+            Some(in_the_way) => format!("{} is a file, not a directory", in_the_way.display()),
+            None => format!("{} is not a directory", dir.display()),
+        },
+        io::ErrorKind::NotFound => format!("the directory {} does not exist", dir.display()),
+        io::ErrorKind::StorageFull => format!("the disk holding {} is full", dir.display()),
+        _ => return source.to_string(),
+    };
+    format!("{why}: {source}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every way a place refuses a file reads alike: the file, the place, the system's
+    /// words, nothing sent. Permission denied and a read-only disk, which a test running
+    /// as root cannot provoke, take the same path as the others.
+    #[test]
+    fn an_unwritable_place_is_named_with_its_problem() {
+        let text =
+            |file: &str, kind: io::ErrorKind| Error::unwritable(file)(io::Error::from(kind)).to_string();
+        assert_eq!(
+            text("/srv/out/leads.results.csv.lock", io::ErrorKind::PermissionDenied),
+            "cannot create /srv/out/leads.results.csv.lock: the directory /srv/out is not writable: permission denied; nothing was sent"
+        );
+        assert!(
+            text("/srv/out/x.lock", io::ErrorKind::ReadOnlyFilesystem)
+                .contains("the directory /srv/out is not writable: "),
+        );
+        assert_eq!(
+            text("x.csv.lock", io::ErrorKind::NotFound),
+            "cannot create x.csv.lock: the directory . does not exist: entity not found; nothing was sent"
+        );
+        assert!(text("/srv/x.lock", io::ErrorKind::StorageFull).contains("the disk holding /srv is full"));
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("leads.csv");
+        std::fs::write(&list, "plate\n").unwrap();
+        let inside = list.join("out.csv.lock");
+        let error = std::fs::File::create(&inside).unwrap_err();
+        let refused = Error::unwritable(&inside)(error);
+        assert_eq!(refused.exit_code(), exit::USAGE);
+        assert!(
+            refused
+                .to_string()
+                .contains(&format!("{} is a file, not a directory: ", list.display())),
+            "{refused}"
+        );
+        assert_eq!(
+            text("/srv/x.lock", io::ErrorKind::Other),
+            "cannot create /srv/x.lock: other error; nothing was sent"
+        );
     }
 }

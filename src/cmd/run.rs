@@ -146,6 +146,7 @@ pub const CREDENTIAL_FAILURE_LIMIT: u32 = 5;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let file = ConfigFile::load(args.credentials.config.as_deref())?;
+    refuse_directory_output(&args)?;
     if args.dry_run {
         return dry_run(&args, &file);
     }
@@ -196,7 +197,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
         sandbox.shutdown().await;
     }
-    let summary = result?;
+    let summary = result.map_err(suggest_output_flag)?;
     eprint!("{summary}");
     write_summary_json(args.summary_json.as_deref(), &summary, true)?;
     Ok(summary.exit_code())
@@ -238,7 +239,7 @@ fn dry_run(args: &RunArgs, file: &ConfigFile) -> anyhow::Result<i32> {
         reuse: dry_run_reuse(args, file)?,
     };
     check_writable(args.summary_json.as_deref())?;
-    let summary = dry_run::check(&config)?;
+    let summary = dry_run::check(&config).map_err(suggest_output_flag)?;
     eprint!("{summary}");
     write_summary_json(args.summary_json.as_deref(), &summary, false)?;
     Ok(summary.exit_code())
@@ -316,6 +317,33 @@ fn refuse_csv_results_of_a_workbook(input: &Path, output: &OutputTarget) -> anyh
         );
     }
     Ok(())
+}
+
+/// `-o` naming a directory would be found out only at the end, when the finished results
+/// cannot be renamed onto it: refused first (exit 2), with a file name to give instead.
+fn refuse_directory_output(args: &RunArgs) -> anyhow::Result<()> {
+    let Some(dir) = args.output.as_deref().filter(|path| Path::new(path).is_dir()) else {
+        return Ok(());
+    };
+    let kind = if args.dry_run { "dry-run" } else { "results" };
+    let name = match OutputTarget::beside(&args.input, kind) {
+        OutputTarget::File(path) => path.file_name().map(|name| name.to_string_lossy().into_owned()),
+        OutputTarget::Stdout => None,
+    };
+    anyhow::bail!(
+        "-o {dir} is a directory; nothing was sent. Give a file name, such as -o {}",
+        Path::new(dir).join(name.unwrap_or_default()).display()
+    )
+}
+
+/// The fix for a results place that cannot take the run's files, on the command line: `-o`.
+fn suggest_output_flag(error: Error) -> anyhow::Error {
+    match error {
+        Error::Unwritable { .. } => {
+            anyhow::anyhow!("{error}. Use -o to write the results in a directory you can write to")
+        }
+        other => other.into(),
+    }
 }
 
 /// Refuses (exit 2, before any request) a `--summary-json` path that cannot be written, so

@@ -39,7 +39,7 @@ impl OutputLock {
                 .create(true)
                 .truncate(false)
                 .open(&path)
-                .map_err(Error::file("cannot lock", &path))?;
+                .map_err(Error::unwritable(&path))?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {

@@ -144,7 +144,7 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
     let mut writer = config
         .output
         .open(config.output_style)
-        .map_err(Error::file("cannot create", config.output.display()))?;
+        .map_err(Error::unwritable(config.output.display()))?;
     let write_error = || Error::file("cannot write", config.output.display());
     writer.write_header(reader.headers()).map_err(write_error())?;
     let mut summary = DryRunSummary {

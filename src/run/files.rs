@@ -146,7 +146,7 @@ pub(super) fn create(
     let mut writer = config
         .output
         .open(config.output_style)
-        .map_err(Error::file("cannot create", written_path(&config.output)))?;
+        .map_err(Error::unwritable(written_path(&config.output)))?;
     writer
         .write_header(headers)
         .map_err(write_error(written_path(&config.output)))?;
@@ -156,8 +156,7 @@ pub(super) fn create(
     let journal = match &config.output {
         OutputTarget::File(path) if journal::enabled() => {
             let path = journal::journal_path(path);
-            let journal =
-                Journal::create(&path, journal_live.values()).map_err(Error::file("cannot create", &path))?;
+            let journal = Journal::create(&path, journal_live.values()).map_err(Error::unwritable(&path))?;
             Some(journal)
         }
         _ => None,

@@ -119,19 +119,23 @@ pub async fn run_over(
             .await
             .expect("the survey does not panic")?
     };
-    observer.on_event(&Event::Total { rows: survey.n_rows });
     tracing::debug!(
         rows = survey.n_rows,
         duplicated_vehicles = survey.duplicates.len(),
         "surveyed the input"
     );
 
-    // Every file the run writes is created before the first request (a login included).
+    let reuse = Reuse::open(&config).await?;
+    let transport = connect(&config)?;
+    // Every file the run writes is created before the first request (a login included),
+    // and after every check that may still refuse the run, so that a refusal leaves none
+    // behind to stop the next attempt as "already exists".
     let journal_live = std::mem::take(&mut prepared.journal_live);
     let (writer, journal) = files::create(&config, &headers, survey.n_rows, &journal_live)?;
-    let reuse = Reuse::open(&config).await?;
+    // Only now does the run start for whoever watches (the sandbox's banner waits for it).
+    observer.on_event(&Event::Total { rows: survey.n_rows });
 
-    let client = Client::over(connect(&config)?, config.agent.clone(), &config.base_url);
+    let client = Client::over(transport, config.agent.clone(), &config.base_url);
     let shared = Arc::new(RunState::new(
         &config,
         quota.member(),

@@ -154,7 +154,7 @@ async fn assert_sample_check(browser: &Browser) {
     assert!(row("no_city", 39).await.contains("no city"));
     assert_eq!(
         browser.text("#start").await,
-        "开始：33 个请求，按代理的速率约 不到 1 分钟"
+        "开始：33 个请求，按代理的速率不到 1 分钟"
     );
 }
 
@@ -342,7 +342,7 @@ async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
         browser.click("#lang").await;
         browser
             .wait_for_text("#start", |text| {
-                text == "Start: 33 requests, about less than a minute at the agent's rate"
+                text == "Start: 33 requests, less than a minute at the agent's rate"
             })
             .await;
         assert!(
@@ -375,7 +375,7 @@ async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
         assert_eq!(browser.text("#check-ready").await, "1");
         assert_eq!(
             browser.text("#start").await,
-            "Start: 1 request, about less than a minute at the agent's rate"
+            "Start: 1 request, less than a minute at the agent's rate"
         );
     })
     .await;

@@ -257,18 +257,20 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ),
     (
         "check.start",
-        "开始：{n} 个请求，按代理的速率约 {m}",
-        "Start: {n} requests, about {m} at the agent's rate",
+        "开始：{n} 个请求，按代理的速率{m}",
+        "Start: {n} requests, {m} at the agent's rate",
     ),
     (
         "check.start_one",
-        "开始：1 个请求，按代理的速率约 {m}",
-        "Start: 1 request, about {m} at the agent's rate",
+        "开始：1 个请求，按代理的速率{m}",
+        "Start: 1 request, {m} at the agent's rate",
     ),
     ("check.nothing", "没有可发送的行。", "No row can be sent."),
     ("time.minutes", "{n} 分钟", "{n} minutes"),
-    ("time.one_minute", "1 分钟", "1 minute"),
     ("time.under_minute", "不到 1 分钟", "less than a minute"),
+    // A run's expected length, which is an estimate ("less than a minute" says so itself).
+    ("time.about_minutes", "约 {n} 分钟", "about {n} minutes"),
+    ("time.about_one_minute", "约 1 分钟", "about 1 minute"),
     ("time.seconds", "{n} 秒", "{n} s"),
     // The job page: progress.
     ("progress.title", "进度", "Progress"),
@@ -539,7 +541,10 @@ mod tests {
     #[test]
     fn fills_placeholders() {
         assert_eq!(
-            Lang::En.fill("check.start", &[("n", "33".into()), ("m", "1 minute".into())]),
+            Lang::En.fill(
+                "check.start",
+                &[("n", "33".into()), ("m", "about 1 minute".into())]
+            ),
             "Start: 33 requests, about 1 minute at the agent's rate"
         );
         assert_eq!(

@@ -475,16 +475,17 @@ fn rows_text(lang: Lang, done: u64, total: u64) -> String {
     )
 }
 
-/// A run's expected length, in whole minutes ("less than a minute" below one).
+/// A run's expected length, in whole minutes ("about 3 minutes"; "less than a minute" below
+/// one, without an "about" before it).
 fn minutes(lang: Lang, seconds: f64) -> String {
     if seconds < 60.0 {
         lang.t("time.under_minute").to_string()
     } else {
         let n = (seconds / 60.0).round() as u64;
         if n <= 1 {
-            lang.t("time.one_minute").to_string()
+            lang.t("time.about_one_minute").to_string()
         } else {
-            lang.fill("time.minutes", &[("n", n.to_string())])
+            lang.fill("time.about_minutes", &[("n", n.to_string())])
         }
     }
 }
@@ -540,8 +541,9 @@ mod tests {
     #[test]
     fn times_read_as_a_clerk_says_them() {
         assert_eq!(minutes(Lang::Zh, 3.3), "不到 1 分钟");
-        assert_eq!(minutes(Lang::En, 80.0), "1 minute");
-        assert_eq!(minutes(Lang::En, 600.0), "10 minutes");
+        assert_eq!(minutes(Lang::En, 80.0), "about 1 minute");
+        assert_eq!(minutes(Lang::En, 600.0), "about 10 minutes");
+        assert_eq!(minutes(Lang::Zh, 600.0), "约 10 分钟");
         assert_eq!(duration(Lang::Zh, 4.2), "5 秒");
         assert_eq!(duration(Lang::En, 600.0), "10 minutes");
     }

@@ -87,6 +87,9 @@ stop_sandbox() {
 # Runs bihu-renew under /usr/bin/time; leaves summary JSON and time output in $WORK/<tag>.*
 run_client() { # tag input extra-flags...
   local tag=$1 input=$2; shift 2
+  # The run ends with an fdatasync of its results; without this, it would also wait for the
+  # earlier steps' dirty pages (the 1,000,000-row files) to reach the disk.
+  sync
   BIHU_BASE_URL=$BASE BIHU_AGENT_ID=$AGENT BIHU_TOKEN=$TOKEN BIHU_SECRET_KEY=$SECRET \
     /usr/bin/time -v -o "$WORK/$tag.time" \
     "$BIN" run "$input" -o "$WORK/$tag.out.csv" --force --no-progress --no-bom \

@@ -23,6 +23,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::leads::lead::VehicleKey;
 use crate::results::outcome::Status;
+// The history's times and windows, where its callers have always found them.
+pub use crate::results::times::{
+    civil_from_days, format_duration, format_time, parse_duration, parse_time, unix_ms_now, write_time,
+};
 
 /// How long a writer waits for another to finish before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,6 +54,18 @@ const MIGRATIONS: &[&str] = &[
         WHERE plate IS NULL;
     CREATE INDEX history_by_time ON history_answers(answered_at);",
 ];
+
+/// The latest answer for a plate, city and agent since a time.
+const LOOKUP_PLATE: &str =
+    "SELECT status, http_status, renewal_token, message, answered_at FROM history_answers
+     WHERE plate = ?1 AND city = ?2 AND agent_id = ?3 AND answered_at >= ?4
+     ORDER BY answered_at DESC, id DESC LIMIT 1";
+
+/// The same for a VIN and engine number.
+const LOOKUP_VIN: &str =
+    "SELECT status, http_status, renewal_token, message, answered_at FROM history_answers
+     WHERE plate IS NULL AND vin = ?1 AND engine_no = ?2 AND city = ?3 AND agent_id = ?4 AND answered_at >= ?5
+     ORDER BY answered_at DESC, id DESC LIMIT 1";
 
 /// What can go wrong with a history file.
 #[derive(Debug, thiserror::Error)]
@@ -231,20 +247,11 @@ impl History {
         let found = match vehicle {
             VehicleKey::Plate { plate, city } => self
                 .conn
-                .prepare_cached(
-                    "SELECT status, http_status, renewal_token, message, answered_at FROM history_answers
-                     WHERE plate = ?1 AND city = ?2 AND agent_id = ?3 AND answered_at >= ?4
-                     ORDER BY answered_at DESC, id DESC LIMIT 1",
-                )
+                .prepare_cached(LOOKUP_PLATE)
                 .and_then(|mut query| query.query_row(params![plate, city, agent_id, since], read)),
             VehicleKey::Vin { vin, engine, city } => self
                 .conn
-                .prepare_cached(
-                    "SELECT status, http_status, renewal_token, message, answered_at FROM history_answers
-                     WHERE plate IS NULL AND vin = ?1 AND engine_no = ?2 AND city = ?3
-                     AND agent_id = ?4 AND answered_at >= ?5
-                     ORDER BY answered_at DESC, id DESC LIMIT 1",
-                )
+                .prepare_cached(LOOKUP_VIN)
                 .and_then(|mut query| query.query_row(params![vin, engine, city, agent_id, since], read)),
         };
         found.optional().map_err(sqlite(name))
@@ -302,13 +309,16 @@ impl History {
 /// answered costs a hash lookup instead of a query (a query is several times a request's own
 /// CPU; BENCHMARKS.md). It only rules answers out: a vehicle in it is still looked up, with
 /// the window as it is then. Past [`AnsweredSet::CAP`] vehicles it stops growing and rules
-/// nothing out, so memory stays bounded and every row is looked up as before.
+/// nothing out, so memory stays bounded and every row is looked up as before: slower, but
+/// every answer in the window is still found.
 #[derive(Debug)]
 pub struct AnsweredSet {
     keys: HashSet<u64, BuildHasherDefault<KeyHasher>>,
     /// The highest answer id read, for [`History::refresh`].
     last_id: i64,
     complete: bool,
+    /// The most vehicles it keeps; [`AnsweredSet::CAP`] but in tests.
+    cap: usize,
 }
 
 impl AnsweredSet {
@@ -332,8 +342,22 @@ impl AnsweredSet {
         self.keys.is_empty()
     }
 
+    /// The most vehicles it keeps before it gives up ruling any out.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// What a run or a check says, once, when the set has passed its cap.
+    pub fn past_cap_message(&self, path: &str, within: Duration) -> String {
+        format!(
+            "the history {path} holds answers of the last {} for more than {} vehicles: every row is looked up in it, which is slower, and every answer in the window is still reused (a shorter --reuse-within, or `bihu-renew history --prune`, makes it fast again)",
+            format_duration(within),
+            self.cap
+        )
+    }
+
     fn add(&mut self, key: u64) {
-        if self.keys.len() >= Self::CAP && !self.keys.contains(&key) {
+        if self.keys.len() >= self.cap && !self.keys.contains(&key) {
             self.complete = false;
             self.keys = HashSet::default();
         } else if self.complete {
@@ -363,13 +387,26 @@ impl Hasher for KeyHasher {
 }
 
 impl History {
-    /// The vehicles `agent_id` has an answer for given at `since` (Unix ms) or later.
+    /// The vehicles `agent_id` has an answer for given at `since` (Unix ms) or later, at most
+    /// [`AnsweredSet::CAP`] of them.
     pub fn answered_since(&mut self, agent_id: &str, since: i64) -> Result<AnsweredSet, HistoryError> {
+        self.answered_since_capped(agent_id, since, AnsweredSet::CAP)
+    }
+
+    /// [`History::answered_since`] with another cap, so that tests can reach it with a few
+    /// rows.
+    pub fn answered_since_capped(
+        &mut self,
+        agent_id: &str,
+        since: i64,
+        cap: usize,
+    ) -> Result<AnsweredSet, HistoryError> {
         let name = &self.path;
         let mut set = AnsweredSet {
             keys: HashSet::default(),
             last_id: 0,
             complete: true,
+            cap,
         };
         // One read transaction: the scan and the id it ends at agree.
         let tx = self.conn.transaction().map_err(sqlite(name))?;
@@ -400,8 +437,12 @@ impl History {
     }
 
     /// Adds the answers `agent_id` got since the set was read (another process's, or this
-    /// run's own), by id: cheap when there are none.
+    /// run's own), by id: cheap when there are none. A set past its cap rules nothing out
+    /// any more and is left as it is.
     pub fn refresh(&self, set: &mut AnsweredSet, agent_id: &str) -> Result<(), HistoryError> {
+        if !set.complete {
+            return Ok(());
+        }
         let name = &self.path;
         let mut query = self
             .conn
@@ -415,6 +456,9 @@ impl History {
         while let Some(row) = rows.next().map_err(sqlite(name))? {
             set.add(key_from_row(row).map_err(sqlite(name))?.dedupe_key());
             set.last_id = row.get(4).map_err(sqlite(name))?;
+            if !set.complete {
+                break;
+            }
         }
         Ok(())
     }
@@ -504,154 +548,6 @@ fn sqlite(path: &str) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
         path: path.to_string(),
         source,
     }
-}
-
-/// Parses a window or an age: a whole number with `s`, `m`, `h` or `d` (`90m`, `12h`, `7d`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let seconds_per = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if seconds_per > 0 && n > 0 => n
-            .checked_mul(seconds_per)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{text:?} is too long")),
-        _ => Err(format!(
-            "{text:?} is not a duration: use a whole number and a unit, such as 12h or 7d (s, m, h, d)"
-        )),
-    }
-}
-
-/// A window as [`parse_duration`] reads it, in the largest unit that divides it: `7d`, `36h`.
-pub fn format_duration(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    match [(86_400, "d"), (3600, "h"), (60, "m")]
-        .into_iter()
-        .find(|(per, _)| seconds > 0 && seconds.is_multiple_of(*per))
-    {
-        Some((per, unit)) => format!("{}{unit}", seconds / per),
-        None => format!("{seconds}s"),
-    }
-}
-
-/// Unix milliseconds now, from the system clock.
-pub fn unix_ms_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// ISO 8601 with an offset, in UTC, to the second: `2026-12-01T22:39:55+00:00`.
-pub fn format_time(unix_ms: i64) -> String {
-    let mut text = String::with_capacity(25);
-    write_time(&mut text, unix_ms);
-    text
-}
-
-/// [`format_time`] appended to `out`, without allocating.
-pub fn write_time(out: &mut String, unix_ms: i64) {
-    use std::fmt::Write as _;
-    let seconds = unix_ms.div_euclid(1000);
-    let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    );
-}
-
-/// Reads an ISO 8601 time with an offset (`Z`, `+08:00`, `-0500`), to the millisecond, as
-/// [`format_time`] and other tools write it; `None` for anything else.
-pub fn parse_time(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let bytes = text.as_bytes();
-    if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b' ') {
-        return None;
-    }
-    if bytes[13] != b':' || bytes[16] != b':' {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = text.get(range)?;
-        part.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut millis = 0;
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
-        millis = padded.parse().ok()?;
-        rest = &fraction[digits..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
-            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) || rest.len() > 6 {
-                return None;
-            }
-            let (hours, minutes): (i64, i64) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
-            sign * (hours * 60 + minutes)
-        }
-    };
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(seconds * 1000 + millis)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01 (Howard
-/// Hinnant's days-to-civil); the one calendar conversion of the crate.
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -864,6 +760,57 @@ mod tests {
     }
 
     #[test]
+    fn the_answered_set_at_its_cap_keeps_every_vehicle_and_past_it_rules_nothing_out() {
+        let (_dir, mut history) = open_temp();
+        let at = 1_700_000_000_000;
+        let vehicles: Vec<VehicleKey> = (0..3).map(|i| plate(&format!("京A1000{i}"), 1)).collect();
+        let mut answers: Vec<Answer> = vehicles
+            .iter()
+            .map(|vehicle| answer(vehicle.clone(), Status::Renewed, at))
+            .collect();
+        // A vehicle answered twice is one vehicle of the set.
+        answers.push(answer(vehicles[0].clone(), Status::NotRenewable, at + 1));
+        history.record_all(&answers).unwrap();
+        let never = plate("沪C00000", 2);
+
+        let at_cap = history.answered_since_capped("102", at - HOUR_MS, 3).unwrap();
+        assert!(at_cap.is_complete(), "exactly as many vehicles as the cap");
+        assert_eq!(at_cap.len(), 3);
+        assert!(vehicles.iter().all(|v| at_cap.may_have(v.dedupe_key())));
+        assert!(!at_cap.may_have(never.dedupe_key()));
+
+        let past_cap = history.answered_since_capped("102", at - HOUR_MS, 2).unwrap();
+        assert!(!past_cap.is_complete(), "one vehicle more than the cap");
+        assert!(past_cap.is_empty(), "its keys are let go");
+        assert!(past_cap.may_have(never.dedupe_key()), "it rules nothing out");
+        assert!(vehicles.iter().all(|v| past_cap.may_have(v.dedupe_key())));
+
+        // Growing past the cap with a refresh gives up the same way, and nothing is lost:
+        // every vehicle, the newest too, is still found by its lookup.
+        let mut growing = at_cap;
+        let fourth = plate("京A10003", 1);
+        history
+            .record(&answer(fourth.clone(), Status::Renewed, at + 2))
+            .unwrap();
+        history.refresh(&mut growing, "102").unwrap();
+        assert!(!growing.is_complete());
+        assert!(growing.may_have(never.dedupe_key()));
+        let window = Duration::from_secs(86_400);
+        for vehicle in vehicles.iter().chain([&fourth]) {
+            assert!(growing.may_have(vehicle.dedupe_key()));
+            assert!(
+                history.lookup("102", vehicle, at + 3, window).unwrap().is_some(),
+                "{vehicle:?}"
+            );
+        }
+        assert_eq!(history.lookup("102", &never, at + 3, window).unwrap(), None);
+        assert_eq!(
+            history.answered_since("102", at - HOUR_MS).unwrap().cap(),
+            AnsweredSet::CAP
+        );
+    }
+
+    #[test]
     fn prune_removes_only_older_answers() {
         let (_dir, mut history) = open_temp();
         let at = 1_700_000_000_000;
@@ -950,47 +897,5 @@ mod tests {
             History::open(&path),
             Err(HistoryError::TooNew { found: 99, .. })
         ));
-    }
-
-    #[test]
-    fn durations_read_as_documented() {
-        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        for bad in ["", "7", "d", "0d", "1.5h", "7 days", "-1d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
-        }
-        for text in ["7d", "36h", "90m", "61s"] {
-            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
-        }
-        assert_eq!(format_duration(Duration::from_secs(86_400 * 2)), "2d");
-    }
-
-    #[test]
-    fn times_are_iso_8601_with_an_offset_and_read_back() {
-        assert_eq!(format_time(0), "1970-01-01T00:00:00+00:00");
-        let at = 1_796_164_795_000; // 2026-12-01T22:39:55Z
-        assert_eq!(format_time(at), "2026-12-01T22:39:55+00:00");
-        assert_eq!(parse_time("2026-12-01T22:39:55+00:00"), Some(at));
-        assert_eq!(parse_time("2026-12-01T22:39:55Z"), Some(at));
-        assert_eq!(parse_time("2026-12-02T06:39:55+08:00"), Some(at));
-        assert_eq!(parse_time("2026-12-02T06:39:55.250+0800"), Some(at + 250));
-        assert_eq!(
-            parse_time("2024-02-29T00:00:00Z").map(format_time),
-            Some("2024-02-29T00:00:00+00:00".into())
-        );
-        for bad in [
-            "",
-            "2026-12-01",
-            "2026-12-01T22:39:55",
-            "2026-13-01T00:00:00Z",
-            "yesterday",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad:?}");
-        }
-        for ms in [-86_400_000_i64, 951_782_400_000, 4_102_444_800_000] {
-            assert_eq!(parse_time(&format_time(ms)), Some(ms));
-        }
     }
 }

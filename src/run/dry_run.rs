@@ -162,6 +162,9 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
             let answered = history
                 .answered_since(&reuse.agent_id, since)
                 .map_err(|e| Error::Usage(e.to_string()))?;
+            if !answered.is_complete() {
+                tracing::warn!("{}", answered.past_cap_message(history.path(), reuse.within));
+            }
             Some((history, answered, reuse))
         }
         None => None,

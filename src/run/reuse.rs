@@ -18,6 +18,8 @@ pub(super) struct Reuse {
     /// recorded since were last added to it.
     answered: Option<history::AnsweredSet>,
     answered_read: Instant,
+    /// `--reuse-within`, for the message when the answered set passes its cap.
+    within: Option<Duration>,
     /// Final answers of this run not yet in the history (recorded with each flush).
     to_record: Vec<history::Answer>,
 }
@@ -49,11 +51,17 @@ impl Reuse {
                 .expect("opening the history does not panic");
                 let (history, answered) = opened
                     .map_err(|error| Error::Usage(format!("{error}; nothing was sent. Check --history")))?;
+                if let (Some(answered), Some(within)) = (&answered, settings.reuse_within)
+                    && !answered.is_complete()
+                {
+                    tracing::warn!("{}", answered.past_cap_message(history.path(), within));
+                }
                 (Some(history), answered)
             }
             None => (None, None),
         };
         Ok(Reuse {
+            within: config.history.as_ref().and_then(|settings| settings.reuse_within),
             history,
             answered,
             answered_read: Instant::now(),
@@ -119,10 +127,16 @@ impl Reuse {
             return;
         }
         self.answered_read = Instant::now();
+        let was_complete = answered.is_complete();
         if let Err(error) = history.refresh(answered, agent_id) {
             // Without it every row is looked up, as if the set had grown past its cap.
             tracing::warn!("cannot read new answers from the history, every row is looked up: {error}");
             self.answered = None;
+        } else if was_complete
+            && !answered.is_complete()
+            && let Some(within) = self.within
+        {
+            tracing::warn!("{}", answered.past_cap_message(history.path(), within));
         }
     }
 

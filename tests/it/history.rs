@@ -401,6 +401,100 @@ mod runs {
         assert!(rows[0].message.contains("reused the"), "{}", rows[0].message);
     }
 
+    /// A history with answers for more vehicles than the answered set keeps (a million rows,
+    /// made by one SQL statement in seconds): the run says so, looks every row up instead,
+    /// and still reuses every answer in the window; the new vehicles are asked, no row lost.
+    #[tokio::test]
+    async fn past_the_answered_sets_cap_every_row_is_looked_up_and_nothing_is_lost() {
+        let sandbox = start_sandbox(recording()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let history_path = dir.path().join("history.sqlite");
+        let agent_id = sandbox.config().agent_id.clone();
+        let now = history::unix_ms_now();
+        let known: Vec<history::Answer> = (0..10)
+            .map(|i| history::Answer {
+                agent_id: agent_id.clone(),
+                vehicle: VehicleKey::Plate {
+                    plate: format!("粤B{i:05}"),
+                    city: 11,
+                },
+                status: Status::NotRenewable,
+                http_status: Some(206),
+                renewal_token: String::new(),
+                message: "no renewal data".into(),
+                answered_at: now - 3_600_000,
+            })
+            .collect();
+        History::open(&history_path).unwrap().record_all(&known).unwrap();
+        let others = rusqlite::Connection::open(&history_path)
+            .unwrap()
+            .execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+                 INSERT INTO history_answers (agent_id, plate, city, status, http_status, renewal_token, message, answered_at)
+                 SELECT ?2, printf('沪Z%07d', i), 2, 'not_renewable', 206, '', 'no renewal data', ?3 FROM n",
+                rusqlite::params![history::AnsweredSet::CAP as i64, agent_id, now - 3_600_000],
+            )
+            .unwrap();
+        assert_eq!(others, history::AnsweredSet::CAP);
+
+        let input = list(dir.path(), "leads.csv", 0..20);
+        let output = dir.path().join("leads.results.csv");
+        let base = sandbox.base_url().to_string();
+        let config = sandbox.config();
+        let ran = run_binary(
+            &[
+                "run",
+                input.to_str().unwrap(),
+                "-o",
+                output.to_str().unwrap(),
+                "--no-progress",
+                "--base-url",
+                &base,
+                "--agent-id",
+                &config.agent_id,
+                "--token",
+                &config.token,
+                "--secret-key",
+                config.secret.expose(),
+                "--history",
+                history_path.to_str().unwrap(),
+                "--reuse-within",
+                "7d",
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert!(
+            ran.stderr.contains(&format!(
+                "holds answers of the last 7d for more than {} vehicles: every row is looked up in it",
+                history::AnsweredSet::CAP
+            )),
+            "{}",
+            ran.stderr
+        );
+        let sent = sandbox.requests();
+        assert_eq!(sent.len(), 10, "only the vehicles without an answer are asked");
+        assert!(
+            sent.iter()
+                .all(|request| !(0..10).any(|i| request.body.contains(&format!("粤B{i:05}"))))
+        );
+        let rows = read_results(&output);
+        assert_eq!(rows.len(), 20, "every row is written");
+        for row in &rows[..10] {
+            assert_eq!(
+                (row.status.as_str(), row.attempts),
+                ("not_renewable", 0),
+                "{row:?}"
+            );
+            assert!(
+                row.message.starts_with("reused the not_renewable answer"),
+                "{row:?}"
+            );
+        }
+        assert!(rows[10..].iter().all(|row| row.attempts == 1), "{rows:?}");
+    }
+
     /// Two `bihu-renew run` processes recording into one history file at once.
     #[tokio::test]
     async fn two_processes_writing_one_history_lose_no_answer() {

@@ -37,6 +37,16 @@ struct Service {
 
 impl Service {
     async fn start(sandbox: SandboxConfig, rate: u32, change: impl FnOnce(&mut JobSettings)) -> Service {
+        Service::start_with_reuse(sandbox, rate, change, None).await
+    }
+
+    /// A service whose `reuse_within` (the upload form's default) is `reuse_within`.
+    async fn start_with_reuse(
+        sandbox: SandboxConfig,
+        rate: u32,
+        change: impl FnOnce(&mut JobSettings),
+        reuse_within: Option<Duration>,
+    ) -> Service {
         let sandbox = start_sandbox(sandbox).await;
         let config = sandbox.config();
         let mut settings = JobSettings {
@@ -69,8 +79,8 @@ impl Service {
             session_ttl: Duration::from_secs(3600),
             settings,
             history: None,
-            reuse_within: None,
             limits: bihu_renew::listen::Limits::default(),
+            reuse_within,
         })
         .await
         .unwrap();
@@ -155,6 +165,11 @@ async fn assert_sample_check(browser: &Browser) {
     assert_eq!(
         browser.text("#start").await,
         "开始：33 个请求，按代理的速率不到 1 分钟"
+    );
+    assert_eq!(
+        browser.text("#check-reused").await,
+        "本任务不复用已有的查询结果：每辆车都发请求。",
+        "the service reuses nothing unless asked"
     );
 }
 
@@ -728,5 +743,141 @@ async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_
     let css = http.get(service.url("/static/pages.css")).send().await.unwrap();
     assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
     assert!(css.text().await.unwrap().contains("@media print"));
+    service.shutdown().await;
+}
+
+/// Signs in with the plain form; returns the session cookie and the page's CSRF token.
+async fn plain_sign_in(http: &reqwest::Client, service: &Service) -> (String, String) {
+    use reqwest::header::{COOKIE, SET_COOKIE};
+    let login = http
+        .post(service.url("/login"))
+        .form(&[("name", CLERK), ("password", PASSWORD), ("next", "/jobs")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let jobs = http
+        .get(service.url("/jobs"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&jobs.text().await.unwrap());
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn the_upload_form_offers_reuse_with_the_configured_default_and_the_check_says_what_it_saves() {
+    use reqwest::StatusCode;
+    use reqwest::header::{COOKIE, LOCATION};
+    use reqwest::multipart::{Form, Part};
+
+    let week = Duration::from_secs(7 * 86_400);
+    let service = Service::start_with_reuse(SandboxConfig::default(), 500, |_| {}, Some(week)).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, csrf) = plain_sign_in(&http, &service).await;
+    let get = |path: String| {
+        let request = http.get(service.url(&path)).header(COOKIE, &cookie).send();
+        async move { request.await.unwrap().text().await.unwrap() }
+    };
+
+    let form = get("/jobs".to_string()).await;
+    assert!(
+        form.contains("<select name=\"reuse_within\" id=\"reuse\">"),
+        "{form}"
+    );
+    assert!(
+        form.contains("<option value=\"7d\" selected>7 天内查过的车辆用上次的结果（默认）</option>"),
+        "the config's window is the default: {form}"
+    );
+    assert!(
+        form.contains("<option value=\"off\">不复用：每辆车都重新查询</option>"),
+        "{form}"
+    );
+    assert_eq!(form.matches(" selected>").count(), 1, "{form}");
+    let english = get("/jobs?lang=en".to_string()).await;
+    assert!(
+        english.contains("Vehicles answered in the last 7 days take that answer (default)"),
+        "{english}"
+    );
+    let _ = get("/jobs?lang=zh".to_string()).await;
+
+    // What the form sends: its csrf, the file, the city and the chosen window.
+    let upload = |reuse: &str| {
+        let form = Form::new()
+            .text("csrf", csrf.clone())
+            .part(
+                "file",
+                Part::bytes(std::fs::read(sample("leads.csv")).unwrap()).file_name("leads.csv"),
+            )
+            .text("city_code", "1")
+            .text("reuse_within", reuse.to_string());
+        let request = http
+            .post(service.url("/jobs"))
+            .header(COOKIE, &cookie)
+            .multipart(form)
+            .send();
+        async move {
+            let created = request.await.unwrap();
+            assert_eq!(created.status(), StatusCode::SEE_OTHER);
+            created.headers()[LOCATION].to_str().unwrap().to_string()
+        }
+    };
+    let first = upload("7d").await;
+    let page = get(first.clone()).await;
+    assert!(
+        page.contains("复用 7 天内的查询结果：0 行用已有结果，少发 0 个请求。"),
+        "an empty history saves nothing: {page}"
+    );
+    assert!(page.contains("开始：33 个请求"), "{page}");
+    let started = http
+        .post(service.url(&format!("{first}/start")))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !get(first.clone()).await.contains("id=\"download-csv\"") {
+        assert!(std::time::Instant::now() < deadline, "never done");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The same list again: every vehicle has its answer now.
+    let second = upload("7d").await;
+    let page = get(second).await;
+    assert!(
+        page.contains("复用 7 天内的查询结果：35 行用已有结果，少发 33 个请求。"),
+        "{page}"
+    );
+    assert!(
+        page.contains("没有可发送的行") || page.contains("开始：0 个请求"),
+        "{page}"
+    );
+    let english = get(format!("{}?lang=en", upload("1d").await)).await;
+    assert!(
+        english.contains(
+            "Reusing answers of the last 1 day: 35 rows take an answer from the history, 33 requests fewer."
+        ),
+        "{english}"
+    );
+    let _ = get("/jobs?lang=zh".to_string()).await;
+    let off = get(upload("off").await).await;
+    assert!(
+        off.contains("本任务不复用已有的查询结果：每辆车都发请求。"),
+        "{off}"
+    );
+    assert!(off.contains("开始：33 个请求"), "{off}");
     service.shutdown().await;
 }

@@ -385,7 +385,12 @@ async fn render_jobs(
         Ok(jobs) => jobs,
         Err(error) => return job_error_page(state, ctx, error),
     };
-    let page = JobsPage::new(ctx.chrome(state, Some(principal)), &jobs, error);
+    let page = JobsPage::new(
+        ctx.chrome(state, Some(principal)),
+        &jobs,
+        state.config.reuse_within,
+        error,
+    );
     ctx.page(status, &page)
 }
 
@@ -394,7 +399,7 @@ fn job_error_page(state: &AppState, ctx: &PageCtx, error: JobError) -> Response 
     ctx.error_page(state, status, ErrorView::from_api(ctx.lang, status, message))
 }
 
-/// `POST /jobs`: the upload form (`csrf` first, then `file` and `city_code`), handed to the
+/// `POST /jobs`: the upload form (`csrf` first, then `file`, `city_code` and `reuse_within`), handed to the
 /// API's `POST /api/jobs` handler; on success to the job's page, else the jobs page with why.
 async fn upload(
     State(state): State<AppState>,

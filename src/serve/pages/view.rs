@@ -1,10 +1,13 @@
 //! What the page templates show, computed from the API's [`JobView`] (and the stored job for
 //! its times): labels in the page's language, figures as text, and which parts apply.
 
+use std::time::Duration;
+
 use askama::Template;
 use axum::http::StatusCode;
 
 use crate::leads::city::CITIES;
+use crate::results::history::format_duration;
 use crate::results::outcome::Status;
 use crate::serve::api::JobView;
 use crate::serve::pages::text::Lang;
@@ -124,6 +127,72 @@ pub struct CityOption {
     pub label: String,
 }
 
+/// One choice of the upload form's reuse select.
+pub struct ReuseOption {
+    /// As the API reads it: `7d`, or `off`.
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+/// The reuse windows a clerk can pick, the service's default among them (and selected).
+fn reuse_options(lang: Lang, default: Option<Duration>) -> Vec<ReuseOption> {
+    const DAY: u64 = 86_400;
+    let mut windows: Vec<Duration> = [1, 3, 7, 14, 30]
+        .map(|days| Duration::from_secs(days * DAY))
+        .to_vec();
+    if let Some(default) = default
+        && !windows.contains(&default)
+    {
+        windows.push(default);
+        windows.sort();
+    }
+    let default_mark = lang.t("upload.reuse_default");
+    let off = ReuseOption {
+        value: "off".to_string(),
+        label: format!(
+            "{}{}",
+            lang.t("upload.reuse_off"),
+            if default.is_none() { default_mark } else { "" }
+        ),
+        selected: default.is_none(),
+    };
+    std::iter::once(off)
+        .chain(windows.into_iter().map(|window| {
+            let selected = Some(window) == default;
+            ReuseOption {
+                value: format_duration(window),
+                label: format!(
+                    "{}{}",
+                    lang.fill("upload.reuse_within", &[("d", window_text(lang, window))]),
+                    if selected { default_mark } else { "" }
+                ),
+                selected,
+            }
+        }))
+        .collect()
+}
+
+/// A reuse window as a clerk says it: `7 天`, `12 hours`; minutes or seconds when it is not
+/// whole hours.
+fn window_text(lang: Lang, window: Duration) -> String {
+    let seconds = window.as_secs();
+    let (n, one, many) = if seconds.is_multiple_of(86_400) {
+        (seconds / 86_400, "time.one_day", "time.days")
+    } else if seconds.is_multiple_of(3600) {
+        (seconds / 3600, "time.one_hour", "time.hours")
+    } else if seconds.is_multiple_of(60) {
+        (seconds / 60, "time.one_minute", "time.minutes")
+    } else {
+        (seconds, "time.seconds", "time.seconds")
+    };
+    if n == 1 {
+        lang.fill(one, &[("n", "1".to_string())])
+    } else {
+        lang.fill(many, &[("n", n.to_string())])
+    }
+}
+
 /// One job in the jobs list.
 pub struct JobRow {
     pub id: i64,
@@ -172,12 +241,20 @@ pub struct JobsPage {
     pub c: Chrome,
     pub error: Option<ErrorView>,
     pub cities: Vec<CityOption>,
+    pub reuse: Vec<ReuseOption>,
     pub jobs: Vec<JobRow>,
 }
 
 impl JobsPage {
-    pub fn new(c: Chrome, jobs: &[JobRecord], error: Option<ErrorView>) -> JobsPage {
+    /// `reuse_default`: the config's `reuse_within`, which the form offers first.
+    pub fn new(
+        c: Chrome,
+        jobs: &[JobRecord],
+        reuse_default: Option<Duration>,
+        error: Option<ErrorView>,
+    ) -> JobsPage {
         let lang = c.lang;
+        let reuse = reuse_options(lang, reuse_default);
         let cities = CITIES
             .iter()
             .map(|city| CityOption {
@@ -206,6 +283,7 @@ impl JobsPage {
             c,
             error,
             cities,
+            reuse,
             jobs,
         }
     }
@@ -218,8 +296,9 @@ pub struct CheckView {
     pub invalid: u64,
     pub duplicates: u64,
     pub requests: u64,
-    /// "N rows are answered from the history: M requests fewer", when the job reuses answers.
-    pub reused_text: Option<String>,
+    /// "Reusing answers of the last 7 days: N rows take an answer from the history, M requests
+    /// fewer", or that the job reuses none.
+    pub reused_text: String,
     pub reasons: Vec<ReasonView>,
     /// "Start: N requests, about M minutes at the agent's rate".
     pub start_label: String,
@@ -309,15 +388,17 @@ impl JobPage {
             invalid: preview.invalid,
             duplicates: preview.duplicates,
             requests: preview.requests_needed,
-            reused_text: (preview.reused > 0).then(|| {
-                lang.fill(
+            reused_text: match job.reuse_within {
+                Some(secs) => lang.fill(
                     "check.reused",
                     &[
+                        ("d", window_text(lang, Duration::from_secs(secs))),
                         ("n", preview.reused.to_string()),
                         ("m", preview.requests_saved.to_string()),
                     ],
-                )
-            }),
+                ),
+                None => lang.t("check.reuse_off").to_string(),
+            },
             reasons: preview
                 .top_reasons
                 .iter()
@@ -536,6 +617,29 @@ mod tests {
             "aborted.406"
         );
         assert_eq!(of("the job store: disk I/O error"), "aborted.other");
+    }
+
+    #[test]
+    fn the_reuse_choice_offers_the_configured_default_selected() {
+        let day = |n: u64| Duration::from_secs(n * 86_400);
+        let values = |options: &[ReuseOption]| options.iter().map(|o| o.value.clone()).collect::<Vec<_>>();
+        let week = reuse_options(Lang::Zh, Some(day(7)));
+        assert_eq!(values(&week), ["off", "1d", "3d", "7d", "14d", "30d"]);
+        let selected: Vec<&ReuseOption> = week.iter().filter(|o| o.selected).collect();
+        assert_eq!(selected.len(), 1);
+        assert_eq!(selected[0].label, "7 天内查过的车辆用上次的结果（默认）");
+        let off = reuse_options(Lang::En, None);
+        assert!(off[0].selected);
+        assert_eq!(off[0].label, "Off: ask Bihu for every vehicle (default)");
+        let twelve_hours = reuse_options(Lang::En, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(twelve_hours[1].value, "12h", "sorted in, before a day");
+        assert!(twelve_hours[1].selected);
+        assert_eq!(
+            twelve_hours[1].label,
+            "Vehicles answered in the last 12 hours take that answer (default)"
+        );
+        assert_eq!(window_text(Lang::En, day(1)), "1 day");
+        assert_eq!(window_text(Lang::Zh, Duration::from_secs(90 * 60)), "90 分钟");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The engine glue: a job's files, its check (the dry run), its runs through the same
-//! pipeline as `bihu-renew run`, within the one [`Quota`] every job shares, and its counters.
+//! The engine glue: a job's files, its runs through the same pipeline as `bihu-renew run`,
+//! within the one [`Quota`] every job shares, and its state. The check an upload passes
+//! first is `upload.rs`'s, a running job's counters `live.rs`'s.
 //!
 //! A job's folder `jobs/<id>/` in the data dir holds `input.csv` (or `.xlsx`), `check.csv`
 //! (the dry run's output) and `results.csv` (the run's OUTPUT, `.partial` while it grows): the
@@ -14,25 +15,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::api::protocol::Agent;
 use crate::error::Error;
 use crate::leads::city::City;
-use crate::leads::input::{InputEncoding, InputOptions};
-use crate::results::outcome::Status;
 use crate::results::output::{self, OutputStyle, OutputTarget};
 use crate::run::config::{Backoff, Existing, RunConfig};
-use crate::run::dry_run::{self, DryRunConfig, DryRunSummary, ReuseCheck};
-use crate::run::events::{Event, Observer};
+use crate::run::events::Observer;
 use crate::run::pipeline;
 use crate::run::quota::Quota;
 use crate::run::summary::RunEnd;
 use crate::serve::ServeConfig;
-use crate::serve::store::{
-    JobRecord, JobState, NewJob, Preview, Progress, ReasonCount, ReasonExample, Store, StoreError,
-};
+pub use crate::serve::job_error::JobError;
+pub use crate::serve::live::LiveJob;
+use crate::serve::store::{JobRecord, JobState, NewJob, Store};
+use crate::serve::upload::{self, input_options};
+pub use crate::serve::upload::{Upload, input_name};
 
 /// What every job's run shares: the agent, its quota's figures, retries and timeouts.
 #[derive(Debug, Clone)]
@@ -76,15 +75,6 @@ impl JobSettings {
     }
 }
 
-fn input_options(city: Option<City>) -> InputOptions {
-    InputOptions {
-        encoding: InputEncoding::Auto,
-        sheet: None,
-        default_city: city,
-        limits: Default::default(),
-    }
-}
-
 /// Whether `GET /api/jobs/{id}/results.xlsx` gives a workbook: once a job that ran has
 /// stopped (done, cancelled or aborted).
 pub fn results_xlsx_available(job: &JobRecord) -> bool {
@@ -92,39 +82,6 @@ pub fn results_xlsx_available(job: &JobRecord) -> bool {
         job.state,
         JobState::Done | JobState::Cancelled | JobState::Aborted
     ) && job.started_at.is_some()
-}
-
-/// Why a request about a job cannot be done; the API turns each into a 4xx.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    #[error("there is no job {0}")]
-    NotFound(i64),
-    /// The action does not apply in the job's state.
-    #[error("{0}")]
-    Conflict(String),
-    /// The upload is not a lead list the CLI could read (its message).
-    #[error("{0}")]
-    Unreadable(String),
-    #[error("{0}")]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Io(String),
-}
-
-/// A file uploaded to the upload folder, not yet a job.
-#[derive(Debug)]
-pub struct Upload {
-    /// Its own folder under `uploads/`, removed if it does not become a job.
-    pub dir: PathBuf,
-    pub file_name: String,
-    /// `input.csv` or `input.xlsx`, inside `dir`.
-    pub input_name: String,
-    pub city: Option<City>,
-    pub start: bool,
-    /// Reuse answers from the history at most this old (the upload's `reuse_within`, else
-    /// the config's); `None`: ask Bihu for every vehicle.
-    pub reuse_within: Option<Duration>,
-    pub created_by: String,
 }
 
 /// The jobs the service knows and the runs going on; clones share them.
@@ -141,61 +98,6 @@ struct Inner {
     /// Set when the service stops: runs then end as if never stopped, to resume next start.
     shutting_down: AtomicBool,
     tasks: tokio_util::task::TaskTracker,
-}
-
-/// A job that is running: its stop, and the counters its events feed.
-pub struct LiveJob {
-    cancel: CancellationToken,
-    rows: AtomicU64,
-    rows_done: AtomicU64,
-    /// Requests of earlier runs of this job, plus this run's.
-    requests: AtomicU64,
-    counts: [AtomicU64; Status::ALL.len()],
-}
-
-impl LiveJob {
-    fn new(requests_before: u64, rows: u64) -> LiveJob {
-        LiveJob {
-            cancel: CancellationToken::new(),
-            rows: AtomicU64::new(rows),
-            rows_done: AtomicU64::new(0),
-            requests: AtomicU64::new(requests_before),
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-
-    fn progress(&self) -> Progress {
-        let counts = Status::ALL
-            .iter()
-            .zip(&self.counts)
-            .map(|(status, n)| (status.as_str().to_string(), n.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect();
-        Progress {
-            rows: self.rows.load(Ordering::Relaxed),
-            rows_done: self.rows_done.load(Ordering::Relaxed),
-            counts,
-            requests: self.requests.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl Observer for LiveJob {
-    fn on_event(&self, event: &Event) {
-        match event {
-            Event::Total { rows } => self.rows.store(*rows, Ordering::Relaxed),
-            Event::Attempt { .. } => {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-            }
-            Event::RowWritten { status, .. } => {
-                self.rows_done.fetch_add(1, Ordering::Relaxed);
-                if let Some(i) = Status::ALL.iter().position(|s| s == status) {
-                    self.counts[i].fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Event::Stopping { .. } => {}
-        }
-    }
 }
 
 /// How often a running job's counters are written to the store.
@@ -276,30 +178,7 @@ impl Jobs {
 
     async fn create_inner(&self, upload: &Upload) -> Result<JobRecord, JobError> {
         let input = upload.dir.join(&upload.input_name);
-        let check = DryRunConfig {
-            input: input.clone(),
-            output: OutputTarget::File(upload.dir.join("check.csv")),
-            existing: Existing::Overwrite,
-            input_options: input_options(upload.city),
-            output_style: OutputStyle::default(),
-            // The preview says how many rows the history would answer now.
-            reuse: upload.reuse_within.map(|within| ReuseCheck {
-                history: self.inner.config.history_path(),
-                agent_id: self.inner.config.settings.agent.agent_id.clone(),
-                within,
-            }),
-        };
-        let summary = tokio::task::spawn_blocking(move || dry_run::check(&check))
-            .await
-            .map_err(|e| JobError::Io(format!("the check failed: {e}")))?
-            // The CLI's message, naming the file as the clerk knows it, not where it lies here.
-            .map_err(|e| {
-                JobError::Unreadable(
-                    e.to_string()
-                        .replace(&*input.to_string_lossy(), &upload.file_name),
-                )
-            })?;
-        let preview = preview(&summary, self.inner.config.settings.rate);
+        let (summary, preview) = upload::check(&self.inner.config, upload, input.clone()).await?;
         let state = if upload.start {
             JobState::Queued
         } else {
@@ -610,95 +489,5 @@ impl Jobs {
         let text = error.to_string();
         let data_dir = self.inner.config.data_dir.to_string_lossy();
         text.replace(&*data_dir, "<data dir>")
-    }
-}
-
-fn preview(summary: &DryRunSummary, rate: NonZeroU32) -> Preview {
-    let mut reasons: Vec<ReasonCount> = summary
-        .by_reason
-        .iter()
-        .map(|(kind, rows)| ReasonCount {
-            reason: kind.as_str().to_string(),
-            rows: *rows,
-            examples: summary
-                .examples
-                .get(kind)
-                .into_iter()
-                .flatten()
-                .map(|example| ReasonExample {
-                    row: example.row,
-                    plate: example.plate.clone(),
-                    vin: example.vin.clone(),
-                    text: example.text.clone(),
-                })
-                .collect(),
-        })
-        .collect();
-    reasons.sort_by(|a, b| b.rows.cmp(&a.rows).then_with(|| a.reason.cmp(&b.reason)));
-    reasons.truncate(5);
-    Preview {
-        rows: summary.rows,
-        ready: summary.ready,
-        invalid: summary.invalid,
-        top_reasons: reasons,
-        duplicates: summary.duplicates,
-        requests_needed: summary.requests_needed,
-        reused: summary.reused,
-        requests_saved: summary.requests_saved,
-        estimated_seconds: summary.requests_needed as f64 / f64::from(rate.get()),
-    }
-}
-
-/// Deletes jobs (files and rows) settled longer ago than the retention, answers in the
-/// history older than it, and sessions that have expired; now and then every hour.
-pub async fn retention_loop(state: crate::serve::AppState) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every.tick().await;
-        match sweep(&state).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("retention deleted {n} jobs"),
-            Err(error) => tracing::warn!(%error, "retention failed"),
-        }
-    }
-}
-
-/// One pass of retention; returns how many jobs it deleted.
-pub async fn sweep(state: &crate::serve::AppState) -> Result<usize, JobError> {
-    let now = unix_now();
-    let before = now - state.config.retention.as_secs() as i64;
-    let mut n_deleted = 0;
-    for id in state.store.expired_jobs(before).await? {
-        match state.jobs.delete(id).await {
-            Ok(()) => n_deleted += 1,
-            Err(JobError::Conflict(_) | JobError::NotFound(_)) => {}
-            Err(error) => return Err(error),
-        }
-    }
-    // The retention holds for the answer history too (customers' vehicles and tokens).
-    let path = state.config.history_path();
-    let cutoff = before.saturating_mul(1000);
-    let pruned = tokio::task::spawn_blocking(move || {
-        crate::results::history::History::open(&path).and_then(|mut history| history.prune(cutoff))
-    })
-    .await
-    .map_err(|e| JobError::Io(format!("pruning the history failed: {e}")))?
-    .map_err(|e| JobError::Io(e.to_string()))?;
-    if pruned > 0 {
-        tracing::info!("retention deleted {pruned} answers from the history");
-    }
-    state.store.delete_expired_sessions(now).await?;
-    Ok(n_deleted)
-}
-
-/// A name for a job's input inside its folder, from the uploaded file's name.
-/// The reader goes by the extension, so a spreadsheet keeps its own.
-pub fn input_name(file_name: &str) -> String {
-    let path = Path::new(file_name);
-    match path.extension() {
-        Some(extension) if crate::leads::input::is_spreadsheet(path) => {
-            format!("input.{}", extension.to_string_lossy().to_ascii_lowercase())
-        }
-        _ => "input.csv".to_string(),
     }
 }

@@ -2,8 +2,10 @@
 //! keeps every job, and survives restarts.
 //!
 //! - [`store`]: the SQLite store (jobs, sessions) with its migrations; the only SQL.
-//! - [`jobs`]: the engine glue: uploads checked as the dry run does, jobs run by the same
-//!   pipeline as the CLI within one shared [`Quota`], their counters and events.
+//! - [`jobs`]: the engine glue: jobs created, queued, cancelled and run by the same pipeline
+//!   as the CLI within one shared [`Quota`]; [`upload`]: an upload checked as the dry run
+//!   does, and its preview; [`live`]: a running job's stop and counters; [`job_error`]: why
+//!   a request about a job cannot be done; [`retention`]: deleting what is past retention.
 //! - [`auth`]: users, sessions, HTTP Basic, the login throttle and the CSRF rule.
 //! - [`api`]: the JSON API's routes and thin handlers.
 //! - [`pages`]: the pages clerks use, beside the API's routes in [`router`]; their forms
@@ -13,9 +15,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod job_error;
 pub mod jobs;
+pub mod live;
 pub mod pages;
+pub mod retention;
 pub mod store;
+pub mod upload;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -116,7 +122,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let retention = tokio::spawn(jobs::retention_loop(state.clone()));
+    let retention = tokio::spawn(retention::retention_loop(state.clone()));
     let stop = tokio_util::sync::CancellationToken::new();
     let stopping = stop.clone();
     let server = listen::serve(

@@ -905,7 +905,7 @@ async fn retention_deletes_old_jobs_files_and_rows_but_not_running_ones() {
         ])
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let deleted = serve::jobs::sweep(&service.state).await.unwrap();
+    let deleted = serve::retention::sweep(&service.state).await.unwrap();
     assert_eq!(deleted, 1);
     let history = bihu_renew::results::history::History::open(&history_path).unwrap();
     let month = Duration::from_secs(30 * 86_400);

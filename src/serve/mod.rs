@@ -7,7 +7,7 @@
 //!   does, and its preview; [`live`]: a running job's stop and counters; [`job_error`]: why
 //!   a request about a job cannot be done; [`retention`]: deleting what is past retention.
 //! - [`auth`]: users, sessions, HTTP Basic, the login throttle and the CSRF rule.
-//! - [`api`]: the JSON API's routes and thin handlers.
+//! - [`api`]: the JSON API's routes and thin handlers (login, upload, downloads, the job view).
 //! - [`pages`]: the pages clerks use, beside the API's routes in [`router`]; their forms
 //!   go through the API's handlers.
 //!

@@ -5,6 +5,7 @@ mod browser;
 mod browser_smoke;
 mod check;
 mod docs;
+mod fuzz;
 mod held_down;
 mod history;
 mod hostile;

@@ -317,9 +317,10 @@ pub(super) fn check_login(config: &SandboxConfig, body: &[u8], now_unix: i64) ->
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use crate::api::secret::Secret;
+    use crate::sandbox::SPEC_PLATE_BODY;
     use serde_json::json;
 
     const TOKEN: &str = "4773EEC3EE9B572851C11DF730DCE827";
@@ -337,9 +338,6 @@ pub(super) mod tests {
         TokenStatus::Valid
     }
 
-    pub(in crate::sandbox) const SPEC_PLATE_BODY: &str = r#"{"LicenseNo":"京J97896","CityCode":"1","AgentId":"102",
-        "Token":"4773EEC3EE9B572851C11DF730DCE827","TimeStamp":11111111,
-        "secCode":"823e65a376a2cac922b10fe6f2e4b75c"}"#;
     const SPEC_VIN_BODY: &str = r#"{"CarVin":"LS4ASE2A2GJ137027","EngineNo":"2192209","CityCode":"1","AgentId":"102",
         "Token":"4773EEC3EE9B572851C11DF730DCE827","TimeStamp":11111111,
         "secCode":"f24fb0ce384c195998acec060f22ebdb"}"#;

@@ -401,6 +401,14 @@ fn vehicle_key(
     }
 }
 
+/// The spec's example renewal by plate (docs/RENEWAL_API.md), signed with the secret `xxxxx`:
+/// a fixture of the checks' and the state's tests, kept here so that neither imports the other's
+/// tests.
+#[cfg(test)]
+const SPEC_PLATE_BODY: &str = r#"{"LicenseNo":"京J97896","CityCode":"1","AgentId":"102",
+        "Token":"4773EEC3EE9B572851C11DF730DCE827","TimeStamp":11111111,
+        "secCode":"823e65a376a2cac922b10fe6f2e4b75c"}"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,7 +231,7 @@ pub(super) fn unix_now(config: &SandboxConfig) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::checks::tests::SPEC_PLATE_BODY;
+    use crate::sandbox::SPEC_PLATE_BODY;
 
     #[test]
     fn fault_fingerprint_matches_the_vehicle_identity() {

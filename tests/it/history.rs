@@ -160,7 +160,7 @@ mod runs {
     use bihu_renew::sandbox::{Sandbox, SandboxConfig};
     use tokio_util::sync::CancellationToken;
 
-    use crate::support::{ResultRow, agent, read_results, run_binary, start_sandbox};
+    use crate::support::{ResultRow, agent, read_results, run_binary, sandbox_flags, start_sandbox};
 
     /// `粤B` plates (city 深圳, 11), numbered.
     fn list(dir: &Path, name: &str, numbers: impl IntoIterator<Item = usize>) -> PathBuf {
@@ -439,31 +439,22 @@ mod runs {
 
         let input = list(dir.path(), "leads.csv", 0..20);
         let output = dir.path().join("leads.results.csv");
-        let base = sandbox.base_url().to_string();
-        let config = sandbox.config();
-        let ran = run_binary(
-            &[
-                "run",
-                input.to_str().unwrap(),
-                "-o",
-                output.to_str().unwrap(),
-                "--no-progress",
-                "--base-url",
-                &base,
-                "--agent-id",
-                &config.agent_id,
-                "--token",
-                &config.token,
-                "--secret-key",
-                config.secret.expose(),
-                "--history",
-                history_path.to_str().unwrap(),
-                "--reuse-within",
-                "7d",
-            ],
-            &[],
-        )
-        .await;
+        let flags = sandbox_flags(&sandbox);
+        let mut args = vec![
+            "run",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+            "--no-progress",
+        ];
+        args.extend(flags.iter().map(String::as_str));
+        args.extend([
+            "--history",
+            history_path.to_str().unwrap(),
+            "--reuse-within",
+            "7d",
+        ]);
+        let ran = run_binary(&args, &[]).await;
         assert_eq!(ran.code, 0, "{}", ran.stderr);
         assert!(
             ran.stderr.contains(&format!(
@@ -501,33 +492,17 @@ mod runs {
         let sandbox = start_sandbox(SandboxConfig::default()).await;
         let dir = tempfile::tempdir().unwrap();
         let history_path = dir.path().join("history.sqlite");
-        let config = sandbox.config();
-        let base = sandbox.base_url().to_string();
+        let flags = sandbox_flags(&sandbox);
         let inputs = [
             list(dir.path(), "a.csv", 0..200),
             list(dir.path(), "b.csv", 1000..1200),
         ];
         let runs = inputs.iter().map(|input| {
-            let args = [
-                "run",
-                input.to_str().unwrap(),
-                "--no-progress",
-                "--base-url",
-                &base,
-                "--agent-id",
-                &config.agent_id,
-                "--token",
-                &config.token,
-                "--secret-key",
-                config.secret.expose(),
-                "--rate",
-                "5000",
-                "--concurrency",
-                "4",
-                "--history",
-                history_path.to_str().unwrap(),
-            ]
-            .map(str::to_string);
+            let mut args = vec!["run", input.to_str().unwrap(), "--no-progress"];
+            args.extend(flags.iter().map(String::as_str));
+            args.extend(["--rate", "5000", "--concurrency", "4"]);
+            args.extend(["--history", history_path.to_str().unwrap()]);
+            let args: Vec<String> = args.into_iter().map(str::to_string).collect();
             async move {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
                 run_binary(&args, &[]).await

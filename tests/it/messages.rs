@@ -3,7 +3,7 @@
 
 use bihu_renew::sandbox::SandboxConfig;
 
-use crate::support::{run_binary, start_sandbox};
+use crate::support::{run_binary, sandbox_flags, start_sandbox};
 
 const BANNER: &str = "running against the built-in sandbox";
 
@@ -137,19 +137,12 @@ async fn login_without_credentials_suggests_what_login_accepts() {
 #[tokio::test]
 async fn an_unwritable_output_names_the_path_and_suggests_o() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let config = sandbox.config();
-    let base = sandbox.base_url().to_string();
-    let credentials = [
-        "--base-url",
-        &base,
-        "--agent-id",
-        &config.agent_id,
-        "--token",
-        &config.token,
-        "--secret-key",
-        config.secret.expose(),
-        "--no-progress",
-    ];
+    let flags = sandbox_flags(&sandbox);
+    let credentials: Vec<&str> = flags
+        .iter()
+        .map(String::as_str)
+        .chain(["--no-progress"])
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("leads.csv");
     std::fs::write(&input, "LicenseNo\n京J97896\n").unwrap();
@@ -169,7 +162,7 @@ async fn an_unwritable_output_names_the_path_and_suggests_o() {
     ] {
         for dry in [false, true] {
             let mut args = vec!["run", input, "-o", output];
-            args.extend(credentials);
+            args.extend(credentials.iter().copied());
             if dry {
                 args.push("--dry-run");
             }

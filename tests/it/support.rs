@@ -7,6 +7,25 @@ use bihu_renew::api::protocol::Agent;
 use bihu_renew::leads::lead::{self, Lead, RawLead};
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 
+/// The flags that point the binary at `sandbox` with its credentials (`--base-url`,
+/// `--agent-id`, `--token`, `--secret-key`).
+pub fn sandbox_flags(sandbox: &Sandbox) -> Vec<String> {
+    let config = sandbox.config();
+    let base = sandbox.base_url().to_string();
+    [
+        "--base-url",
+        &base,
+        "--agent-id",
+        &config.agent_id,
+        "--token",
+        &config.token,
+        "--secret-key",
+        config.secret.expose(),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
 /// A client that never goes through a proxy, whatever the environment says.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

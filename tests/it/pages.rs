@@ -534,7 +534,7 @@ async fn an_aborted_job_says_what_the_cli_says_on_exit_3_in_a_clerks_words() {
         browser.click("#start").await;
         browser.wait_for_text("#state", |text| text == "已中止").await;
         let aborted = browser.text("#aborted").await;
-        assert!(aborted.contains("碧虎拒绝了代理的凭证"), "{aborted}");
+        assert!(aborted.contains("壁虎拒绝了代理的凭证"), "{aborted}");
         assert!(aborted.contains("Token 已过期或无效"), "{aborted}");
         assert!(aborted.contains("请联系本服务的管理员"), "{aborted}");
         assert!(!aborted.contains("EXPIRED-TOKEN"), "the Token is never shown");

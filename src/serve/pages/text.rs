@@ -102,7 +102,7 @@ pub const ALL_REASONS: [ReasonKind; 10] = [
 /// (key, Chinese, English).
 pub const TEXTS: &[(&str, &str, &str)] = &[
     // The frame of every page.
-    ("app.name", "碧虎批量续保", "Bihu bulk renewal"),
+    ("app.name", "壁虎批量续保", "Bihu bulk renewal"),
     ("nav.jobs", "任务", "Jobs"),
     ("nav.signed_in_as", "当前用户：", "Signed in as "),
     ("nav.sign_out", "退出登录", "Sign out"),
@@ -174,7 +174,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("upload.reuse_default", "（默认）", " (default)"),
     (
         "upload.reuse_hint",
-        "本代理在这段时间内已经查过的车辆不再发请求，不占额度，直接用上次的结果（结果文件中注明）。碧虎不保证结果多久有效，时间越短越稳妥。",
+        "本代理在这段时间内已经查过的车辆不再发请求，不占额度，直接用上次的结果（结果文件中注明）。壁虎不保证结果多久有效，时间越短越稳妥。",
         "A vehicle this agent had an answer for in that time is not asked again and spends no quota: it takes that answer (the results say so). Bihu does not say how long an answer holds, so shorter is safer.",
     ),
     ("upload.submit", "上传并检查", "Upload and check"),
@@ -200,7 +200,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("status.renewed", "已续保（取得报价）", "Renewed (quote obtained)"),
     (
         "status.not_renewable",
-        "不可续保（碧虎无续保数据）",
+        "不可续保（壁虎无续保数据）",
         "Not renewable (no renewal data)",
     ),
     (
@@ -360,7 +360,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     // Aborted jobs, as the CLI's exit 3 says it.
     (
         "aborted.title",
-        "任务已中止：碧虎拒绝了代理的凭证",
+        "任务已中止：壁虎拒绝了代理的凭证",
         "The job stopped: Bihu refused the agent's credentials",
     ),
     (

@@ -850,6 +850,44 @@ mod tests {
         ));
     }
 
+    /// Pins three details cargo-mutants found untested: an empty token is a missing one, a
+    /// `msg` of JSON null falls back to the body, and a short snippet gets no ellipsis while
+    /// a long one does.
+    #[test]
+    fn an_empty_token_is_missing_a_null_msg_shows_the_body_and_snippets_mark_their_cut() {
+        assert_eq!(
+            classify(200, None, br#"{"RenewalToken":"  ","code":200}"#),
+            Answer::Protocol {
+                status: 200,
+                problem: ProtocolProblem::MissingRenewalToken
+            }
+        );
+        let body = br#"{"msg":null,"RenewalToken":"RT1"}"#;
+        assert_eq!(
+            classify(200, None, body),
+            Answer::Renewed {
+                renewal_token: "RT1".into(),
+                msg: String::from_utf8_lossy(body).into_owned()
+            }
+        );
+        assert_eq!(snippet(b"  short  "), "short");
+        assert_eq!(snippet("续".repeat(120).as_bytes()), "续".repeat(120));
+        assert_eq!(
+            snippet("续".repeat(121).as_bytes()),
+            format!("{}…", "续".repeat(120))
+        );
+    }
+
+    /// A body `code` written as a string is read as the number.
+    #[test]
+    fn a_body_code_in_a_string_is_read_as_its_number() {
+        assert_eq!(code_of(Some(&serde_json::json!(" 206 "))), Some(206));
+        assert_eq!(code_of(Some(&serde_json::json!(206))), Some(206));
+        assert_eq!(code_of(Some(&serde_json::json!("x"))), None);
+        assert_eq!(code_of(Some(&serde_json::json!(true))), None);
+        assert_eq!(code_of(None), None);
+    }
+
     /// Issue 15, case 5: a `msg` of any size is cut in the answer; a body past the cap is a
     /// protocol error.
     #[test]

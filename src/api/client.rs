@@ -719,6 +719,43 @@ mod tests {
         assert!(!error.contains("s3cret-base"), "{error}");
     }
 
+    /// A user name alone, or a password alone, is as refused as both (cargo-mutants found the
+    /// rule's `&&` untested).
+    #[test]
+    fn a_base_url_with_only_a_user_or_only_a_password_is_refused() {
+        for base in [
+            "http://clerk@bihu-renew.invalid/",
+            "http://:s3cret-base@bihu-renew.invalid/",
+        ] {
+            assert!(
+                matches!(
+                    refuse_credentials(&Url::parse(base).unwrap()),
+                    Err(BuildError::BaseUrlCredentials)
+                ),
+                "{base}"
+            );
+        }
+        assert!(refuse_credentials(&Url::parse("http://bihu-renew.invalid/").unwrap()).is_ok());
+    }
+
+    /// `Debug` names the endpoint and the timeout, never a proxy's credentials.
+    #[test]
+    fn the_transports_debug_names_its_endpoint_only() {
+        let http = Http::new(
+            &Url::parse("http://bihu-renew.invalid/").unwrap(),
+            Duration::from_secs(5),
+            1,
+            Proxies::Only(format!("http://clerk:{PROXY_PASSWORD}@127.0.0.1:3128")),
+        )
+        .unwrap();
+        let shown = format!("{http:?}");
+        assert!(
+            shown.starts_with("Http {") && shown.contains("bihu-renew.invalid") && shown.contains("5s"),
+            "{shown}"
+        );
+        assert!(!shown.contains(PROXY_PASSWORD), "{shown}");
+    }
+
     /// A one-connection SOCKS5 server (RFC 1928, no authentication, CONNECT only) that
     /// connects every request to `to`, whatever was asked, and hands back the host and port
     /// asked for.

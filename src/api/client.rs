@@ -738,6 +738,19 @@ mod tests {
         assert!(refuse_credentials(&Url::parse("http://bihu-renew.invalid/").unwrap()).is_ok());
     }
 
+    /// The proxy variables read for a base, in reqwest's order: the scheme's own, then ALL_PROXY.
+    #[test]
+    fn the_proxy_variables_follow_the_base_urls_scheme() {
+        assert_eq!(
+            proxy_variables(&Url::parse("https://openapi.91bihu.com/").unwrap()),
+            ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        );
+        assert_eq!(
+            proxy_variables(&Url::parse("http://bao.91bihu.com/").unwrap()),
+            ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        );
+    }
+
     /// `Debug` names the endpoint and the timeout, never a proxy's credentials.
     #[test]
     fn the_transports_debug_names_its_endpoint_only() {

@@ -1126,3 +1126,33 @@ async fn an_http_proxy_named_in_the_environment_carries_every_request() {
     }
     assert_eq!(test.sandbox.requests().len(), 6);
 }
+
+/// A proxy from the environment that is down: the results name it, so a clerk can tell the
+/// proxy from Bihu (the message comes from the variable the tool read, not from reqwest).
+#[tokio::test]
+async fn a_proxy_from_the_environment_that_is_down_is_named_in_the_results() {
+    let test = RunTest::new(SandboxConfig::default()).await.input(plate_list(1));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let out = test
+        .cli_with_env(
+            &[
+                ("--base-url", Some("http://bihu-renew.invalid/")),
+                ("--retries", Some("0")),
+            ],
+            &[("HTTP_PROXY", proxy.as_str())],
+            &[],
+        )
+        .await;
+    let rows = read_results(&test.output_path());
+    assert_eq!(rows.len(), 1, "{}", out.stderr);
+    assert_eq!(rows[0].status, "transport_error", "{rows:?}");
+    let named = format!("bihu-renew.invalid through the proxy {proxy}");
+    assert!(
+        rows[0].message.contains(&named),
+        "{:?} should name {named}",
+        rows[0].message
+    );
+    assert!(test.sandbox.requests().is_empty());
+}

@@ -1206,26 +1206,10 @@ async fn cli_run(
     history: &Path,
     reuse_within: Option<&str>,
 ) -> Vec<crate::support::ResultRow> {
-    let config = service.sandbox.config();
-    let base = service.sandbox.base_url().to_string();
-    let mut args = vec![
-        "run",
-        input.to_str().unwrap(),
-        "--no-progress",
-        "--force",
-        "--base-url",
-        &base,
-        "--agent-id",
-        &config.agent_id,
-        "--token",
-        &config.token,
-        "--secret-key",
-        config.secret.expose(),
-        "--rate",
-        "5000",
-        "--history",
-        history.to_str().unwrap(),
-    ];
+    let flags = crate::support::sandbox_flags(&service.sandbox);
+    let mut args = vec!["run", input.to_str().unwrap(), "--no-progress", "--force"];
+    args.extend(flags.iter().map(String::as_str));
+    args.extend(["--rate", "5000", "--history", history.to_str().unwrap()]);
     if let Some(window) = reuse_within {
         args.extend(["--reuse-within", window]);
     }

@@ -48,4 +48,20 @@ mod tests {
         assert!(!format!("{secret}").contains("s3cr3t"));
         assert_eq!(secret.expose(), "s3cr3t-value");
     }
+
+    #[test]
+    fn the_masks_are_fixed_whatever_the_value() {
+        for value in ["", "k", "s3cr3t-value"] {
+            assert_eq!(format!("{:?}", Secret::new(value)), "Secret(***)");
+            assert_eq!(Secret::new(value).to_string(), "***");
+        }
+    }
+
+    #[test]
+    fn a_blank_secret_is_empty_and_a_set_one_is_not() {
+        assert!(Secret::new("").is_empty());
+        assert!(Secret::new(" \t ").is_empty());
+        assert!(!Secret::new("k").is_empty());
+        assert!(!Secret::new(" k ").is_empty());
+    }
 }

@@ -66,3 +66,50 @@ pub fn header_listing(headers: &StringRecord) -> String {
     }
     listing.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(names: &[&str]) -> StringRecord {
+        StringRecord::from(names.to_vec())
+    }
+
+    #[test]
+    fn any_one_vehicle_column_is_enough_and_a_city_alone_is_not() {
+        let plate = Columns::find(&header(&["x", " 车牌号 "])).unwrap();
+        assert_eq!(plate.plate, Some(1));
+        assert_eq!((plate.vin, plate.engine, plate.city), (None, None, None));
+        let vin = Columns::find(&header(&["\u{feff}CARVIN"])).unwrap();
+        assert_eq!((vin.plate, vin.vin), (None, Some(0)));
+        let engine = Columns::find(&header(&["engine_no", "投保城市"])).unwrap();
+        assert_eq!(
+            (engine.plate, engine.vin, engine.engine, engine.city),
+            (None, None, Some(0), Some(1))
+        );
+        assert_eq!(Columns::find(&header(&["city", "name"])), None);
+        assert_eq!(Columns::find(&header(&[])), None);
+    }
+
+    #[test]
+    fn a_header_is_listed_in_full_up_to_forty_columns() {
+        let forty: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+        let forty = StringRecord::from(forty);
+        let listing = header_listing(&forty);
+        assert!(listing.ends_with("c39"), "{listing}");
+        assert!(!listing.contains("in all"), "{listing}");
+        let mut more = forty.clone();
+        more.push_field("c40");
+        let listing = header_listing(&more);
+        assert!(listing.ends_with("… (41 columns in all)"), "{listing}");
+        assert!(!listing.contains("c40"), "{listing}");
+    }
+
+    #[test]
+    fn a_long_name_is_cut_at_forty_characters() {
+        let name = "车".repeat(41);
+        assert_eq!(header_listing(&header(&[&name])), format!("{}…", "车".repeat(40)));
+        let name = "车".repeat(40);
+        assert_eq!(header_listing(&header(&[&name, "b"])), format!("{name}, b"));
+    }
+}

@@ -230,3 +230,188 @@ pub(super) fn open_text(path: &Path, encoding: InputEncoding) -> Result<Box<dyn 
         None => Ok(Box::new(file)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gbk(text: &str) -> Vec<u8> {
+        encoding_rs::GBK.encode(text).0.into_owned()
+    }
+
+    fn file_of(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        file
+    }
+
+    fn scan(bytes: &[u8]) -> LineEncodings {
+        scan_line_encodings(file_of(bytes).path()).unwrap()
+    }
+
+    fn is_utf8(bytes: &[u8]) -> bool {
+        is_utf8_file(file_of(bytes).path()).unwrap()
+    }
+
+    #[test]
+    fn every_name_of_an_encoding_is_read_and_others_are_not() {
+        for (text, wanted) in [
+            ("auto", InputEncoding::Auto),
+            (" Auto ", InputEncoding::Auto),
+            ("utf-8", InputEncoding::Utf8),
+            ("UTF_8", InputEncoding::Utf8),
+            ("utf8", InputEncoding::Utf8),
+            ("GBK", InputEncoding::Gb18030),
+            ("gb2312", InputEncoding::Gb18030),
+            ("gb18030", InputEncoding::Gb18030),
+            ("cp936", InputEncoding::Gb18030),
+            ("936", InputEncoding::Gb18030),
+        ] {
+            assert_eq!(InputEncoding::parse(text), Some(wanted), "{text}");
+        }
+        for text in ["", "latin1", "utf-16", "gb"] {
+            assert_eq!(InputEncoding::parse(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn the_separator_comes_from_the_first_line() {
+        for (first_block, wanted) in [
+            (&b"plate,vin\tx;y"[..], b','),
+            (b"plate\tvin", b'\t'),
+            (b"plate;vin", b';'),
+            (b"plate\tvin;city", b'\t'),
+            (b"plate", b','),
+            (b"", b','),
+            (b"plate\nvin\tx;y", b','),
+            (b"plate;vin\na,b", b';'),
+        ] {
+            assert_eq!(
+                sniff_delimiter(first_block),
+                wanted,
+                "{:?}",
+                String::from_utf8_lossy(first_block)
+            );
+        }
+    }
+
+    #[test]
+    fn chinese_reads_as_chinese_and_other_scripts_do_not() {
+        for text in [
+            "京A12345",
+            "plate",
+            "",
+            "车牌号，城市",
+            "张·三",
+            "2×3",
+            "\u{feff}车",
+            "京\u{3400}",
+        ] {
+            assert!(reads_as_chinese(text), "{text}");
+        }
+        for text in ["é", "京é", "Ωmega", "車\u{0100}"] {
+            assert!(!reads_as_chinese(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_file_is_utf8_only_if_every_byte_is() {
+        assert!(is_utf8(b""));
+        assert!(is_utf8(b"plate\nA12345\n"));
+        assert!(is_utf8("\u{feff}车牌号\n京A12345\n".as_bytes()));
+        assert!(!is_utf8(&gbk("车牌号\n京A12345\n")));
+        // A character across the boundary of the 64 KiB blocks is whole.
+        let mut across = vec![b'a'; (1 << 16) - 1];
+        across.extend_from_slice("京A12345\n".as_bytes());
+        assert!(is_utf8(&across));
+        // A bad byte in a later block, and a character cut at the end of the file.
+        let mut late = vec![b'a'; (1 << 16) * 2 + 7];
+        late.push(0xFF);
+        assert!(!is_utf8(&late));
+        let mut cut = b"plate\n".to_vec();
+        cut.extend_from_slice(&"京".as_bytes()[..2]);
+        assert!(!is_utf8(&cut));
+    }
+
+    #[test]
+    fn gbk_throughout_is_gbk_whatever_ascii_or_foreign_utf8_lines_say() {
+        let mut bytes = b"plate,city\n".to_vec();
+        bytes.extend(gbk("京A12345,北京\n沪B54321,上海\n"));
+        assert_eq!(scan(&bytes), LineEncodings::Gb18030);
+        // "é" is valid UTF-8 and valid GBK: as GBK it is a Chinese character, not an accent.
+        bytes.extend("é\n".as_bytes());
+        assert_eq!(scan(&bytes), LineEncodings::Gb18030);
+        assert_eq!(scan(b"plate\nA12345"), LineEncodings::Gb18030);
+    }
+
+    #[test]
+    fn a_mixed_file_names_its_first_line_of_each_encoding() {
+        let mut bytes = b"plate\n".to_vec();
+        bytes.extend(gbk("京A12345\n"));
+        bytes.extend("沪B54321\n".as_bytes());
+        bytes.extend(gbk("粤C11111\n"));
+        assert_eq!(
+            scan(&bytes),
+            LineEncodings::Mixed {
+                utf8_line: 3,
+                other_line: 2
+            }
+        );
+        let mut bytes = "车牌号\n京A12345\n".as_bytes().to_vec();
+        bytes.extend(b"A1\n");
+        bytes.extend(gbk("沪B54321\n"));
+        assert_eq!(
+            scan(&bytes),
+            LineEncodings::Mixed {
+                utf8_line: 1,
+                other_line: 4
+            }
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_no_text_are_named_by_line() {
+        let mut bytes = b"plate\nA1\n".to_vec();
+        bytes.extend([0x81, 0xFF, 0xFF, b'\n']);
+        bytes.extend(gbk("京A12345\n"));
+        assert_eq!(scan(&bytes), LineEncodings::NotText { line: 3 });
+    }
+
+    #[test]
+    fn a_line_longer_than_the_scan_is_judged_by_its_start_and_counted_once() {
+        // A GBK line of more than a megabyte (1 + 2k bytes), cut by the scan inside a character, then a
+        // UTF-8 line: the long line counts as one, and its cut character is no error.
+        let mut bytes = b"plate\n".to_vec();
+        let mut long = b"a".to_vec();
+        long.extend(gbk("京").repeat(SCANNED_LINE_BYTES / 2 + 10));
+        long.push(b'\n');
+        bytes.extend(&long);
+        bytes.extend("沪B54321\n".as_bytes());
+        assert_eq!(
+            scan(&bytes),
+            LineEncodings::Mixed {
+                utf8_line: 3,
+                other_line: 2
+            }
+        );
+        // The same with UTF-8 first, cut inside a three-byte character (the line is 2 + 3k bytes).
+        let mut bytes = b"plate\n".to_vec();
+        let mut long = b"ab".to_vec();
+        long.extend("京".repeat(SCANNED_LINE_BYTES / 3 + 10).as_bytes());
+        long.push(b'\n');
+        bytes.extend(&long);
+        bytes.extend(b"A1\n");
+        bytes.extend(gbk("沪B54321\n"));
+        assert_eq!(
+            scan(&bytes),
+            LineEncodings::Mixed {
+                utf8_line: 2,
+                other_line: 4
+            }
+        );
+        // A long last line with no newline ends the scan.
+        let mut bytes = gbk("京A12345\n");
+        bytes.extend(vec![b'a'; SCANNED_LINE_BYTES * 2]);
+        assert_eq!(scan(&bytes), LineEncodings::Gb18030);
+    }
+}

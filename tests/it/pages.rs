@@ -369,21 +369,31 @@ async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
         browser.goto(&service.url("/jobs")).await;
         assert_eq!(browser.text("#upload-submit").await, "Upload and check");
         // A file dropped on the upload form is the one uploaded.
+        // Dropped once the page's deferred script has run (a loaded page, not only a parsed
+        // one), and read back once the drop handler has named it.
         browser.goto(&service.url("/jobs")).await;
         browser
             .client
-            .execute(
+            .execute_async(
                 r#"
-                const list = new DataTransfer();
-                list.items.add(new File(["车牌号\n京A12345\n"], "dropped.csv", { type: "text/csv" }));
-                document.getElementById("drop").dispatchEvent(
-                    new DragEvent("drop", { dataTransfer: list, bubbles: true, cancelable: true }));
+                const done = arguments[arguments.length - 1];
+                const drop = () => {
+                    const list = new DataTransfer();
+                    list.items.add(new File(["车牌号\n京A12345\n"], "dropped.csv", { type: "text/csv" }));
+                    document.getElementById("drop").dispatchEvent(
+                        new DragEvent("drop", { dataTransfer: list, bubbles: true, cancelable: true }));
+                    done(null);
+                };
+                if (document.readyState === "complete") drop();
+                else window.addEventListener("load", drop);
                 "#,
                 vec![],
             )
             .await
             .unwrap();
-        assert_eq!(browser.text("#file-name").await, "dropped.csv");
+        browser
+            .wait_for_text("#file-name", |text| text == "dropped.csv")
+            .await;
         browser.click("#upload-submit").await;
         browser.wait_for_url(|url| !url.ends_with("/jobs")).await;
         assert_eq!(browser.text("#file").await, "dropped.csv");

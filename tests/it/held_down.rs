@@ -149,6 +149,76 @@ async fn a_stalled_body_and_an_idle_keep_alive_are_closed() {
     closed_within(&mut idle, Duration::from_secs(3)).await;
 }
 
+/// The header-read timeout is for heads only: a handler slower than it, and a body sent after
+/// `100 Continue` in pieces for longer than it (each pause within the idle timeout), are
+/// answered, not cut off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_answer_and_a_slow_body_after_100_continue_are_not_cut_off() {
+    let sandbox = start_sandbox(SandboxConfig {
+        limits: SHORT,
+        latency: Duration::from_millis(1200),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let started = Instant::now();
+    let status = status_of_get(&format!("{}nowhere", sandbox.base_url()), Duration::from_secs(5)).await;
+    assert_eq!(status, Some(404), "a fast path beside the slow one");
+
+    let mut stream = TcpStream::connect(sandbox.addr()).await.unwrap();
+    let body = br#"{"LicenseNo":"A12345","CityCode":1,"Agent":1,"SecCode":"x","CustKey":"k"}"#;
+    stream
+        .write_all(
+            format!(
+                "POST /unite/unitecheckrenewal HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    let mut blank = String::new();
+    reader.read_line(&mut blank).await.unwrap();
+    let mut stream = reader.into_inner();
+    // 8 pieces, 200 ms apart: 1.4 s in all, past the 400 ms header timeout.
+    let sending = Instant::now();
+    for piece in body.chunks(body.len().div_ceil(8)) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream.write_all(piece).await.unwrap();
+    }
+    assert!(sending.elapsed() > SHORT.header_read_timeout * 3);
+    let answer = closed_or_answered(&mut stream, Duration::from_secs(5)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    // The sandbox read the whole body, and judged it (no agent in it), after its latency.
+    assert!(answer.starts_with("HTTP/1.1 412"), "{answer}");
+    assert!(answer.contains("AgentId is missing"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(1200));
+}
+
+/// Reads until a whole answer's head and some body came, or the connection closed.
+async fn closed_or_answered(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(within, async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n")
+                && received.len() > end + 4
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    received
+}
+
 /// Beyond the cap a new connection waits, while a held connection is still served; when the
 /// held ones go (here: closed by the header timeout, which must be 800 ms), the waiting one
 /// is answered.

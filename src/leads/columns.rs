@@ -30,11 +30,10 @@ fn header_key(name: &str) -> String {
 impl Columns {
     /// Finds the columns; `None` when there is no vehicle column at all.
     pub fn find(headers: &StringRecord) -> Option<Columns> {
+        let header_keys: Vec<String> = headers.iter().map(header_key).collect();
         let position = |aliases: &[&str]| {
             let keys: Vec<String> = aliases.iter().map(|alias| header_key(alias)).collect();
-            headers
-                .iter()
-                .position(|header| keys.contains(&header_key(header)))
+            header_keys.iter().position(|header| keys.contains(header))
         };
         let columns = Columns {
             plate: position(&PLATE_HEADERS),

@@ -568,12 +568,12 @@ mod tests {
     /// Issue 15, case 8: a header of a million columns gives a message of a few lines.
     #[test]
     fn a_huge_header_without_vehicle_columns_gives_a_bounded_message() {
-        let header: Vec<String> = (0..1_000_000).map(|i| format!("column{i}")).collect();
+        let header: Vec<String> = (0..200_000).map(|i| format!("column{i}")).collect();
         let (_dir, reader) = reader_for(format!("{}\n", header.join(",")).as_bytes());
         let message = reader.err().unwrap().to_string();
         assert!(message.len() < 2000, "{} bytes", message.len());
         assert!(message.contains("column39") && !message.contains("column40,"));
-        assert!(message.contains("1000000 columns in all"), "{message}");
+        assert!(message.contains("200000 columns in all"), "{message}");
     }
 
     #[test]

@@ -140,6 +140,8 @@ impl Listener for Capped {
 /// While it waits, the head must come before a deadline; once a head is in, the body and the
 /// handler are the server's business (the body's own idle timeout), until the server answers.
 /// An interim answer (`100 Continue`, before a body is sent) is no answer: the head is in.
+/// Heads that come together (pipelining, which browsers do not do) count as one: the next is
+/// already read, and the wait for it counts from the answer before it.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct HeadClock {
     /// A head is in and not yet answered.
@@ -186,7 +188,7 @@ impl HeadClock {
 /// An accepted connection: its slot of the cap, freed when it drops, and the deadline of the
 /// request head it is waiting for, pushed back by each write of an answer (a long download or
 /// an event stream is not a client that sends nothing).
-pub struct Guarded {
+struct Guarded {
     stream: TcpStream,
     clock: HeadClock,
     timeout: Duration,

@@ -396,4 +396,213 @@ mod tests {
         let range = collect(Path::new("x.xlsx"), "S", 25, feed(&mut given)).unwrap();
         assert_eq!(range.get_size(), (5, 5));
     }
+
+    fn file_of(name: &str, bytes: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        (dir, path)
+    }
+
+    /// A zip whose entries are `(name, size)`, each that many zeros, deflated.
+    fn zip_of(entries: &[(&str, usize)]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for &(name, size) in entries {
+            zip.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            zip.write_all(&vec![0u8; size]).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    const KB_LIMITS: WorkbookLimits = WorkbookLimits {
+        max_cells: 100,
+        max_unzipped_bytes: 10_000,
+    };
+
+    fn archive_error(entries: &[(&str, usize)]) -> Option<String> {
+        let (_dir, path) = file_of("a.xlsx", &zip_of(entries));
+        check_archive(&path, &KB_LIMITS).err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_zip_may_unpack_to_its_limit_and_not_a_byte_more() {
+        assert_eq!(archive_error(&[("xl/a.xml", 6_000), ("xl/b.xml", 4_000)]), None);
+        let error = archive_error(&[("xl/a.xml", 6_000), ("xl/b.xml", 4_001)]).unwrap();
+        assert!(error.contains("its parts unpack to more than"), "{error}");
+        assert!(error.contains("xl/b.xml alone"), "{error}");
+        assert!(error.contains("--max-unzipped-mb"), "{error}");
+        // The shared strings have the same bound here (the smaller of the two).
+        assert_eq!(archive_error(&[("xl/sharedStrings.xml", 10_000)]), None);
+        let error = archive_error(&[("xl/SharedStrings.XML", 10_001)]).unwrap();
+        assert!(
+            error.contains("its shared strings (xl/SharedStrings.XML)"),
+            "{error}"
+        );
+        let error = archive_error(&[("xl/sharedStrings.bin", 10_001)]).unwrap();
+        assert!(error.contains("shared strings"), "{error}");
+        assert_eq!(mb(3 << 19), "1.5 MB");
+        // Not a zip: nothing to check here.
+        let (_dir, path) = file_of("a.xlsx", b"plate\n");
+        assert!(check_archive(&path, &KB_LIMITS).is_ok());
+    }
+
+    #[test]
+    fn a_cell_reads_as_the_clerk_sees_it() {
+        use calamine::{CellErrorType, ExcelDateTime, ExcelDateTimeType};
+        let date = |value, kind| Data::DateTime(ExcelDateTime::new(value, kind, false));
+        for (cell, text) in [
+            (Data::Empty, ""),
+            (Data::String("京A12345".into()), "京A12345"),
+            (
+                Data::DateTimeIso("2024-01-02T03:04:05".into()),
+                "2024-01-02T03:04:05",
+            ),
+            (Data::DurationIso("PT1H".into()), "PT1H"),
+            (Data::Int(-42), "-42"),
+            (Data::Float(2192209.0), "2192209"),
+            (Data::Float(-3.0), "-3"),
+            (Data::Float(1.5), "1.5"),
+            (Data::Float(2e17), "200000000000000000"),
+            (Data::Bool(true), "TRUE"),
+            (Data::Bool(false), "FALSE"),
+            (date(45000.0, ExcelDateTimeType::DateTime), "2023-03-15"),
+            (date(45000.5, ExcelDateTimeType::DateTime), "2023-03-15 12:00:00"),
+            (date(1.25, ExcelDateTimeType::TimeDelta), "1.25"),
+            (Data::Error(CellErrorType::Div0), "#Div0"),
+        ] {
+            assert_eq!(cell_text(&cell), text, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn spreadsheets_are_known_by_their_extension_in_any_case() {
+        for name in ["a.xlsx", "A.XLSX", "a.xlsm", "a.xlsb", "a.xls", "a.ods"] {
+            assert!(is_spreadsheet(Path::new(name)), "{name}");
+        }
+        for name in ["a.csv", "a", "a.xlsx.csv", "xlsx", "a.txt"] {
+            assert!(!is_spreadsheet(Path::new(name)), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_sheet_is_the_one_named_or_else_the_first() {
+        let names = ["线索".to_string(), "Sheet2".to_string()];
+        let path = Path::new("a.xlsx");
+        assert_eq!(pick(path, &names, None).unwrap(), "线索");
+        assert_eq!(pick(path, &names, Some("Sheet2")).unwrap(), "Sheet2");
+        let error = pick(path, &names, Some("sheet2")).unwrap_err().to_string();
+        assert!(
+            error.contains("no sheet named \"sheet2\"; its sheets are: 线索, Sheet2"),
+            "{error}"
+        );
+        let error = pick(path, &[], None).unwrap_err().to_string();
+        assert!(error.contains("is empty"), "{error}");
+    }
+
+    #[test]
+    fn a_file_named_like_a_workbook_that_is_none_is_refused_in_words() {
+        let refused = |name: &str, bytes: &[u8]| {
+            let (_dir, path) = file_of(name, bytes);
+            refuse_what_is_not_a_workbook(&path).err().map(|e| e.to_string())
+        };
+        let error = refused("a.xlsx", "车牌号,城市\n京A12345,1\n".as_bytes()).unwrap();
+        assert!(error.contains("a .xlsx file is a zip archive"), "{error}");
+        assert!(error.contains("text (a CSV renamed?)"), "{error}");
+        let error = refused("a.XLSX", &encoding_rs::GBK.encode("车牌号\n").0).unwrap();
+        assert!(
+            error.contains("a .xlsx file") && error.contains("text"),
+            "{error}"
+        );
+        let error = refused("a.xlsx", &[0, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        assert!(error.contains("neither a zip archive nor text"), "{error}");
+        let ole = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        assert!(refused("a.xlsx", &ole).unwrap().contains("neither"));
+        assert_eq!(refused("a.xls", &ole), None);
+        assert_eq!(refused("a.xls", b"PK\x03\x04rest"), None);
+        assert_eq!(refused("a.xlsx", b"PK\x03\x04rest"), None);
+        assert_eq!(refused("a.xlsx", b""), None);
+        assert!(refused("a.xls", b"plate\n").is_some());
+    }
+
+    fn workbook_of(sheets: &[(&str, &[&[&str]])]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leads.xlsx");
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        for (name, rows) in sheets {
+            let sheet = workbook.add_worksheet();
+            sheet.set_name(*name).unwrap();
+            for (r, row) in rows.iter().enumerate() {
+                for (c, text) in row.iter().enumerate() {
+                    sheet.write_string(r as u32, c as u16, *text).unwrap();
+                }
+            }
+        }
+        workbook.save(&path).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_workbook_is_read_by_sheet_within_its_cell_limit() {
+        let first: &[&[&str]] = &[&["车牌号"], &["京A12345"]];
+        let second: &[&[&str]] = &[&["plate", "city"], &["沪B54321", "2"], &["粤C11111", "3"]];
+        let (_dir, path) = workbook_of(&[("一", first), ("二", second)]);
+        let range = read_sheet(&path, None, &WorkbookLimits::default()).unwrap();
+        assert_eq!(range.get_size(), (2, 1));
+        assert_eq!(range.get((1, 0)), Some(&Data::String("京A12345".into())));
+        let range = read_sheet(&path, Some("二"), &WorkbookLimits::default()).unwrap();
+        assert_eq!(range.get_size(), (3, 2));
+        let error = read_sheet(&path, Some("三"), &WorkbookLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("its sheets are: 一, 二"), "{error}");
+        let six = WorkbookLimits {
+            max_cells: 6,
+            ..WorkbookLimits::default()
+        };
+        assert!(read_sheet(&path, Some("二"), &six).is_ok());
+        let five = WorkbookLimits {
+            max_cells: 5,
+            ..WorkbookLimits::default()
+        };
+        let error = read_sheet(&path, Some("二"), &five).unwrap_err().to_string();
+        assert!(
+            error.contains("sheet 二 has cells from A1 to B3 (so far), a grid of 6 cells; the limit is 5"),
+            "{error}"
+        );
+        let error = open_sheet(
+            &path,
+            None,
+            &WorkbookLimits {
+                max_unzipped_bytes: 100,
+                ..WorkbookLimits::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unpack to more than"), "{error}");
+    }
+
+    #[test]
+    fn an_old_excel_file_is_held_to_the_size_limit_before_it_is_opened() {
+        let mut bytes = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        bytes.resize(2_000, 0);
+        let (_dir, path) = file_of("old.xls", &bytes);
+        let small = WorkbookLimits {
+            max_cells: 100,
+            max_unzipped_bytes: 1_999,
+        };
+        let error = read_sheet(&path, None, &small).unwrap_err().to_string();
+        assert!(
+            error.contains("the file holds 0.0 MB, more than the limit of 0.0 MB"),
+            "{error}"
+        );
+        let fits = WorkbookLimits {
+            max_unzipped_bytes: 2_000,
+            ..small
+        };
+        let error = open_sheet(&path, None, &fits).unwrap_err().to_string();
+        assert!(error.contains("is not a lead list"), "{error}");
+    }
 }

@@ -584,4 +584,155 @@ mod tests {
         assert!(message.contains("车牌号码"));
         assert!(message.contains("name, phone"));
     }
+
+    fn stray_quote(text: &str) -> Option<String> {
+        let (_dir, reader) = reader_for(text.as_bytes());
+        let mut reader = match reader {
+            Ok(reader) => reader,
+            Err(error) => return Some(error.to_string()),
+        };
+        let mut error = None;
+        while let Some(row) = reader.next_row() {
+            if let Err(e) = row {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        error
+    }
+
+    #[test]
+    fn a_quote_that_swallows_lines_stops_the_reading_and_says_where() {
+        // Nine line breaks in a note: a note. Ten: a stray quote, on the line it opens.
+        let note =
+            |breaks: usize| format!("plate,note\n京A12345,ok\n京A12346,\"{}\"\n", "x\n".repeat(breaks));
+        assert_eq!(stray_quote(&note(9)), None);
+        let error = stray_quote(&note(10)).unwrap();
+        assert!(
+            error.contains("opens on line 3 (column 2 (note)) runs over 11 lines:"),
+            "{error}"
+        );
+        // Fewer lines, but one of them has a row's separators: rows swallowed.
+        let error = stray_quote("plate,note\n京A12345,\"oops\n京A12346,x\n\"\n").unwrap();
+        assert!(
+            error.contains("runs over 3 lines, holding what look like whole rows"),
+            "{error}"
+        );
+        // One line break in a vehicle column: no plate has one.
+        let error = stray_quote("note,plate\nx,\"京A\n12345\"\n").unwrap();
+        assert!(
+            error.contains("column 2 (plate)) runs over 2 lines in a vehicle column"),
+            "{error}"
+        );
+        // In the header, the column is named by number only, and a vehicle column's name
+        // with a break is no vehicle column.
+        let error = stray_quote(&format!("\"plate{}\",vin\nA,B\n", "\n".repeat(10))).unwrap();
+        assert!(
+            error.contains("opens on line 1 (column 1) runs over 11 lines"),
+            "{error}"
+        );
+        // A one-column list has no separators to swallow.
+        assert_eq!(stray_quote("plate\n\"京A12345\"\n京A12346\n"), None);
+    }
+
+    #[test]
+    fn a_field_past_the_limit_is_cut_on_a_character_and_rejects_its_row() {
+        let long = "车".repeat(MAX_FIELD_BYTES / 3 + 2);
+        let text = format!("plate,note\n京A12345,{long}\n京A12346,short\n");
+        let (_dir, reader) = reader_for(text.as_bytes());
+        let rows: Vec<InputRow> = reader.unwrap().map(Result::unwrap).collect();
+        let cut = &rows[0].fields[1];
+        let kept = MAX_FIELD_BYTES / 3 * 3;
+        assert!(cut.starts_with(&long[..kept]), "cut on a character");
+        assert!(
+            cut.ends_with(&format!("… ({} more bytes cut)", long.len() - kept)),
+            "{cut}"
+        );
+        let rejection = rows[0].lead.as_ref().unwrap_err();
+        assert_eq!(rejection.reasons[0].kind, ReasonKind::FieldTooLong);
+        assert!(
+            rejection.reasons[0]
+                .text
+                .contains(&format!("column 2 (note) holds {} bytes", long.len()))
+        );
+        assert!(rows[1].lead.is_ok());
+        // Exactly at the limit, a field is whole.
+        let text = format!("plate,note\n京A12345,{}\n", "a".repeat(MAX_FIELD_BYTES));
+        let (_dir, reader) = reader_for(text.as_bytes());
+        let row = reader.unwrap().next_row().unwrap().unwrap();
+        assert!(row.lead.is_ok());
+        assert_eq!(row.fields[1].len(), MAX_FIELD_BYTES);
+    }
+
+    #[test]
+    fn a_list_without_a_comma_in_its_header_is_read_by_its_tab_or_semicolon() {
+        for text in ["name\tplate\n张三\t京A12345\n", "name;plate\n张三;京A12345\n"] {
+            let (_dir, reader) = reader_for(text.as_bytes());
+            let mut reader = reader.unwrap();
+            assert_eq!(reader.columns().plate, Some(1), "{text}");
+            let row = reader.next_row().unwrap().unwrap();
+            assert_eq!(row.lead.unwrap().plate.as_deref(), Some("京A12345"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_empty_file_and_a_blank_header_are_refused() {
+        let (_dir, reader) = reader_for(b"");
+        assert!(matches!(reader, Err(InputError::Empty { .. })));
+        let (_dir, reader) = reader_for(b"plate\n");
+        assert!(reader.unwrap().next_row().is_none());
+    }
+
+    #[test]
+    fn rows_without_a_city_take_the_default_and_a_reopened_reader_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leads.csv");
+        std::fs::write(&path, "plate,city\n冀B12345,\n沪B54321,上海\n".as_bytes()).unwrap();
+        let options = InputOptions {
+            default_city: City::by_id(1),
+            ..InputOptions::default()
+        };
+        let mut reader = LeadReader::open(&path, &options).unwrap();
+        let first = reader.next_row().unwrap().unwrap().lead.unwrap();
+        assert_eq!(first.city, City::by_id(1).unwrap());
+        let second = reader.next_row().unwrap().unwrap().lead.unwrap();
+        assert_ne!(second.city, City::by_id(1).unwrap());
+        assert!(reader.next_row().is_none());
+        let mut again = reader.reopen().unwrap();
+        let row = again.next_row().unwrap().unwrap();
+        assert_eq!((row.row, &row.fields[0]), (1, "冀B12345"));
+        // 冀B is no Bihu city's main prefix: without the default, the first row has no city.
+        let mut reader = LeadReader::open(&path, &InputOptions::default()).unwrap();
+        let rejection = reader.next_row().unwrap().unwrap().lead.unwrap_err();
+        assert_eq!(rejection.reasons[0].kind, ReasonKind::NoCity);
+    }
+
+    #[test]
+    fn a_sheet_skips_empty_rows_numbers_the_rest_and_is_shared_when_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("leads.xlsx");
+        let mut workbook = rust_xlsxwriter::Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write_string(0, 0, "车牌号").unwrap();
+        sheet.write_string(0, 1, "城市").unwrap();
+        sheet.write_string(1, 0, "京A12345").unwrap();
+        sheet.write_number(1, 1, 1).unwrap();
+        // Row 3 of the sheet is empty; row 4 has only a city.
+        sheet.write_string(3, 1, "北京").unwrap();
+        sheet.write_string(4, 0, "沪B54321").unwrap();
+        sheet.write_number(4, 1, 2).unwrap();
+        workbook.save(&path).unwrap();
+        let reader = LeadReader::open(&path, &InputOptions::default()).unwrap();
+        assert_eq!(reader.headers(), &StringRecord::from(vec!["车牌号", "城市"]));
+        let again = reader.reopen().unwrap();
+        let rows: Vec<InputRow> = reader.map(Result::unwrap).collect();
+        assert_eq!(rows.iter().map(|r| r.row).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(&rows[0].fields[1], "1");
+        assert_eq!(
+            rows[1].lead.as_ref().unwrap_err().reasons[0].kind,
+            ReasonKind::NoVehicle
+        );
+        assert_eq!(rows[2].lead.as_ref().unwrap().plate.as_deref(), Some("沪B54321"));
+        assert_eq!(again.count(), 3);
+    }
 }

@@ -169,14 +169,16 @@ impl fmt::Display for Report {
                 "\nSince {} ({} rows, {} vehicles)",
                 comparison.previous, comparison.previous_rows, comparison.previous_vehicles
             )?;
-            for (heading, changes) in [("changed", true), ("not changed", false)] {
-                let counts = comparison.counts.iter().filter(|(c, _)| c.is_change() == changes);
+            let mut changes = Columns::new(&["change", "vehicles"], &[false, true]);
+            for (heading, changed) in [("changed", true), ("not changed", false)] {
+                let counts = comparison.counts.iter().filter(|(c, _)| c.is_change() == changed);
                 let total: u64 = counts.clone().map(|(_, n)| n).sum();
-                writeln!(f, "  {heading:<22} {total:>6}")?;
+                changes.row(vec![heading.to_string(), total.to_string()]);
                 for (change, n) in counts {
-                    writeln!(f, "    {:<20} {n:>6}", change.label())?;
+                    changes.row(vec![format!("  {}", change.label()), n.to_string()]);
                 }
             }
+            changes.write(f)?;
             if comparison.same_answer + comparison.answered_again > 0 {
                 writeln!(
                     f,

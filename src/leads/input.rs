@@ -177,16 +177,14 @@ impl LeadReader {
     /// Reads the next non-empty record into `self.record`; `false` at the end. A record whose
     /// quoting swallows lines stops the reading (see [`LeadReader::check_quoting`]).
     fn read_record(&mut self, header: bool) -> Result<bool, InputError> {
-        let io_error = |source| InputError::Io {
-            path: self.path.clone(),
-            source,
-        };
         match &mut self.records {
             Records::Csv(csv) => {
                 let more = csv
                     .read_byte_record(&mut self.record)
-                    .map_err(csv_io)
-                    .map_err(io_error)?;
+                    .map_err(|source| InputError::Csv {
+                        path: self.path.clone(),
+                        source,
+                    })?;
                 if more && self.record.as_slice().contains(&b'\n') {
                     self.check_quoting(header)?;
                 }
@@ -402,10 +400,16 @@ impl Iterator for LeadReader {
     }
 }
 
-fn csv_io(error: csv::Error) -> io::Error {
+/// A CSV reader's error as an I/O error, for readers that return one: a failed read is the
+/// system's own error; any other is kept whole inside (its message names the record and
+/// line), never its debug text.
+pub fn csv_io_error(error: csv::Error) -> io::Error {
+    if !error.is_io_error() {
+        return io::Error::new(io::ErrorKind::InvalidData, error);
+    }
     match error.into_kind() {
         csv::ErrorKind::Io(error) => error,
-        other => io::Error::other(format!("{other:?}")),
+        _ => unreachable!("is_io_error() says the kind is Io"),
     }
 }
 
@@ -413,6 +417,25 @@ fn csv_io(error: csv::Error) -> io::Error {
 mod tests {
     use super::*;
     use crate::leads::encoding::is_utf8_file;
+
+    /// A CSV error reads as csv's message (the record and line), never as its debug text;
+    /// a failed read stays the system's error, with its kind.
+    #[test]
+    fn a_csv_error_is_its_message_and_a_read_error_keeps_its_kind() {
+        let mut strict = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader("a,b\n1\n".as_bytes());
+        let mut record = csv::ByteRecord::new();
+        assert!(strict.read_byte_record(&mut record).unwrap());
+        let error = csv_io_error(strict.read_byte_record(&mut record).unwrap_err());
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        let text = error.to_string();
+        assert!(text.contains("line: 2"), "{text}");
+        assert!(!text.contains("UnequalLengths"), "{text}");
+        assert!(error.get_ref().is_some_and(|inner| inner.is::<csv::Error>()));
+        let read = csv::Error::from(io::Error::from(io::ErrorKind::StorageFull));
+        assert_eq!(csv_io_error(read).kind(), io::ErrorKind::StorageFull);
+    }
 
     fn reader_for(text: &[u8]) -> (tempfile::TempDir, Result<LeadReader, InputError>) {
         reader_with(text, InputEncoding::Auto)

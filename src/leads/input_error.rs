@@ -12,6 +12,10 @@ use crate::leads::columns::{CITY_HEADERS, ENGINE_HEADERS, PLATE_HEADERS, VIN_HEA
 pub enum InputError {
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// The CSV reader stopped: a failed read, or a record it cannot parse (its message names
+    /// the record and line).
+    #[error("cannot read {path}: {source}")]
+    Csv { path: PathBuf, source: csv::Error },
     #[error("{path} is empty: a lead list needs a header row")]
     Empty { path: PathBuf },
     #[error("{path} has no sheet named {wanted:?}; its sheets are: {found}")]

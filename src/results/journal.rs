@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use csv::StringRecord;
 
+use crate::leads::input::csv_io_error;
 use crate::results::outcome::{RowOutcome, Status};
 use crate::results::output::with_suffix;
 
@@ -141,7 +142,7 @@ impl Journal {
             dirty: false,
             syncer: None,
         };
-        journal.csv.write_record([MAGIC]).map_err(io::Error::from)?;
+        journal.csv.write_record([MAGIC]).map_err(csv_io_error)?;
         for record in carried {
             journal.append(record)?;
         }
@@ -210,7 +211,7 @@ impl Journal {
         let check = format!("{:016x}", checksum(fields));
         self.csv
             .write_record(fields.into_iter().chain([check.as_str()]))
-            .map_err(io::Error::from)?;
+            .map_err(csv_io_error)?;
         self.dirty = true;
         Ok(())
     }
@@ -339,7 +340,7 @@ fn read_each(path: &Path, mut each: impl FnMut(Record)) -> io::Result<u64> {
         match csv.read_record(&mut fields) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(error) if error.is_io_error() => return Err(io::Error::other(error)),
+            Err(error) if error.is_io_error() => return Err(csv_io_error(error)),
             Err(_) => break,
         }
         if first {

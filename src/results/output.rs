@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use csv::StringRecord;
 use serde::Serialize;
 
+use crate::leads::input::csv_io_error;
 use crate::results::formula::FormulaGuard;
 use crate::results::outcome::{RowOutcome, Status};
 use crate::results::table::Format;
@@ -515,7 +516,7 @@ impl ResultWriter {
         let names = self.layout.names().map(|name| Cow::Borrowed(name.as_bytes()));
         self.csv
             .write_record(input_headers.iter().map(|name| guard.cell(name)).chain(names))
-            .map_err(io::Error::from)
+            .map_err(csv_io_error)
     }
 
     /// One row: the input's fields as read, then the outcome.
@@ -534,7 +535,7 @@ impl ResultWriter {
                     .chain(self.layout.results(&texts))
                     .map(|cell| guard.cell(cell)),
             )
-            .map_err(io::Error::from)
+            .map_err(csv_io_error)
     }
 
     /// Pushes everything written so far to the operating system.

@@ -15,6 +15,7 @@ use csv::StringRecord;
 
 use crate::error::Error;
 use crate::leads::input::LeadReader;
+use crate::leads::input::csv_io_error;
 use crate::results::outcome::RowOutcome;
 use crate::results::output::{self, Layout, partial_path};
 use crate::results::table::{Format, TableReader};
@@ -46,7 +47,7 @@ pub fn truncate_to_complete(path: &Path) -> io::Result<u64> {
         match csv.read_byte_record(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(error) if error.is_io_error() => return Err(io::Error::other(error)),
+            Err(error) if error.is_io_error() => return Err(csv_io_error(error)),
             Err(_) => break,
         }
         let end = csv.position().byte();
@@ -119,7 +120,7 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
             let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
             writer
                 .write_record(&header)
-                .map_err(|e| Error::file("cannot write", &merging)(e.into()))?;
+                .map_err(|e| Error::file("cannot write", &merging)(csv_io_error(e)))?;
             Merged::Csv(writer)
         }
         Format::Xlsx => {
@@ -172,7 +173,7 @@ enum Merged {
 impl Merged {
     fn write(&mut self, record: &StringRecord) -> io::Result<()> {
         match self {
-            Merged::Csv(writer) => writer.write_record(record).map_err(io::Error::from),
+            Merged::Csv(writer) => writer.write_record(record).map_err(csv_io_error),
             Merged::Xlsx(writer) => writer.write_record(record),
         }
     }

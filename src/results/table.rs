@@ -13,6 +13,7 @@ use std::path::Path;
 use csv::{ByteRecord, StringRecord};
 
 use crate::leads::input::cell_text;
+use crate::leads::input::csv_io_error;
 
 /// How a results file is stored, by its name: `.xlsx` is a workbook, anything else CSV
 /// (a run's `.partial` beside an `.xlsx` OUTPUT is CSV too).
@@ -96,12 +97,7 @@ impl TableReader {
     pub fn read_record(&mut self, record: &mut StringRecord) -> io::Result<bool> {
         match &mut self.rows {
             Rows::Csv { csv, record: bytes } => {
-                let more = csv
-                    .read_byte_record(bytes)
-                    .map_err(|error| match error.into_kind() {
-                        csv::ErrorKind::Io(error) => error,
-                        other => io::Error::other(format!("{other:?}")),
-                    })?;
+                let more = csv.read_byte_record(bytes).map_err(csv_io_error)?;
                 if more {
                     self.line = bytes.position().map_or(0, |position| position.line());
                     *record = StringRecord::from_byte_record_lossy(bytes.clone());

@@ -12,6 +12,7 @@
 //! `BIHU_REQUIRE_BROWSER=1` (CI), where it fails.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -33,6 +34,9 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--window-size=1280,800",
+    // The file input's own words in Chinese in the screenshots, as clerks' browsers show it
+    // (with Debian's `chromium-l10n`, which holds the Chinese).
+    "--lang=zh-CN",
 ];
 
 const HOW_TO_INSTALL: &str = "install it with `apt-get install chromium chromium-driver` (Debian), or point \
@@ -91,6 +95,9 @@ impl Browser {
         let driver = tokio::process::Command::new(driver_path)
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
+            // Chromium on Linux takes its UI language from the environment, not `--lang`
+            // (which the other systems read): the driver hands its own on to the browser.
+            .env("LANGUAGE", "zh_CN:zh")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -329,7 +336,10 @@ where
             if std::env::var("BIHU_REQUIRE_BROWSER").as_deref() == Ok("1") {
                 panic!("browser test {name}: {missing}, and BIHU_REQUIRE_BROWSER=1: {HOW_TO_INSTALL}");
             }
-            eprintln!(
+            // Written to the process's stderr itself: `eprintln!` goes to the harness's capture,
+            // which a plain `cargo test` shows only for a failing test, and a skip passes.
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "\n!!!!!!!!!! SKIPPED browser test {name}: {missing}.\n!!!!!!!!!! To run it, {HOW_TO_INSTALL}.\n"
             );
             return;

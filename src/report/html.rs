@@ -9,6 +9,7 @@ use super::LIST_LIMIT;
 use super::compare::Comparison;
 use super::model::Report;
 use super::text::{guess_remark, percent, unfinished_remark};
+use super::zh::Language;
 use crate::results::outcome::Status;
 use crate::results::output::ResultHeaders;
 
@@ -39,6 +40,8 @@ fn status_colour(status: Status) -> &'static str {
 #[template(path = "report.html", whitespace = "minimize")]
 struct Page<'a> {
     report: &'a Report,
+    /// The labels' language (the figures, and what the files say, are the same in both).
+    l: Language,
     title: String,
     rate: String,
     /// (key, label, value) of the figures at the top.
@@ -52,6 +55,8 @@ struct Page<'a> {
 
 struct StatusPart {
     status: Status,
+    /// The status for a person: the machine value in English, its description in Chinese.
+    label: &'static str,
     rows: u64,
     share: String,
     colour: &'static str,
@@ -60,7 +65,10 @@ struct StatusPart {
 }
 
 struct CityBar {
+    /// `北京 (1)`, or `unknown` (the chart's key).
     label: String,
+    /// As the chart shows it (`unknown` in the report's language).
+    shown: String,
     rows: u64,
     y: String,
     text_y: String,
@@ -70,6 +78,7 @@ struct CityBar {
 
 struct CityPart {
     part: &'static str,
+    name: &'static str,
     rows: u64,
     colour: &'static str,
     x: String,
@@ -85,37 +94,22 @@ struct LegendItem {
     text_y: f64,
 }
 
-fn headers_label(headers: &ResultHeaders) -> &'static str {
-    match headers {
-        ResultHeaders::English => "English",
-        ResultHeaders::Chinese => "中文",
-    }
-}
-
 // The template hands values over by reference.
 
 fn plural(n: &u64) -> &'static str {
     super::text::plural(*n)
 }
 
-fn listed_remark(listed: usize, total: &u64) -> String {
-    if (listed as u64) < *total {
-        format!(" The first {listed} are listed.")
-    } else {
-        String::new()
-    }
-}
-
-fn changes_remark(comparison: &Comparison) -> String {
-    let shown = comparison.changed.len().min(LIST_LIMIT);
-    listed_remark(shown, &(comparison.changed.len() as u64))
-}
-
 impl Report {
     /// The report as one self-contained HTML page: no script, no external font, image or
     /// style sheet; charts are inline SVG; every text from the files is escaped.
     pub fn to_html(&self) -> String {
-        Page::new(self)
+        self.to_html_in(Language::English)
+    }
+
+    /// [`Report::to_html`] with its labels in `language`.
+    pub fn to_html_in(&self, language: Language) -> String {
+        Page::new(self, language)
             .render()
             .expect("the report page renders: every value is Display")
     }
@@ -126,29 +120,72 @@ impl<'a> Page<'a> {
         self.report.files.iter().any(|file| file.unfinished.is_some())
     }
 
-    fn new(report: &'a Report) -> Page<'a> {
-        let title = match report.files.as_slice() {
-            [file] => format!("Renewal report: {}", file.path),
-            files => format!("Renewal report: {} files", files.len()),
+    fn headers_label(&self, headers: &ResultHeaders) -> &'static str {
+        self.l.label(match headers {
+            ResultHeaders::English => "English",
+            ResultHeaders::Chinese => "中文",
+        })
+    }
+
+    /// A status as a person reads it.
+    fn status_label(&self, status: &Status) -> &'static str {
+        if self.l.is_chinese() {
+            status.zh_description()
+        } else {
+            status.as_str()
+        }
+    }
+
+    /// A city's row label, `unknown` in the report's language.
+    fn city_label(&self, city: &super::model::CityFigures) -> String {
+        match city.city_id {
+            Some(_) => city.label(),
+            None => self.l.label("unknown").to_string(),
+        }
+    }
+
+    fn listed_remark(&self, listed: usize, total: &u64) -> String {
+        match ((listed as u64) < *total, self.l) {
+            (false, _) => String::new(),
+            (true, Language::English) => format!(" The first {listed} are listed."),
+            (true, Language::Chinese) => format!("下面列出前 {listed} 行。"),
+        }
+    }
+
+    fn changes_remark(&self, comparison: &Comparison) -> String {
+        let shown = comparison.changed.len().min(LIST_LIMIT);
+        self.listed_remark(shown, &(comparison.changed.len() as u64))
+    }
+
+    fn new(report: &'a Report, l: Language) -> Page<'a> {
+        let title = match (report.files.as_slice(), l) {
+            ([file], Language::English) => format!("Renewal report: {}", file.path),
+            (files, Language::English) => format!("Renewal report: {} files", files.len()),
+            ([file], Language::Chinese) => format!("续保报告：{}", file.path),
+            (files, Language::Chinese) => format!("续保报告：{} 个文件", files.len()),
         };
         let rate = report.renewal_rate.map_or_else(|| "-".to_string(), percent);
         let figures = vec![
-            ("rows", "Rows", report.rows.to_string()),
-            ("vehicles", "Distinct vehicles", report.vehicles.to_string()),
+            ("rows", l.label("Rows"), report.rows.to_string()),
+            (
+                "vehicles",
+                l.label("Distinct vehicles"),
+                report.vehicles.to_string(),
+            ),
             (
                 "reached_api",
-                "Rows that reached the API",
+                l.label("Rows that reached the API"),
                 report.reached_api.to_string(),
             ),
             (
                 "renewal_rate",
-                "Renewal rate (renewed / reached the API)",
+                l.label("Renewal rate (renewed / reached the API)"),
                 rate.clone(),
             ),
-            ("retry", "Rows to retry", report.retry.rows.to_string()),
+            ("retry", l.label("Rows to retry"), report.retry.rows.to_string()),
             (
                 "attention",
-                "Rows needing attention",
+                l.label("Rows needing attention"),
                 report.attention.rows.to_string(),
             ),
         ];
@@ -161,6 +198,11 @@ impl<'a> Page<'a> {
                 let width = figures.share * 1000.0;
                 let part = StatusPart {
                     status,
+                    label: if l.is_chinese() {
+                        status.zh_description()
+                    } else {
+                        status.as_str()
+                    },
                     rows: figures.rows,
                     share: percent(figures.share),
                     colour: status_colour(status),
@@ -171,9 +213,10 @@ impl<'a> Page<'a> {
                 part
             })
             .collect();
-        let (city_bars, city_chart_height, city_legend) = city_chart(report);
+        let (city_bars, city_chart_height, city_legend) = city_chart(report, l);
         Page {
             report,
+            l,
             title,
             rate,
             figures,
@@ -185,7 +228,7 @@ impl<'a> Page<'a> {
     }
 }
 
-fn city_chart(report: &Report) -> (Vec<CityBar>, f64, Vec<LegendItem>) {
+fn city_chart(report: &Report, l: Language) -> (Vec<CityBar>, f64, Vec<LegendItem>) {
     let max = report
         .by_city
         .iter()
@@ -202,15 +245,21 @@ fn city_chart(report: &Report) -> (Vec<CityBar>, f64, Vec<LegendItem>) {
             let y = i as f64 * CITY_ROW_HEIGHT + 4.0;
             let mut x = CITY_LABEL_WIDTH;
             let mut parts = Vec::new();
-            for (part, rows, colour) in [
-                ("renewed", city.renewed, RENEWED_COLOUR),
-                ("not_renewable", city.not_renewable, NOT_RENEWABLE_COLOUR),
-                ("failed", city.failed, FAILED_COLOUR),
+            for (part, name, rows, colour) in [
+                ("renewed", "renewed", city.renewed, RENEWED_COLOUR),
+                (
+                    "not_renewable",
+                    "not renewable",
+                    city.not_renewable,
+                    NOT_RENEWABLE_COLOUR,
+                ),
+                ("failed", "failed", city.failed, FAILED_COLOUR),
             ] {
                 let width = rows as f64 / max * CITY_BARS_WIDTH;
                 if rows > 0 {
                     parts.push(CityPart {
                         part,
+                        name: l.label(name),
                         rows,
                         colour,
                         x: format!("{x:.2}"),
@@ -221,6 +270,10 @@ fn city_chart(report: &Report) -> (Vec<CityBar>, f64, Vec<LegendItem>) {
             }
             CityBar {
                 label: city.label(),
+                shown: match city.city_id {
+                    Some(_) => city.label(),
+                    None => l.label("unknown").to_string(),
+                },
                 rows: city.rows,
                 y: format!("{y:.1}"),
                 text_y: format!("{:.1}", y + 13.0),
@@ -240,7 +293,7 @@ fn city_chart(report: &Report) -> (Vec<CityBar>, f64, Vec<LegendItem>) {
     .map(|(i, (name, colour))| {
         let x = CITY_LABEL_WIDTH + i as f64 * 120.0;
         LegendItem {
-            name,
+            name: l.label(name),
             colour,
             x,
             y: legend_y,

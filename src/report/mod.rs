@@ -13,7 +13,8 @@
 //! - `tally`: counting the rows into the figures ([`Report::build`]).
 //! - `retry`: the `run --resume` command of a file, and whether its run finished.
 //! - `compare`: `--against`, the [`Change`] of each vehicle.
-//! - `text`, `html`, `changes_csv`: the renderings (terminal, HTML page, `--changes`).
+//! - `text`, `html`, `changes_csv`: the renderings (terminal, HTML page, `--changes`);
+//!   `zh`: the HTML page's labels in Chinese, for the service's pages.
 //!
 //! It imports `leads` (to find and validate a row's vehicle) and `results` (the format).
 
@@ -30,6 +31,7 @@ mod tally;
 #[cfg(test)]
 mod tests;
 mod text;
+mod zh;
 
 pub use changes_csv::CHANGES_COLUMNS;
 pub use compare::{Change, ChangedVehicle, Comparison, VehicleOutcome};
@@ -39,6 +41,7 @@ pub use model::{
 };
 pub use read::{Vehicle, identify, reasons_of};
 pub use retry::guess_input;
+pub use zh::Language;
 
 /// The result columns as `run --zh-headers` names them (defined beside the writer).
 pub use crate::results::output::{RESULT_COLUMNS_ZH, ResultHeaders, result_headers};

@@ -4,11 +4,11 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::report::Report;
+use crate::report::{Language, Report};
 use crate::serve::AppState;
 use crate::serve::api::{ApiError, job_id};
 use crate::serve::auth::Principal;
@@ -75,7 +75,8 @@ async fn attachment(
         .into_response())
 }
 
-async fn build_report(state: &AppState, id: &str) -> Result<Report, ApiError> {
+/// The report of job `id`, its file named for `language`'s reader.
+async fn build_report(state: &AppState, id: &str, language: Language) -> Result<Report, ApiError> {
     let id = job_id(id)?;
     let job = state.jobs.view(id).await?;
     let path = state.jobs.results_path(id).await?;
@@ -91,23 +92,52 @@ async fn build_report(state: &AppState, id: &str) -> Result<Report, ApiError> {
         })?;
     // Named as the clerk knows the list, not by where the service keeps it.
     for file in &mut report.files {
-        file.path = format!("{} (job {id})", job.file_name);
+        file.path = match language {
+            Language::English => format!("{} (job {id})", job.file_name),
+            Language::Chinese => format!("{}（任务 {id}）", job.file_name),
+        };
     }
     Ok(report)
 }
 
+/// `report.html`'s query: `lang=zh` for Chinese labels (the pages' embedded report), else
+/// the CLI's English.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct ReportQuery {
+    lang: Option<String>,
+}
+
+impl ReportQuery {
+    fn language(&self) -> Result<Language, ApiError> {
+        match self.lang.as_deref().map(str::trim) {
+            None | Some("" | "en") => Ok(Language::English),
+            Some("zh" | "zh-CN" | "zh-cn") => Ok(Language::Chinese),
+            Some(other) => Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "lang={:?} is not a report language: use zh or en",
+                    other.chars().take(20).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
+/// `GET /api/jobs/{id}/report.html[?lang=zh]`.
 pub(super) async fn report_html(
     State(state): State<AppState>,
     _principal: Principal,
     Path(id): Path<String>,
+    Query(query): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let report = build_report(&state, &id).await?;
+    let language = query.language()?;
+    let report = build_report(&state, &id, language).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        report.to_html(),
+        report.to_html_in(language),
     )
         .into_response())
 }
@@ -117,6 +147,6 @@ pub(super) async fn report_json(
     _principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let report = build_report(&state, &id).await?;
+    let report = build_report(&state, &id, Language::English).await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(report)).into_response())
 }

@@ -188,7 +188,7 @@ impl Lead {
 }
 
 /// The province characters an ordinary plate starts with.
-fn is_province(c: char) -> bool {
+pub fn is_province(c: char) -> bool {
     matches!(
         c,
         '京' | '津'
@@ -309,11 +309,13 @@ enum PlateFault {
     Invalid(String),
 }
 
-fn is_plate_letter(c: char) -> bool {
+/// A plate's letter: upper case, never I or O (read as 1 and 0).
+pub fn is_plate_letter(c: char) -> bool {
     c.is_ascii_uppercase() && c != 'I' && c != 'O'
 }
 
-fn is_serial_char(c: char) -> bool {
+/// One of a plate's last five: a plate letter or a digit.
+pub fn is_serial_char(c: char) -> bool {
     is_plate_letter(c) || c.is_ascii_digit()
 }
 

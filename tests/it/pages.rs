@@ -151,17 +151,39 @@ async fn assert_sample_check(browser: &Browser) {
         let css = format!("#reasons tr.example[data-reason=\"{reason}\"][data-row=\"{n}\"]");
         async move { browser.text(&css).await }
     };
+    // In Chinese, what is wrong with this row's own value, and the fix.
     let short_plate = row("plate_invalid", 34).await;
-    assert!(short_plate.contains("京A1234"), "{short_plate}");
-    assert!(short_plate.contains("has 6 characters"), "{short_plate}");
-    assert!(row("plate_invalid", 40).await.contains("京AI2345"));
+    assert!(short_plate.starts_with("34 京A1234 "), "{short_plate}");
     assert!(
-        row("vin_invalid", 35).await.contains("LS4ASE2A2GJ13702"),
-        "the VIN as written"
+        short_plate.contains("车牌“京A1234”有 6 位，普通车牌是 7 位"),
+        "{short_plate}"
     );
-    assert!(row("plate_unsupported", 33).await.contains("粤BF23456"));
-    assert!(row("no_vehicle", 39).await.contains("no vehicle"));
-    assert!(row("no_city", 39).await.contains("no city"));
+    let letter_i = row("plate_invalid", 40).await;
+    assert!(
+        letter_i.contains("这里有“I”（车牌用数字 1，不用字母 I）"),
+        "{letter_i}"
+    );
+    let vin = row("vin_invalid", 35).await;
+    assert!(
+        vin.contains("车架号“LS4ASE2A2GJ13702”有 16 位，车架号是 17 位"),
+        "the VIN as written, and its length: {vin}"
+    );
+    let new_energy = row("plate_unsupported", 33).await;
+    assert!(
+        new_energy.contains("车牌“粤BF23456”是新能源或特殊车牌")
+            && new_energy.contains("请在这一行补上车架号和发动机号"),
+        "{new_energy}"
+    );
+    assert!(
+        row("no_vehicle", 39)
+            .await
+            .contains("这一行既没有车牌号，也没有车架号和发动机号")
+    );
+    assert!(row("no_city", 39).await.contains("这一行没有填写投保城市"));
+    let reasons_text = browser.text("#reasons").await;
+    for english in ["has 6 characters", "no vehicle", "no city", "VIN "] {
+        assert!(!reasons_text.contains(english), "{english:?} in {reasons_text}");
+    }
     assert_eq!(
         browser.text("#start").await,
         "开始：33 个请求，按代理的速率不到 1 分钟"
@@ -256,20 +278,68 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
             let mut workbook = calamine::Xlsx::new(std::io::Cursor::new(bytes)).unwrap();
             let range = workbook.worksheet_range("results").unwrap();
             assert_eq!(range.height(), 41, "a header and 40 rows");
+            // The same rows as the CSV, in the same order, with the same statuses.
+            let mut sheet = range
+                .rows()
+                .map(|cells| cells.iter().map(|cell| cell.to_string()).collect::<Vec<_>>());
+            let header = sheet.next().unwrap();
+            let column = |name: &str| {
+                header
+                    .iter()
+                    .position(|cell| cell == name)
+                    .unwrap_or_else(|| panic!("no {name} column in {header:?}"))
+            };
+            let (row_at, status_at) = (column("row"), column("status"));
+            let from_xlsx: Vec<(String, String)> = sheet
+                .map(|cells| (cells[row_at].clone(), cells[status_at].clone()))
+                .collect();
+            let from_csv: Vec<(String, String)> = rows
+                .iter()
+                .map(|r| (r.row.to_string(), r.status.clone()))
+                .collect();
+            assert_eq!(from_xlsx, from_csv);
         }
 
         // The report, embedded.
+        // The report, embedded, in the page's language (Chinese by default).
+        let job_id = job_url.rsplit('/').next().unwrap().to_string();
+        browser
+            .client
+            .execute("document.getElementById('report').scrollIntoView();", vec![])
+            .await
+            .unwrap();
+        browser.screenshot_as("pages_report").await;
         let frame = browser.find("#report-frame").await;
         frame.enter_frame().await.unwrap();
         let heading = browser.text("h1").await;
-        assert_eq!(
-            heading,
-            format!(
-                "Renewal report: leads.csv (job {})",
-                job_url.rsplit('/').next().unwrap()
-            )
+        assert_eq!(heading, format!("续保报告：leads.csv（任务 {job_id}）"));
+        assert_eq!(browser.text("#outcomes h2").await, "结果");
+        assert_eq!(browser.text("#by-status thead").await, "状态 行数 占比");
+        assert!(
+            browser
+                .text("#by-status tr[data-status=renewed] td")
+                .await
+                .starts_with("续保成功")
         );
+        assert!(browser.text("#renewal-rate").await.starts_with("续保率："));
+        assert_eq!(browser.text("#attention-section h2").await, "需要处理的行");
+        let lang = browser
+            .client
+            .execute("return document.documentElement.lang;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(lang, serde_json::json!("zh-CN"));
         browser.client.enter_parent_frame().await.unwrap();
+        // The CLI's English report is the same address without the language.
+        let (status, english) = browser
+            .fetch_bytes(&format!("/api/jobs/{job_id}/report.html"))
+            .await;
+        assert_eq!(status, 200);
+        let english = String::from_utf8(english).unwrap();
+        assert!(
+            english.contains(&format!("<h1>Renewal report: leads.csv (job {job_id})</h1>")),
+            "{english}"
+        );
         // No row failed, so there is nothing to retry.
         assert!(
             browser
@@ -292,6 +362,7 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         browser.goto(&job_url).await;
         browser.find("#download-csv").await;
         browser.screenshot_as("pages_done").await;
+        fits(browser, "the finished job").await;
         // On paper: no forms, buttons, navigation or frame; the figures and tables stay.
         browser.emulate_print(true).await;
         let shown = |css: &str| {
@@ -360,11 +431,19 @@ async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
                 text == "Start: 33 requests, less than a minute at the agent's rate"
             })
             .await;
+        let reasons = browser.text("#reasons").await;
+        assert!(reasons.contains("New-energy or special plate"), "{reasons}");
+        // In English, each row's text is the CLI's own sentence.
+        let short_plate = browser
+            .text("#reasons tr.example[data-reason=\"plate_invalid\"][data-row=\"34\"]")
+            .await;
         assert!(
-            browser
-                .text("#reasons")
-                .await
-                .contains("New-energy or special plate")
+            short_plate.contains("plate 京A1234 has 6 characters"),
+            "{short_plate}"
+        );
+        assert!(
+            !reasons.contains("车牌“"),
+            "no Chinese row text in English: {reasons}"
         );
         browser.goto(&service.url("/jobs")).await;
         assert_eq!(browser.text("#upload-submit").await, "Upload and check");
@@ -543,8 +622,11 @@ async fn an_aborted_job_says_what_the_cli_says_on_exit_3_in_a_clerks_words() {
         upload(browser, &service, &sample("leads.csv")).await;
         browser.click("#start").await;
         browser.wait_for_text("#state", |text| text == "已中止").await;
+        assert_eq!(
+            browser.text("#aborted-title").await,
+            "任务已中止：壁虎拒绝了代理的凭证"
+        );
         let aborted = browser.text("#aborted").await;
-        assert!(aborted.contains("壁虎拒绝了代理的凭证"), "{aborted}");
         assert!(aborted.contains("Token 已过期或无效"), "{aborted}");
         assert!(aborted.contains("请联系本服务的管理员"), "{aborted}");
         assert!(!aborted.contains("EXPIRED-TOKEN"), "the Token is never shown");
@@ -889,5 +971,156 @@ async fn the_upload_form_offers_reuse_with_the_configured_default_and_the_check_
         "{off}"
     );
     assert!(off.contains("开始：33 个请求"), "{off}");
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_file_says_what_to_do_with_the_programs_message_folded() {
+    use reqwest::StatusCode;
+    use reqwest::header::COOKIE;
+    use reqwest::multipart::{Form, Part};
+
+    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, csrf) = plain_sign_in(&http, &service).await;
+    // A picture saved as .csv (no text in any encoding), and a .xlsx that is no zip.
+    let mut binary = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    binary.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let fake_xlsx = "车牌号,投保城市\n京A12345,1\n".as_bytes().to_vec();
+    for (name, bytes) in [("picture.csv", binary), ("名单.xlsx", fake_xlsx)] {
+        let answer = http
+            .post(service.url("/jobs"))
+            .header(COOKIE, &cookie)
+            .multipart(
+                Form::new()
+                    .text("csrf", csrf.clone())
+                    .part("file", Part::bytes(bytes).file_name(name)),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let page = answer.text().await.unwrap();
+        let document = scraper::Html::parse_document(&page);
+        let text_of = |css: &str| {
+            let selector = scraper::Selector::parse(css).unwrap();
+            document
+                .select(&selector)
+                .next()
+                .unwrap_or_else(|| panic!("no {css} for {name}: {page}"))
+                .text()
+                .collect::<String>()
+        };
+        // What a clerk reads first: what to do, in Excel's own words, and no CLI flag.
+        let what = text_of("#error p.what");
+        assert!(what.starts_with("文件无法读取"), "{name}: {what}");
+        assert!(
+            what.contains("“另存为”选择“CSV UTF-8（逗号分隔）”或“Excel 工作簿（.xlsx）”"),
+            "{name}: {what}"
+        );
+        assert!(!what.contains("--"), "{name}: {what}");
+        assert_eq!(text_of("#error-more summary"), "程序的原话");
+        // The program's message, naming the file as uploaded, folded away.
+        let details = text_of("#error-details");
+        assert!(details.starts_with(name), "{name}: {details}");
+        let more = scraper::Selector::parse("#error-more").unwrap();
+        assert!(
+            document.select(&more).next().unwrap().attr("open").is_none(),
+            "{name}: the program's message starts folded"
+        );
+        assert!(page.contains("还没有任务"), "{name}: no job was made");
+    }
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn error_pages_keep_who_is_signed_in_and_an_unknown_path_has_a_page() {
+    use reqwest::StatusCode;
+    use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
+
+    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, _csrf) = plain_sign_in(&http, &service).await;
+    let signed_in = |page: &str| {
+        page.contains("<strong id=\"user\">clerk</strong>")
+            && page.contains("id=\"sign-out\"")
+            && page.contains("action=\"/logout\"")
+    };
+
+    let no_job = http
+        .get(service.url("/jobs/999"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_job.status(), StatusCode::NOT_FOUND);
+    let page = no_job.text().await.unwrap();
+    assert!(page.contains("没有这个任务"), "{page}");
+    assert!(signed_in(&page), "no such job: {page}");
+
+    let stale_form = http
+        .post(service.url("/jobs/1/start"))
+        .header(COOKIE, &cookie)
+        .form(&[("csrf", "an-old-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_form.status(), StatusCode::FORBIDDEN);
+    let page = stale_form.text().await.unwrap();
+    assert!(page.contains("页面已过期，请刷新页面后再试"), "{page}");
+    assert!(signed_in(&page), "CSRF: {page}");
+
+    let nowhere = http
+        .get(service.url("/no/such/page"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+    assert_eq!(nowhere.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+    let page = nowhere.text().await.unwrap();
+    assert!(page.contains("没有这个页面：请从任务列表进入。"), "{page}");
+    assert!(signed_in(&page), "unknown path: {page}");
+    let english = http
+        .get(service.url("/no/such/page?lang=en"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(english.status(), StatusCode::NOT_FOUND);
+    let page = english.text().await.unwrap();
+    assert!(page.contains("There is no such page"), "{page}");
+    assert!(!page.contains("id=\"sign-out\""), "nobody signed in: {page}");
+    // The API's unknown paths still answer in JSON.
+    let api = http.get(service.url("/api/nope")).send().await.unwrap();
+    assert_eq!(api.status(), StatusCode::NOT_FOUND);
+    assert!(api.text().await.unwrap().starts_with("{\"error\""));
+
+    // Wrong Basic credentials beside the session, until the address is throttled: the page
+    // that says so still has the session's sign-out.
+    let mut last = None;
+    for _ in 0..8 {
+        let answer = http
+            .get(service.url("/jobs"))
+            .header(COOKIE, &cookie)
+            .header(AUTHORIZATION, "Basic Y2xlcms6d3Jvbmc=")
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == StatusCode::TOO_MANY_REQUESTS {
+            last = Some(answer.text().await.unwrap());
+            break;
+        }
+    }
+    let page = last.expect("throttled after a few wrong passwords");
+    assert!(page.contains("登录失败次数太多"), "{page}");
+    assert!(signed_in(&page), "throttled: {page}");
     service.shutdown().await;
 }

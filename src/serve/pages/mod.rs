@@ -12,6 +12,8 @@
 //!
 //! Chinese first, English with `?lang=en` (kept in a cookie); every text is in [`text`].
 
+mod abort_kind;
+mod rejected_row;
 pub mod text;
 mod view;
 
@@ -61,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/{id}/{action}", post(job_action))
         .route("/static/pages.css", get(css))
         .route("/static/pages.js", get(js))
+        // Any other path (the API's own unknown paths answer in JSON, in `api::routes`).
+        .fallback(no_such_page)
         .layer(DefaultBodyLimit::max(FORM_BODY))
 }
 
@@ -208,8 +212,17 @@ impl PageCtx {
         state.auth.principal(&Method::POST, &headers, self.ip).await
     }
 
-    /// A refused request, as a page: to the sign-in page when not signed in, else the why.
-    fn refused(&self, state: &AppState, error: AuthError) -> Response {
+    /// Who is signed in by their session, for the frame of an error page: no password is
+    /// checked again (a throttled or refused Basic login stays as it was).
+    async fn session_viewer(&self, state: &AppState) -> Option<Principal> {
+        let mut headers = self.headers.clone();
+        headers.remove(header::AUTHORIZATION);
+        state.auth.principal(&Method::GET, &headers, self.ip).await.ok()
+    }
+
+    /// A refused request, as a page: to the sign-in page when not signed in, else the why,
+    /// in the frame of whoever is signed in (so sign-out is there).
+    async fn refused(&self, state: &AppState, error: AuthError) -> Response {
         match error {
             AuthError::Unauthorized { message, .. } => {
                 let why = if message.contains("expired") {
@@ -222,11 +235,13 @@ impl PageCtx {
             }
             AuthError::Csrf | AuthError::CrossSite => self.error_page(
                 state,
+                self.session_viewer(state).await.as_ref(),
                 StatusCode::FORBIDDEN,
                 ErrorView::new(self.lang, "error.csrf", None),
             ),
             AuthError::Throttled { retry_after } => self.error_page(
                 state,
+                self.session_viewer(state).await.as_ref(),
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorView::text(
                     self.lang.fill(
@@ -236,17 +251,26 @@ impl PageCtx {
                     None,
                 ),
             ),
+            // The store that keeps sessions is what failed: nobody to show.
             AuthError::Unavailable(message) => self.error_page(
                 state,
+                None,
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorView::new(self.lang, "error.unavailable", Some(message)),
             ),
         }
     }
 
-    fn error_page(&self, state: &AppState, status: StatusCode, error: ErrorView) -> Response {
+    /// An error page in the frame of `viewer` (None: not known, or nobody signed in).
+    fn error_page(
+        &self,
+        state: &AppState,
+        viewer: Option<&Principal>,
+        status: StatusCode,
+        error: ErrorView,
+    ) -> Response {
         let page = view::ErrorPage {
-            c: self.chrome(state, None),
+            c: self.chrome(state, viewer),
             error,
         };
         self.page(status, &page)
@@ -348,11 +372,11 @@ async fn logout_submit(State(state): State<AppState>, ctx: PageCtx, body: axum::
         return match error {
             // Not signed in any more: signing out is done already.
             AuthError::Unauthorized { .. } => ctx.redirect("/login?why=signed_out"),
-            error => ctx.refused(&state, error),
+            error => ctx.refused(&state, error).await,
         };
     }
     if let Err(error) = state.auth.logout(&ctx.headers).await {
-        return ctx.refused(&state, error);
+        return ctx.refused(&state, error).await;
     }
     let mut response = ctx.redirect(if state.auth.is_open() {
         "/jobs"
@@ -369,7 +393,7 @@ async fn logout_submit(State(state): State<AppState>, ctx: PageCtx, body: axum::
 async fn jobs_page(State(state): State<AppState>, ctx: PageCtx) -> Response {
     let principal = match ctx.viewer(&state).await {
         Ok(principal) => principal,
-        Err(error) => return ctx.refused(&state, error),
+        Err(error) => return ctx.refused(&state, error).await,
     };
     render_jobs(&state, &ctx, &principal, StatusCode::OK, None).await
 }
@@ -383,7 +407,7 @@ async fn render_jobs(
 ) -> Response {
     let jobs = match state.jobs.list().await {
         Ok(jobs) => jobs,
-        Err(error) => return job_error_page(state, ctx, error),
+        Err(error) => return job_error_page(state, ctx, principal, error),
     };
     let page = JobsPage::new(
         ctx.chrome(state, Some(principal)),
@@ -394,9 +418,25 @@ async fn render_jobs(
     ctx.page(status, &page)
 }
 
-fn job_error_page(state: &AppState, ctx: &PageCtx, error: JobError) -> Response {
+fn job_error_page(state: &AppState, ctx: &PageCtx, principal: &Principal, error: JobError) -> Response {
     let ApiError(status, message) = ApiError::from(error);
-    ctx.error_page(state, status, ErrorView::from_api(ctx.lang, status, message))
+    ctx.error_page(
+        state,
+        Some(principal),
+        status,
+        ErrorView::from_api(ctx.lang, status, message),
+    )
+}
+
+/// Any path that is no page: a page saying so, in the frame of whoever is signed in.
+async fn no_such_page(State(state): State<AppState>, ctx: PageCtx) -> Response {
+    let viewer = ctx.session_viewer(&state).await;
+    ctx.error_page(
+        &state,
+        viewer.as_ref(),
+        StatusCode::NOT_FOUND,
+        ErrorView::new(ctx.lang, "error.no_page", None),
+    )
 }
 
 /// `POST /jobs`: the upload form (`csrf` first, then `file`, `city_code` and `reuse_within`), handed to the
@@ -411,6 +451,7 @@ async fn upload(
         Err(rejection) => {
             return ctx.error_page(
                 &state,
+                ctx.session_viewer(&state).await.as_ref(),
                 StatusCode::BAD_REQUEST,
                 ErrorView::new(ctx.lang, "error.no_file", Some(rejection.body_text())),
             );
@@ -435,7 +476,7 @@ async fn upload(
     }
     let principal = match ctx.poster(&state, csrf.as_deref()).await {
         Ok(principal) => principal,
-        Err(error) => return ctx.refused(&state, error),
+        Err(error) => return ctx.refused(&state, error).await,
     };
     match api::create_job(State(state.clone()), principal.clone(), Ok(multipart)).await {
         Ok((_, axum::Json(job))) => ctx.redirect(&format!("/jobs/{}", job.id)),
@@ -450,7 +491,7 @@ async fn upload(
 async fn job_page(State(state): State<AppState>, ctx: PageCtx, Path(id): Path<String>) -> Response {
     let principal = match ctx.viewer(&state).await {
         Ok(principal) => principal,
-        Err(error) => return ctx.refused(&state, error),
+        Err(error) => return ctx.refused(&state, error).await,
     };
     render_job(&state, &ctx, &principal, &id, StatusCode::OK, None).await
 }
@@ -465,11 +506,11 @@ async fn render_job(
 ) -> Response {
     let id = match id.parse::<i64>() {
         Ok(id) if id > 0 => id,
-        _ => return job_error_page(state, ctx, JobError::NotFound(0)),
+        _ => return job_error_page(state, ctx, principal, JobError::NotFound(0)),
     };
     let job = match state.jobs.view(id).await {
         Ok(job) => job,
-        Err(error) => return job_error_page(state, ctx, error),
+        Err(error) => return job_error_page(state, ctx, principal, error),
     };
     let page = JobPage::new(
         ctx.chrome(state, Some(principal)),
@@ -492,7 +533,7 @@ async fn job_action(
     let fields = form_fields(&body);
     let principal = match ctx.poster(&state, field(&fields, "csrf")).await {
         Ok(principal) => principal,
-        Err(error) => return ctx.refused(&state, error),
+        Err(error) => return ctx.refused(&state, error).await,
     };
     let done = match action.as_str() {
         "start" => api::start_job(State(state.clone()), principal.clone(), Path(id.clone())).await,
@@ -501,6 +542,7 @@ async fn job_action(
         _ => {
             return ctx.error_page(
                 &state,
+                Some(&principal),
                 StatusCode::NOT_FOUND,
                 ErrorView::new(ctx.lang, "error.not_found", None),
             );

@@ -86,7 +86,7 @@ impl Lang {
 }
 
 /// Every kind of rejection the check can report.
-pub const ALL_REASONS: [ReasonKind; 10] = [
+pub const ALL_REASONS: [ReasonKind; 11] = [
     ReasonKind::PlateUnsupported,
     ReasonKind::PlateInvalid,
     ReasonKind::VinInvalid,
@@ -97,6 +97,7 @@ pub const ALL_REASONS: [ReasonKind; 10] = [
     ReasonKind::NoCity,
     ReasonKind::RaggedRow,
     ReasonKind::Undecodable,
+    ReasonKind::FieldTooLong,
 ];
 
 /// (key, Chinese, English).
@@ -374,9 +375,14 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "The signature or the time was refused. Ask the administrator of this service to check the secret key in the config and the server's clock, then press Retry.",
     ),
     (
+        "aborted.title_other",
+        "任务意外中止",
+        "The job stopped unexpectedly",
+    ),
+    (
         "aborted.other",
-        "任务意外中止。请把下面的原话发给本服务的管理员，处理后点“重试”。",
-        "The job stopped unexpectedly. Pass the words below to the administrator of this service, then press Retry.",
+        "这不是代理凭证的问题。请把下面“程序的原话”发给本服务的管理员，处理后点“重试”。",
+        "This is not about the agent's credentials. Pass the program's words below to the administrator of this service, then press Retry.",
     ),
     (
         "aborted.rows_kept",
@@ -403,8 +409,8 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ),
     (
         "error.unreadable",
-        "文件无法读取：请在 Excel 中另存为 .xlsx 或“CSV UTF-8”后重新上传。",
-        "The file cannot be read: save it from Excel as .xlsx or \"CSV UTF-8\" and upload it again.",
+        "文件无法读取：它不是 Excel 表格，或不是能识别的文字编码。请用 Excel 打开名单，“另存为”选择“CSV UTF-8（逗号分隔）”或“Excel 工作簿（.xlsx）”，再上传另存的文件。",
+        "The file cannot be read: it is not an Excel workbook, or not text in an encoding the tool knows. Open the list in Excel, Save As \"CSV UTF-8 (Comma delimited)\" or \"Excel Workbook (.xlsx)\", and upload the saved file.",
     ),
     (
         "error.no_file",
@@ -420,6 +426,11 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "error.not_found",
         "没有这个任务（可能已被删除）。",
         "There is no such job (it may have been deleted).",
+    ),
+    (
+        "error.no_page",
+        "没有这个页面：请从任务列表进入。",
+        "There is no such page: start from the jobs.",
     ),
     ("error.conflict", "现在不能这样做：", "That cannot be done now: "),
     (
@@ -497,6 +508,12 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
         "fix.undecodable",
         "文件编码有问题：在 Excel 中另存为 .xlsx 或“CSV UTF-8”后重新上传。",
         "The file's encoding is off: save it from Excel as .xlsx or \"CSV UTF-8\" and upload it again.",
+    ),
+    ("reason.field_too_long", "单元格太长", "A field too long"),
+    (
+        "fix.field_too_long",
+        "有单元格的内容太长：检查是否把很多内容粘贴进了一个单元格。",
+        "A field is too long: look for a cell holding much more than it should.",
     ),
     ("reason.other", "其他原因", "Other"),
     ("fix.other", "见说明。", "See the fix."),

@@ -10,6 +10,8 @@ use crate::leads::city::CITIES;
 use crate::results::history::format_duration;
 use crate::results::outcome::Status;
 use crate::serve::api::JobView;
+use crate::serve::pages::abort_kind::AbortKind;
+use crate::serve::pages::rejected_row;
 use crate::serve::pages::text::Lang;
 use crate::serve::store::{JobRecord, JobState};
 
@@ -60,6 +62,9 @@ impl Notice {
 pub struct ErrorView {
     pub text: String,
     pub details: Option<String>,
+    /// The details start folded: they speak to whoever runs the CLI (its flags), and the
+    /// text already says what a clerk can do.
+    pub folded: bool,
 }
 
 impl ErrorView {
@@ -67,11 +72,18 @@ impl ErrorView {
         ErrorView {
             text: lang.t(key).to_string(),
             details,
+            // An unreadable file's message suggests `--input-encoding`, which a clerk on the
+            // page cannot pass: "save it again from Excel" is the clerk's way.
+            folded: key == "error.unreadable",
         }
     }
 
     pub fn text(text: String, details: Option<String>) -> ErrorView {
-        ErrorView { text, details }
+        ErrorView {
+            text,
+            details,
+            folded: false,
+        }
     }
 
     /// An API refusal in a clerk's words, with the API's message (the CLI's) as details.
@@ -94,10 +106,7 @@ impl ErrorView {
                 }
             }
             StatusCode::CONFLICT => {
-                return ErrorView {
-                    text: lang.t("error.conflict").to_string(),
-                    details: Some(message),
-                };
+                return ErrorView::text(lang.t("error.conflict").to_string(), Some(message));
             }
             _ => "error.other",
         };
@@ -344,6 +353,8 @@ pub struct ProgressView {
 
 /// Why an aborted job stopped, in a clerk's words and in the CLI's.
 pub struct AbortView {
+    /// Blames the agent's credentials only when they were refused.
+    pub title: &'static str,
     pub text: &'static str,
     pub kept: String,
     pub message: Option<String>,
@@ -419,7 +430,7 @@ impl JobPage {
                                 } else {
                                     example.plate.clone()
                                 },
-                                text: example.text.clone(),
+                                text: rejected_row::explain(lang, &reason.reason, example),
                             })
                             .collect(),
                     }
@@ -480,10 +491,14 @@ impl JobPage {
             seconds_format: lang.t("time.seconds"),
             minutes_format: lang.t("time.minutes"),
         };
-        let aborted = (job.state == JobState::Aborted).then(|| AbortView {
-            text: lang.t(abort_key(job.message.as_deref().unwrap_or(""))),
-            kept: lang.fill("aborted.rows_kept", &[("done", job.rows_done.to_string())]),
-            message: job.message.clone(),
+        let aborted = (job.state == JobState::Aborted).then(|| {
+            let kind = AbortKind::of(job.message.as_deref().unwrap_or(""));
+            AbortView {
+                title: lang.t(kind.title_key()),
+                text: lang.t(kind.text_key()),
+                kept: lang.fill("aborted.rows_kept", &[("done", job.rows_done.to_string())]),
+                message: job.message.clone(),
+            }
         });
         let xlsx_link = serde_json::to_value(&view)
             .ok()
@@ -526,26 +541,6 @@ impl JobPage {
             error,
             job: view,
         }
-    }
-}
-
-/// What the CLI's exit-3 message says, as a text key: a refused Token (403), a refused
-/// signature (406), or something else.
-fn abort_key(message: &str) -> &'static str {
-    // "stopped after N consecutive credential failures (A×403, B×406)."
-    let count = |code: &str| -> u64 {
-        message
-            .split(['(', ',', ')'])
-            .map(str::trim)
-            .find_map(|part| part.strip_suffix(code)?.strip_suffix('×')?.parse().ok())
-            .unwrap_or(0)
-    };
-    if count("403") > 0 {
-        "aborted.403"
-    } else if count("406") > 0 {
-        "aborted.406"
-    } else {
-        "aborted.other"
     }
 }
 
@@ -603,20 +598,6 @@ mod tests {
     fn beijing_time_is_utc_plus_eight() {
         assert_eq!(beijing_time(0), "1970-01-01 08:00");
         assert_eq!(beijing_time(1_796_166_245), "2026-12-02 07:04");
-    }
-
-    #[test]
-    fn the_abort_message_says_which_credential() {
-        let of = |m: &str| abort_key(m);
-        assert_eq!(
-            of("stopped after 3 consecutive credential failures (3×403, 0×406). HTTP 403: …"),
-            "aborted.403"
-        );
-        assert_eq!(
-            of("stopped after 3 consecutive credential failures (0×403, 3×406). HTTP 406: …"),
-            "aborted.406"
-        );
-        assert_eq!(of("the job store: disk I/O error"), "aborted.other");
     }
 
     #[test]

@@ -39,8 +39,8 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--lang=zh-CN",
 ];
 
-const HOW_TO_INSTALL: &str = "install it with `apt-get install chromium chromium-driver` (Debian), or point \
-BIHU_CHROMIUM and BIHU_CHROMEDRIVER at the binaries";
+const HOW_TO_INSTALL: &str = "install it with `apt-get install chromium chromium-driver` (Debian; add \
+chromium-l10n fonts-wqy-zenhei for Chinese screenshots), or point BIHU_CHROMIUM and BIHU_CHROMEDRIVER at the binaries";
 
 /// How long a wait for something on a page lasts before the test fails.
 pub const PAGE_WAIT: Duration = Duration::from_secs(20);

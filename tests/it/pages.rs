@@ -1098,10 +1098,24 @@ async fn error_pages_keep_who_is_signed_in_and_an_unknown_path_has_a_page() {
     let page = english.text().await.unwrap();
     assert!(page.contains("There is no such page"), "{page}");
     assert!(!page.contains("id=\"sign-out\""), "nobody signed in: {page}");
-    // The API's unknown paths still answer in JSON.
+    // The API's unknown paths still answer in JSON, and the report takes only its languages.
     let api = http.get(service.url("/api/nope")).send().await.unwrap();
     assert_eq!(api.status(), StatusCode::NOT_FOUND);
     assert!(api.text().await.unwrap().starts_with("{\"error\""));
+    let french = http
+        .get(service.url("/api/jobs/1/report.html?lang=fr"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(french.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        french
+            .text()
+            .await
+            .unwrap()
+            .contains("is not a report language: use zh or en")
+    );
 
     // Wrong Basic credentials beside the session, until the address is throttled: the page
     // that says so still has the session's sign-out.

@@ -141,17 +141,14 @@ async fn processes_opening_a_new_history_at_once_all_open_it() {
 // Runs that record into the history and reuse it (in-process pipeline, sandbox on loopback).
 
 mod runs {
-    use std::num::{NonZeroU32, NonZeroUsize};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::time::Duration;
 
-    use bihu_renew::cmd::run::CREDENTIAL_FAILURE_LIMIT;
-    use bihu_renew::leads::input::InputOptions;
     use bihu_renew::leads::lead::VehicleKey;
     use bihu_renew::results::history::{self, History};
     use bihu_renew::results::outcome::Status;
-    use bihu_renew::results::output::{OutputStyle, OutputTarget};
+    use bihu_renew::results::output::OutputTarget;
     use bihu_renew::run::config::{Backoff, Existing, HistorySettings, RunConfig};
     use bihu_renew::run::events::Silent;
     use bihu_renew::run::pipeline;
@@ -160,7 +157,7 @@ mod runs {
     use bihu_renew::sandbox::{Sandbox, SandboxConfig};
     use tokio_util::sync::CancellationToken;
 
-    use crate::support::{ResultRow, agent, read_results, run_binary, sandbox_flags, start_sandbox};
+    use crate::support::{ResultRow, read_results, run_binary, run_config, sandbox_flags, start_sandbox};
 
     /// `粤B` plates (city 深圳, 11), numbered.
     fn list(dir: &Path, name: &str, numbers: impl IntoIterator<Item = usize>) -> PathBuf {
@@ -179,31 +176,20 @@ mod runs {
         history: &Path,
         reuse_within: Option<Duration>,
     ) -> RunConfig {
+        let output = input.with_extension("results.csv");
         RunConfig {
-            output: OutputTarget::File(input.with_extension("results.csv")),
-            input,
             existing: Existing::Overwrite,
-            base_url: sandbox.base_url(),
-            agent: agent(sandbox.config()),
-            token: Some(sandbox.config().token.clone()),
-            user_name: None,
-            input_options: InputOptions::default(),
-            output_style: OutputStyle::default(),
-            rate: NonZeroU32::new(10_000).unwrap(),
-            burst: NonZeroU32::new(100).unwrap(),
-            concurrency: NonZeroUsize::new(8).unwrap(),
             retries: 0,
-            timeout: Duration::from_secs(10),
             backoff: Backoff {
                 min: Duration::from_millis(10),
                 max: Duration::from_millis(50),
                 max_retry_after: Duration::from_secs(1),
             },
-            credential_failure_limit: CREDENTIAL_FAILURE_LIMIT,
             history: Some(HistorySettings {
                 path: history.to_path_buf(),
                 reuse_within,
             }),
+            ..run_config(sandbox, input, output)
         }
     }
 

@@ -3,7 +3,6 @@
 //! to fix, no row lost or wrongly final, and peak memory within bounds where it matters
 //! (`BIHU_REPORT_PEAK_MEMORY` makes the binary print its own `VmHWM`).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,30 +10,7 @@ use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::support::{BinOutput, read_results, run_binary, start_sandbox};
-
-struct Dir {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Dir {
-    fn new() -> Dir {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        Dir { _dir: dir, path }
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.path.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path.display().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.path.join(name).display().to_string()
-    }
-}
+use crate::support::{BinOutput, Files, read_results, run_binary, start_sandbox};
 
 fn credentials(base_url: &str) -> Vec<String> {
     let config = SandboxConfig::default();
@@ -161,7 +137,7 @@ async fn hostile_server(answer: Hostile) -> HostileServer {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stray_quote_is_refused_before_any_request_naming_its_line() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let dir = Dir::new();
+    let dir = Files::new();
     let mut text = String::from("name,车牌号\n张三,京J97896\n\"李四,京A12345\n");
     for i in 0..4998 {
         text.push_str(&format!("客户{i},京A{:05}\n", i % 100_000));
@@ -195,7 +171,7 @@ async fn a_stray_quote_is_refused_before_any_request_naming_its_line() {
 #[tokio::test(flavor = "multi_thread")]
 async fn mixed_encodings_are_refused_naming_the_lines_and_the_flag() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let dir = Dir::new();
+    let dir = Files::new();
     let mut bytes = "name,车牌号\n张三,京J97896\n".as_bytes().to_vec();
     let (gbk, _, _) = encoding_rs::GBK.encode("李四,京A12345\n");
     bytes.extend_from_slice(&gbk);
@@ -238,7 +214,7 @@ async fn mixed_encodings_are_refused_naming_the_lines_and_the_flag() {
 #[tokio::test(flavor = "multi_thread")]
 async fn utf16_tab_and_semicolon_lists_read_and_a_renamed_csv_is_named() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let dir = Dir::new();
+    let dir = Files::new();
     let lines = ["name,车牌号", "张三,京J97896", "李四,京A12345"];
     let comma = dir.write("comma.csv", (lines.join("\n") + "\n").as_bytes());
     let tab_text = lines.join("\n").replace(',', "\t") + "\n";
@@ -283,7 +259,7 @@ async fn utf16_tab_and_semicolon_lists_read_and_a_renamed_csv_is_named() {
 /// `--resume` sends again, never `renewed`.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_success_is_a_protocol_error_not_renewed() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let input = dir.write("leads.csv", "车牌号\n京J97896\n".as_bytes());
     for body in [
         r#"{"code":200,"msg":"ok","RenewalToken":{"x":"=1+1"}}"#,
@@ -315,7 +291,7 @@ async fn a_malformed_success_is_a_protocol_error_not_renewed() {
 /// them raw; `--resume` reads a guarded file back as the input's.
 #[tokio::test(flavor = "multi_thread")]
 async fn formula_cells_are_neutralised_in_every_csv_written() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let input = dir.write(
         "leads.csv",
         "name,车牌号,note\n\"=HYPERLINK(\"\"http://x\"\",\"\"click\"\")\",京J97896,@SUM(A1)\n+1,京A12345,-2\n"
@@ -396,7 +372,7 @@ async fn formula_cells_are_neutralised_in_every_csv_written() {
 /// misspelt or broken secret, give short messages that never print a value.
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_are_bounded_and_never_print_a_secret() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let header: Vec<String> = (0..1_000_000).map(|i| format!("c{i}")).collect();
     let wide = dir.write("wide.csv", format!("{}\n", header.join(",")).as_bytes());
     let run = run_binary(&["run", &wide, "--dry-run"], &[]).await;
@@ -422,7 +398,7 @@ async fn messages_are_bounded_and_never_print_a_secret() {
 /// warning a run; an unknown code without a token is a protocol error naming both codes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_body_code_on_http_200_decides_with_one_warning() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let input = dir.write("leads.csv", "车牌号\n京J97896\n京A12345\n沪A12345\n".as_bytes());
     let server = hostile_server(Hostile::Fixed(
         200,
@@ -454,7 +430,7 @@ async fn a_body_code_on_http_200_decides_with_one_warning() {
 /// alike.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_sandbox_is_read_as_the_normal_one() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let mut list = String::from("车牌号\n");
     for n in 0..40 {
         list.push_str(&format!("京A{n:05}\n"));
@@ -522,7 +498,7 @@ async fn a_gateway_sandbox_is_read_as_the_normal_one() {
 /// run stays small; a 100 MB `msg` is cut in the results.
 #[tokio::test(flavor = "multi_thread")]
 async fn endless_and_huge_answers_are_cut_and_memory_stays_small() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let input = dir.write("leads.csv", "车牌号\n京J97896\n".as_bytes());
     let server = hostile_server(Hostile::Endless).await;
     let output = dir.path("out.csv");
@@ -777,7 +753,7 @@ fn workbook_with_far_cell(far: (u32, u16)) -> Vec<u8> {
 /// file, naming the limit and its flag; the next run on the same OUTPUT is not blocked.
 #[tokio::test(flavor = "multi_thread")]
 async fn workbook_bombs_are_refused_before_they_are_read() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     let output = dir.path("out.csv");
     let far = dir.write("far.xlsx", &workbook_with_far_cell((1_048_575, 16_383)));
@@ -847,7 +823,7 @@ async fn workbook_bombs_are_refused_before_they_are_read() {
 /// survey read the sheet a second time beside the first).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_live_run_reads_its_workbook_once() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     // A grid of 26 columns by 100,000 rows: 2.6 million cells, about 83 MB at 32 bytes each.
     let input = dir.write("wide.xlsx", &workbook_with_far_cell((99_999, 25)));
@@ -875,7 +851,7 @@ async fn a_live_run_reads_its_workbook_once() {
 /// written in order, and a row with a field over 64 KB is `invalid_input`.
 #[tokio::test(flavor = "multi_thread")]
 async fn memory_is_bounded_by_bytes_not_rows() {
-    let dir = Dir::new();
+    let dir = Files::new();
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     let n_rows = 80;
     let note = "n".repeat(60_000);

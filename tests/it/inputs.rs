@@ -2,12 +2,12 @@
 //! results as plain UTF-8; the results file's BOM; the config file and its precedence; dry
 //! runs; `login`, completions and the man page.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 
-use crate::support::{parse_results, read_results, run_binary, start_sandbox};
+use crate::support::{Files, parse_results, read_results, run_binary, sandbox_flags, start_sandbox};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -72,48 +72,11 @@ fn owned(rows: &[[&str; 6]]) -> Vec<Vec<String>> {
         .collect()
 }
 
-struct Inputs {
-    _dir: tempfile::TempDir,
-    dir: PathBuf,
-}
-
-impl Inputs {
-    fn new() -> Inputs {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        Inputs { _dir: dir, dir: path }
-    }
-
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.dir.join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path.display().to_string()
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-}
-
-fn sandbox_flags(sandbox: &Sandbox) -> Vec<String> {
-    let config = sandbox.config();
-    vec![
-        "--base-url".into(),
-        sandbox.base_url().to_string(),
-        "--agent-id".into(),
-        config.agent_id.clone(),
-        "--token".into(),
-        config.token.clone(),
-        "--secret-key".into(),
-        config.secret.expose().to_string(),
-        "--no-progress".into(),
-    ]
-}
-
 async fn run_with(sandbox: &Sandbox, args: &[&str]) -> crate::support::BinOutput {
     let mut all: Vec<String> = vec!["run".into()];
     all.extend(args.iter().map(|a| a.to_string()));
     all.extend(sandbox_flags(sandbox));
+    all.push("--no-progress".into());
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     run_binary(&refs, &[]).await
 }
@@ -121,7 +84,7 @@ async fn run_with(sandbox: &Sandbox, args: &[&str]) -> crate::support::BinOutput
 #[tokio::test(flavor = "multi_thread")]
 async fn utf8_bom_gbk_and_xlsx_lists_give_identical_results() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let text = csv_text(LEADS);
     let utf8 = inputs.write("utf8.csv", text.as_bytes());
     let with_bom = inputs.write("bom.csv", &[BOM, text.as_bytes()].concat());
@@ -177,7 +140,7 @@ async fn utf8_bom_gbk_and_xlsx_lists_give_identical_results() {
 #[tokio::test(flavor = "multi_thread")]
 async fn results_start_with_a_bom_unless_told_otherwise_and_never_on_stdout() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let input = inputs.write("list.csv", "车牌号\n京J97896\n".as_bytes());
     let default = inputs.path("default.csv");
     assert_eq!(run_with(&sandbox, &[&input, "-o", &default]).await.code, 0);
@@ -204,7 +167,7 @@ async fn results_start_with_a_bom_unless_told_otherwise_and_never_on_stdout() {
 #[tokio::test(flavor = "multi_thread")]
 async fn zh_headers_name_the_result_columns_in_chinese_and_still_resume() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let input = inputs.write("list.csv", "车牌号\n京J97896\n沪A12345\n".as_bytes());
     let output = inputs.path("out.csv");
     assert_eq!(
@@ -267,7 +230,7 @@ async fn zh_headers_name_the_result_columns_in_chinese_and_still_resume() {
 async fn config_file_precedence_is_flag_then_environment_then_file() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
     let config = sandbox.config();
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let input = inputs.write("list.csv", "车牌号\n京J97896\n".as_bytes());
     let file = inputs.write(
         "bihu.toml",
@@ -342,7 +305,7 @@ async fn a_default_city_never_outranks_the_plate() {
     })
     .await;
     let config = sandbox.config();
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let input = inputs.write(
         "list.csv",
         "车牌号,车架号,发动机号,投保城市\n\
@@ -415,7 +378,7 @@ async fn a_default_city_never_outranks_the_plate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_config_file_others_can_read_with_the_secret_in_it_gives_a_warning() {
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let input = inputs.write("list.csv", "车牌号\n京J97896\n".as_bytes());
     let file = inputs.write("bihu.toml", b"secret_key = \"s3cr3t-in-file\"\n");
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
@@ -441,7 +404,7 @@ async fn a_dry_run_sends_nothing_and_reports_what_it_found() {
         ..SandboxConfig::default()
     })
     .await;
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let input = inputs.write("list.csv", csv_text(LEADS).as_bytes());
     let output = inputs.path("checked.csv");
     let summary = inputs.path("summary.json");
@@ -526,7 +489,7 @@ async fn completions_and_man_page_come_from_the_real_flags() {
 /// The samples stay twins: the GBK CSV and the workbook read exactly like `leads.csv`.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sample_lists_are_twins() {
-    let inputs = Inputs::new();
+    let inputs = Files::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
     let mut outputs = Vec::new();
     for name in ["leads.csv", "leads-gbk.csv", "leads.xlsx"] {

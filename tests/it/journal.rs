@@ -4,7 +4,6 @@
 //! Also the dry-run file that resumes and the `--summary-json` checked up front (issue 16).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,7 +16,7 @@ use csv::StringRecord;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::support::start_sandbox;
+use crate::support::{clean_command, lead_list, plates, start_sandbox};
 
 const CONCURRENCY: u64 = 8;
 
@@ -26,18 +25,6 @@ const CONCURRENCY: u64 = 8;
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const CITY: &str = "11";
 const FLAKY_PERCENT: u8 = 20;
-
-fn plates(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("粤B{i:05}")).collect()
-}
-
-fn lead_list(plates: &[String]) -> String {
-    let mut text = String::from("name,plate\n");
-    for (i, plate) in plates.iter().enumerate() {
-        writeln!(text, "客户{},{plate}", i + 1).unwrap();
-    }
-    text
-}
 
 fn fingerprint(plate: &str) -> u128 {
     vehicle_fingerprint(Some(plate), None, None, CITY)
@@ -117,19 +104,8 @@ impl Work {
     }
 
     fn command(&self, program: &str, args: &[String]) -> Command {
-        let mut command = Command::new(program);
-        for (name, _) in std::env::vars_os() {
-            let text = name.to_string_lossy().to_ascii_uppercase();
-            if text.starts_with("BIHU_") || text.ends_with("_PROXY") {
-                command.env_remove(&name);
-            }
-        }
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut command = clean_command(program);
+        command.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
         command
     }
 

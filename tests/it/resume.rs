@@ -7,7 +7,6 @@
 //! process (`tokio::process`), so a test awaits the child and never blocks a worker.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,28 +19,13 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::support::start_sandbox;
+use crate::support::{bihu_command, lead_list, plates, start_sandbox};
 
 const CONCURRENCY: u64 = 4;
 /// The sandbox's share of vehicles without renewal data (its default).
 const NOT_RENEWABLE_PERCENT: u8 = 20;
 /// City of the `粤B` plates below (深圳).
 const CITY: &str = "11";
-
-/// Distinct plates, one per number.
-fn plates(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("粤B{i:05}")).collect()
-}
-
-/// A lead list: a name column (multi-byte, so that cuts can fall inside a character) and the
-/// plate.
-fn lead_list(plates: &[String]) -> String {
-    let mut text = String::from("name,plate\n");
-    for (i, plate) in plates.iter().enumerate() {
-        writeln!(text, "客户{},{plate}", i + 1).unwrap();
-    }
-    text
-}
 
 /// A sandbox that records requests, with `latency` before each answer.
 fn recording(latency: Duration) -> SandboxConfig {
@@ -168,13 +152,7 @@ impl Work {
 
     fn command(&self, sandbox: &Sandbox, flags: &[&str]) -> Command {
         let config = sandbox.config();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bihu-renew"));
-        for (name, _) in std::env::vars_os() {
-            let name_text = name.to_string_lossy();
-            if name_text.starts_with("BIHU_") || name_text.to_ascii_lowercase().ends_with("_proxy") {
-                command.env_remove(&name);
-            }
-        }
+        let mut command = bihu_command();
         command
             .arg("run")
             .arg(&self.input)
@@ -188,10 +166,8 @@ impl Work {
             .args(["--rate", "1000", "--concurrency", &CONCURRENCY.to_string()])
             .args(["--retries", "0", "--timeout", "10"])
             .args(flags)
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
         command
     }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bihu_renew::api::secret::Secret;
 use bihu_renew::cmd::run::CREDENTIAL_FAILURE_LIMIT;
-use bihu_renew::leads::input::{InputEncoding, InputOptions};
-use bihu_renew::results::output::{OutputStyle, OutputTarget};
-use bihu_renew::run::config::{Backoff, Existing, RunConfig};
+use bihu_renew::leads::input::InputEncoding;
+use bihu_renew::results::output::OutputTarget;
+use bihu_renew::run::config::RunConfig;
 use bihu_renew::run::events::Silent;
 use bihu_renew::run::pipeline;
 use bihu_renew::run::quota::Quota;
@@ -24,7 +24,7 @@ use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    BinOutput, ResultRow, agent, client, parse_results, read_results, run_binary, start_sandbox,
+    BinOutput, ResultRow, client, parse_results, read_results, run_binary, run_config, start_sandbox,
 };
 
 /// The secret key of every sandbox here: distinctive, so that a leak cannot hide.
@@ -60,29 +60,11 @@ impl RunTest {
         })
         .await;
         let dir = tempfile::tempdir().unwrap();
-        let config = RunConfig {
-            input: dir.path().join("leads.csv"),
-            output: OutputTarget::File(dir.path().join("leads.results.csv")),
-            existing: Existing::Refuse,
-            base_url: sandbox.base_url(),
-            agent: agent(sandbox.config()),
-            token: Some(sandbox.config().token.clone()),
-            user_name: None,
-            input_options: InputOptions::default(),
-            output_style: OutputStyle::default(),
-            rate: NonZeroU32::new(10_000).unwrap(),
-            burst: NonZeroU32::new(100).unwrap(),
-            concurrency: NonZeroUsize::new(8).unwrap(),
-            retries: 3,
-            timeout: Duration::from_secs(10),
-            backoff: Backoff {
-                min: Duration::from_millis(10),
-                max: Duration::from_millis(200),
-                max_retry_after: Duration::from_secs(5),
-            },
-            credential_failure_limit: CREDENTIAL_FAILURE_LIMIT,
-            history: None,
-        };
+        let config = run_config(
+            &sandbox,
+            dir.path().join("leads.csv"),
+            dir.path().join("leads.results.csv"),
+        );
         RunTest { dir, sandbox, config }
     }
 

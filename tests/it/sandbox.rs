@@ -181,6 +181,12 @@ async fn vehicle_without_renewal_data_is_206() {
     );
 }
 
+/// The answer to 京J97896's renewal, signed now as `agent` with `token`.
+async fn renew_as(sandbox: &Sandbox, agent: &protocol::Agent, token: &str) -> Answer {
+    let request = RenewalRequest::signed(&lead("京J97896"), agent, token, unix_now());
+    renew(sandbox, &request).await
+}
+
 #[tokio::test]
 async fn wrong_agent_id_is_403() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
@@ -188,13 +194,7 @@ async fn wrong_agent_id_is_403() {
         agent_id: "103".into(),
         ..agent(sandbox.config())
     };
-    let request = RenewalRequest::signed(
-        &lead("京J97896"),
-        &other_agent,
-        &sandbox.config().token,
-        unix_now(),
-    );
-    let answer = renew(&sandbox, &request).await;
+    let answer = renew_as(&sandbox, &other_agent, &sandbox.config().token).await;
     assert!(matches!(answer, Answer::Unauthorized { .. }), "{answer:?}");
     assert_msg_contains(&answer, "AgentId 103");
 }
@@ -202,14 +202,12 @@ async fn wrong_agent_id_is_403() {
 #[tokio::test]
 async fn unknown_token_is_403() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let config = sandbox.config();
-    let request = RenewalRequest::signed(
-        &lead("京J97896"),
-        &agent(config),
+    let answer = renew_as(
+        &sandbox,
+        &agent(sandbox.config()),
         "00000000000000000000000000000000",
-        unix_now(),
-    );
-    let answer = renew(&sandbox, &request).await;
+    )
+    .await;
     assert!(matches!(answer, Answer::Unauthorized { .. }), "{answer:?}");
     assert_msg_contains(&answer, "unknown");
 }
@@ -264,8 +262,7 @@ async fn wrong_secret_is_406() {
         secret: Secret::new("not-the-secret"),
         ..agent(config)
     };
-    let request = RenewalRequest::signed(&lead("京J97896"), &wrong, &config.token, unix_now());
-    let answer = renew(&sandbox, &request).await;
+    let answer = renew_as(&sandbox, &wrong, &config.token).await;
     assert!(matches!(answer, Answer::VerificationFailed { .. }), "{answer:?}");
     assert_msg_contains(&answer, "secCode");
 }
@@ -424,8 +421,7 @@ async fn fail_rate_one_answers_500_with_retry_after() {
         secret: Secret::new("not-the-secret"),
         ..agent(config)
     };
-    let request = RenewalRequest::signed(&lead("京J97896"), &wrong, &config.token, unix_now());
-    let answer = renew(&sandbox, &request).await;
+    let answer = renew_as(&sandbox, &wrong, &config.token).await;
     assert!(matches!(answer, Answer::VerificationFailed { .. }), "{answer:?}");
 }
 

@@ -3,8 +3,17 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::fmt::Write as _;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
 use bihu_renew::api::protocol::Agent;
+use bihu_renew::cmd::run::CREDENTIAL_FAILURE_LIMIT;
+use bihu_renew::leads::input::InputOptions;
 use bihu_renew::leads::lead::{self, Lead, RawLead};
+use bihu_renew::results::output::{OutputStyle, OutputTarget};
+use bihu_renew::run::config::{Backoff, Existing, RunConfig};
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 
 /// The flags that point the binary at `sandbox` with its credentials (`--base-url`,
@@ -47,6 +56,36 @@ pub fn agent(config: &SandboxConfig) -> Agent {
         agent_id: config.agent_id.clone(),
         secret: config.secret.clone(),
         secret_label: config.secret_label.clone(),
+    }
+}
+
+/// An in-process run of `input` into `output` against `sandbox` with its credentials: fast
+/// (rate 10,000, burst 100, concurrency 8), 3 retries after a backoff of 10-200 ms (a server's
+/// `Retry-After` honoured up to 5 s), existing OUTPUT refused, no history. Tests change what
+/// they are about with struct update syntax.
+pub fn run_config(sandbox: &Sandbox, input: PathBuf, output: PathBuf) -> RunConfig {
+    RunConfig {
+        input,
+        output: OutputTarget::File(output),
+        existing: Existing::Refuse,
+        base_url: sandbox.base_url(),
+        agent: agent(sandbox.config()),
+        token: Some(sandbox.config().token.clone()),
+        user_name: None,
+        input_options: InputOptions::default(),
+        output_style: OutputStyle::default(),
+        rate: NonZeroU32::new(10_000).unwrap(),
+        burst: NonZeroU32::new(100).unwrap(),
+        concurrency: NonZeroUsize::new(8).unwrap(),
+        retries: 3,
+        timeout: Duration::from_secs(10),
+        backoff: Backoff {
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(200),
+            max_retry_after: Duration::from_secs(5),
+        },
+        credential_failure_limit: CREDENTIAL_FAILURE_LIMIT,
+        history: None,
     }
 }
 
@@ -152,22 +191,31 @@ impl BinOutput {
     }
 }
 
-/// Runs the `bihu-renew` binary with `args` and `envs` only: every `BIHU_*` variable and any
-/// proxy setting of the test's environment is removed. Awaitable, so that a sandbox served by
-/// the test's own runtime keeps answering meanwhile.
-pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> BinOutput {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bihu-renew"));
+/// The `bihu-renew` binary as a command without the test environment's `BIHU_*` variables
+/// and proxy settings, reading nothing from stdin, killed if dropped.
+pub fn bihu_command() -> tokio::process::Command {
+    clean_command(env!("CARGO_BIN_EXE_bihu-renew"))
+}
+
+/// [`bihu_command`] for another program (a shell that sets limits before it runs the binary).
+pub fn clean_command(program: &str) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(program);
     for (name, _) in std::env::vars_os() {
         let text = name.to_string_lossy().to_ascii_uppercase();
         if text.starts_with("BIHU_") || text.ends_with("_PROXY") {
             command.env_remove(&name);
         }
     }
+    command.stdin(std::process::Stdio::null()).kill_on_drop(true);
     command
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
+}
+
+/// Runs the `bihu-renew` binary with `args` and `envs` only: every `BIHU_*` variable and any
+/// proxy setting of the test's environment is removed. Awaitable, so that a sandbox served by
+/// the test's own runtime keeps answering meanwhile.
+pub async fn run_binary(args: &[&str], envs: &[(&str, &str)]) -> BinOutput {
+    let mut command = bihu_command();
+    command.args(args).envs(envs.iter().copied());
     let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
         .await
         .expect("bihu-renew finishes within a minute")
@@ -211,4 +259,45 @@ pub fn mask_times(text: &str) -> String {
 /// [`mask_times`] of a file's bytes.
 pub fn masked(bytes: &[u8]) -> String {
     mask_times(&String::from_utf8_lossy(bytes))
+}
+
+/// A temporary folder for a test's files, named by their text paths as the binary takes them.
+pub struct Files {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Files {
+    pub fn new() -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        Files { _dir: dir, path }
+    }
+
+    /// Writes `bytes` to the file `name` in the folder and gives its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.path.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.display().to_string()
+    }
+
+    /// The path of `name` in the folder.
+    pub fn path(&self, name: &str) -> String {
+        self.path.join(name).display().to_string()
+    }
+}
+
+/// Distinct `粤B` plates (city 深圳, 11), one per number.
+pub fn plates(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("粤B{i:05}")).collect()
+}
+
+/// A lead list: a name column (multi-byte, so that cuts can fall inside a character) and the
+/// plate.
+pub fn lead_list(plates: &[String]) -> String {
+    let mut text = String::from("name,plate\n");
+    for (i, plate) in plates.iter().enumerate() {
+        writeln!(text, "客户{},{plate}", i + 1).unwrap();
+    }
+    text
 }

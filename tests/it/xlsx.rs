@@ -14,23 +14,13 @@ use bihu_renew::sandbox::{Sandbox, SandboxConfig, expected_renewal};
 use calamine::{Data, Reader as _};
 use tokio::process::{Child, Command};
 
-use crate::support::{run_binary, start_sandbox};
+use crate::support::{bihu_command, run_binary, sandbox_flags, start_sandbox};
 
+/// The flags that point the binary at `sandbox`, without a progress bar.
 fn sandbox_args(sandbox: &Sandbox) -> Vec<String> {
-    let config = sandbox.config();
-    [
-        "--base-url",
-        sandbox.base_url().as_str(),
-        "--agent-id",
-        &config.agent_id,
-        "--token",
-        &config.token,
-        "--secret-key",
-        config.secret.expose(),
-        "--no-progress",
-    ]
-    .map(str::to_string)
-    .to_vec()
+    let mut args = sandbox_flags(sandbox);
+    args.push("--no-progress".to_string());
+    args
 }
 
 /// The first sheet's cells, as calamine reads them.
@@ -163,13 +153,7 @@ const CONCURRENCY: u64 = 4;
 const NOT_RENEWABLE_PERCENT: u8 = 20;
 
 fn resume_command(sandbox: &Sandbox, input: &Path, output: &Path, flags: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_bihu-renew"));
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy().to_ascii_uppercase();
-        if text.starts_with("BIHU_") || text.ends_with("_PROXY") {
-            command.env_remove(&name);
-        }
-    }
+    let mut command = bihu_command();
     command
         .arg("run")
         .arg(input)
@@ -179,10 +163,8 @@ fn resume_command(sandbox: &Sandbox, input: &Path, output: &Path, flags: &[&str]
         .args(["--rate", "1000", "--concurrency", &CONCURRENCY.to_string()])
         .args(["--retries", "0"])
         .args(flags)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     command
 }
 

@@ -31,7 +31,7 @@ pub use crate::serve::job_error::JobError;
 pub use crate::serve::live::LiveJob;
 use crate::serve::store::{JobRecord, JobState, NewJob, Store};
 use crate::serve::upload::{self, input_options};
-pub use crate::serve::upload::{Upload, input_name};
+pub use crate::serve::upload::{Upload, UploadDir, Uploads, input_name};
 
 /// What every job's run shares: the agent, its quota's figures, retries and timeouts.
 #[derive(Debug, Clone)]
@@ -94,6 +94,7 @@ struct Inner {
     config: Arc<ServeConfig>,
     store: Store,
     quota: Quota,
+    uploads: Uploads,
     live: Mutex<HashMap<i64, Arc<LiveJob>>>,
     /// Set when the service stops: runs then end as if never stopped, to resume next start.
     shutting_down: AtomicBool,
@@ -114,6 +115,7 @@ impl Jobs {
     pub fn new(config: Arc<ServeConfig>, store: Store, quota: Quota) -> Jobs {
         Jobs {
             inner: Arc::new(Inner {
+                uploads: Uploads::new(config.data_dir.join("uploads")),
                 config,
                 store,
                 quota,
@@ -132,9 +134,18 @@ impl Jobs {
         self.inner.config.data_dir.join("jobs").join(id.to_string())
     }
 
-    /// Where uploads are written before they become jobs.
-    pub fn upload_root(&self) -> PathBuf {
-        self.inner.config.data_dir.join("uploads")
+    /// A new folder under `uploads/` for an upload that is to become a job.
+    pub fn upload_dir(&self) -> Result<UploadDir, JobError> {
+        self.inner
+            .uploads
+            .create()
+            .map_err(|e| JobError::Io(format!("cannot store uploads: {e}")))
+    }
+
+    /// Removes what is left under `uploads/` that no request or check holds (a crash's or a
+    /// kill's leftovers); returns how many it removed.
+    pub fn sweep_uploads(&self) -> usize {
+        self.inner.uploads.sweep()
     }
 
     /// The job as stored, with a running job's counters as they are now.
@@ -168,17 +179,36 @@ impl Jobs {
 
     /// Checks an upload as `run --dry-run` does and makes it a job (started if asked);
     /// on any error the upload is removed, and no job is left.
+    ///
+    /// The check runs in a task of its own, which owns the upload: a request that goes away
+    /// mid-check (a closed tab, a client's timeout) drops only the wait, and the task, once
+    /// the check is over, drops the upload with its folder instead of making a job nobody
+    /// was told of. Whatever happens, the folder becomes the job's or goes.
     pub async fn create(&self, upload: Upload) -> Result<JobRecord, JobError> {
-        let result = self.create_inner(&upload).await;
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&upload.dir);
-        }
-        result
+        let asker_gone = tokio_util::sync::CancellationToken::new();
+        let _asking = asker_gone.clone().drop_guard();
+        let jobs = self.clone();
+        let task = self
+            .inner
+            .tasks
+            .spawn(async move { jobs.create_owned(upload, asker_gone).await });
+        task.await
+            .map_err(|e| JobError::Io(format!("the check of the upload failed: {e}")))?
     }
 
-    async fn create_inner(&self, upload: &Upload) -> Result<JobRecord, JobError> {
-        let input = upload.dir.join(&upload.input_name);
-        let (summary, preview) = upload::check(&self.inner.config, upload, input.clone()).await?;
+    async fn create_owned(
+        &self,
+        upload: Upload,
+        asker_gone: tokio_util::sync::CancellationToken,
+    ) -> Result<JobRecord, JobError> {
+        let input = upload.dir.path().join(&upload.input_name);
+        let (summary, preview) = upload::check(&self.inner.config, &upload, input.clone()).await?;
+        if asker_gone.is_cancelled() {
+            tracing::info!(file = %upload.file_name, "an upload's request went away during its check: nothing kept");
+            return Err(JobError::Conflict(
+                "the request went away before the check ended; nothing was kept".to_string(),
+            ));
+        }
         let state = if upload.start {
             JobState::Queued
         } else {
@@ -201,7 +231,7 @@ impl Jobs {
             .await?;
         let dir = self.job_dir(id);
         let moved = std::fs::create_dir_all(dir.parent().expect("a job dir has a parent"))
-            .and_then(|()| std::fs::rename(&upload.dir, &dir));
+            .and_then(|()| std::fs::rename(upload.dir.path(), &dir));
         if let Err(error) = moved {
             let _ = self.inner.store.delete_job(id).await;
             return Err(JobError::Io(format!("cannot store the upload: {error}")));

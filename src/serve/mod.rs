@@ -82,8 +82,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the store in the data dir, and resumes the jobs that were queued or running
-    /// when the service last stopped.
+    /// Opens the store in the data dir, removes the uploads a crash or a kill left behind
+    /// (no request holds one yet), and resumes the jobs that were queued or running when the
+    /// service last stopped.
     pub async fn open(config: ServeConfig) -> Result<AppState, Error> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(Error::file("cannot create the data dir", &config.data_dir))?;
@@ -94,6 +95,10 @@ impl AppState {
         let config = Arc::new(config);
         let jobs = Jobs::new(config.clone(), store.clone(), quota);
         let auth = Auth::new(&config.users, config.session_ttl, store.clone());
+        let n_stale = jobs.sweep_uploads();
+        if n_stale > 0 {
+            tracing::info!("removed {n_stale} uploads left from the last start");
+        }
         jobs.resume_all().await.map_err(|e| Error::Usage(e.to_string()))?;
         Ok(AppState {
             config,

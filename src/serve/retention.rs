@@ -1,5 +1,6 @@
 //! Retention: jobs settled longer ago than `retention` (their files and rows), the history's
-//! answers older than it, and expired sessions are deleted, at start and every hour.
+//! answers older than it, expired sessions, and uploads that no request holds any more (a
+//! crash's leftovers) are deleted, at start and every hour.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use crate::serve::job_error::JobError;
 use crate::serve::jobs::unix_now;
 
 /// Deletes jobs (files and rows) settled longer ago than the retention, answers in the
-/// history older than it, and sessions that have expired; now and then every hour.
+/// history older than it, sessions that have expired, and stale uploads; now and then every
+/// hour.
 pub async fn retention_loop(state: crate::serve::AppState) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -45,5 +47,10 @@ pub async fn sweep(state: &crate::serve::AppState) -> Result<usize, JobError> {
         tracing::info!("retention deleted {pruned} answers from the history");
     }
     state.store.delete_expired_sessions(now).await?;
+    // Customers' names and phones in an upload that never became a job: not kept at all.
+    let n_uploads = state.jobs.sweep_uploads();
+    if n_uploads > 0 {
+        tracing::info!("retention removed {n_uploads} uploads that no request holds");
+    }
     Ok(n_deleted)
 }

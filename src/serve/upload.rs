@@ -1,9 +1,15 @@
-//! An uploaded lead list before it is a job: its own folder under `uploads/`, the name its
-//! input keeps there, and the check it passes first (the dry run, `check.csv`), summed up
-//! as the preview the job's page shows.
+//! An uploaded lead list before it is a job: its own folder under `uploads/` ([`Uploads`],
+//! [`UploadDir`]), the name its input keeps there, and the check it passes first (the dry
+//! run, `check.csv`), summed up as the preview the job's page shows.
+//!
+//! An upload holds customers' names and phones, so its folder lives exactly as long as the
+//! request or the check that holds it: dropped, for whatever reason, the folder goes. What a
+//! crash or a kill leaves is swept at start and by retention: any folder nobody holds.
 
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::leads::city::City;
@@ -15,11 +21,101 @@ use crate::serve::ServeConfig;
 use crate::serve::job_error::JobError;
 use crate::serve::store::{Preview, ReasonCount, ReasonExample};
 
+/// The `uploads/` folder, and the folders in it that a request or a check holds now.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    root: PathBuf,
+    held: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl Uploads {
+    pub fn new(root: PathBuf) -> Uploads {
+        Uploads {
+            root,
+            held: Arc::default(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A new folder for one upload, held until its [`UploadDir`] is dropped. It is held
+    /// before it exists, so that [`Uploads::sweep`] never sees it unheld.
+    pub fn create(&self) -> std::io::Result<UploadDir> {
+        let path = self.root.join(hex::encode(rand::random::<[u8; 12]>()));
+        self.held().insert(path.clone());
+        let dir = UploadDir {
+            path,
+            held: self.held.clone(),
+        };
+        std::fs::create_dir_all(&dir.path)?;
+        Ok(dir)
+    }
+
+    /// Removes everything under `uploads/` that no request or check holds: what a crash,
+    /// a kill or a failed removal left behind. Returns how many entries it removed.
+    pub fn sweep(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut n_removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if self.held().contains(&path) {
+                continue;
+            }
+            let removed = match entry.file_type() {
+                Ok(kind) if kind.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            match removed {
+                Ok(()) => n_removed += 1,
+                Err(error) => tracing::warn!(%error, "cannot remove a stale upload"),
+            }
+        }
+        n_removed
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One upload's folder under `uploads/`. Dropped, it is removed (once moved into a job's
+/// folder it is gone already) and no longer held.
+#[derive(Debug)]
+pub struct UploadDir {
+    path: PathBuf,
+    held: Arc<Mutex<HashSet<PathBuf>>>,
+}
+
+impl UploadDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for UploadDir {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            // The sweep takes it, now that it is not held.
+            Err(error) => tracing::warn!(%error, "cannot remove an upload's folder"),
+        }
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.path);
+    }
+}
+
 /// A file uploaded to the upload folder, not yet a job.
 #[derive(Debug)]
 pub struct Upload {
-    /// Its own folder under `uploads/`, removed if it does not become a job.
-    pub dir: PathBuf,
+    /// Its own folder under `uploads/`, removed when dropped unless it became a job's.
+    pub dir: UploadDir,
     pub file_name: String,
     /// `input.csv` or `input.xlsx`, inside `dir`.
     pub input_name: String,
@@ -41,7 +137,7 @@ pub(super) async fn check(
 ) -> Result<(DryRunSummary, Preview), JobError> {
     let check = DryRunConfig {
         input: input.clone(),
-        output: OutputTarget::File(upload.dir.join("check.csv")),
+        output: OutputTarget::File(upload.dir.path().join("check.csv")),
         existing: Existing::Overwrite,
         input_options: input_options(upload.city),
         output_style: OutputStyle::default(),

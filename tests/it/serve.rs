@@ -22,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{agent, client, parse_results, start_sandbox};
 
+mod uploads;
+
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/leads.csv");
 
 /// `name,LicenseNo` for plates 1..=n, all distinct vehicles of 北京.
@@ -45,6 +47,12 @@ struct Options {
     history: Option<PathBuf>,
     reuse_within: Option<Duration>,
     limits: Limits,
+    /// Retries of a row after a transient failure.
+    retries: u32,
+    /// The Token jobs send, if not the sandbox's own.
+    token: Option<String>,
+    /// Run on the data dir before the service opens it.
+    prepare: Option<fn(&Path)>,
 }
 
 impl Default for Options {
@@ -60,6 +68,9 @@ impl Default for Options {
             history: None,
             reuse_within: None,
             limits: Limits::default(),
+            retries: 2,
+            token: None,
+            prepare: None,
         }
     }
 }
@@ -112,13 +123,22 @@ impl Service {
                 password_hash: hash_password(password).unwrap(),
             })
             .collect();
+        let data_dir = dir.path().join("data");
+        if let Some(prepare) = options.prepare {
+            prepare(&data_dir);
+        }
+        let mut settings = settings(&sandbox, options.rate, options.burst, options.concurrency);
+        settings.retries = options.retries;
+        if let Some(token) = options.token {
+            settings.token = Some(token);
+        }
         let config = ServeConfig {
-            data_dir: dir.path().join("data"),
+            data_dir,
             max_upload_bytes: options.max_upload_bytes,
             retention: options.retention,
             users,
             session_ttl: Duration::from_secs(3600),
-            settings: settings(&sandbox, options.rate, options.burst, options.concurrency),
+            settings,
             history: options.history.clone(),
             reuse_within: options.reuse_within,
             limits: options.limits,
@@ -568,54 +588,54 @@ async fn cancel_stops_a_running_job_which_start_then_finishes_repeating_no_more_
 }
 
 #[tokio::test]
-async fn refused_credentials_abort_the_job_with_the_message() {
-    let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = settings(&sandbox, 200, 1, 2);
-    settings.token = Some("WRONG".into());
-    let state = AppState::open(ServeConfig {
-        data_dir: dir.path().to_path_buf(),
-        max_upload_bytes: 1 << 20,
-        retention: Duration::from_secs(86_400),
-        users: Vec::new(),
-        session_ttl: Duration::from_secs(60),
-        settings,
-        history: None,
-        reuse_within: None,
-        limits: Limits::default(),
+async fn refused_credentials_abort_the_job_with_the_message_and_it_can_be_retried_and_deleted() {
+    let service = Service::start(Options {
+        token: Some("WRONG".into()),
+        concurrency: 2,
+        ..Options::default()
     })
-    .await
-    .unwrap();
-    let upload = dir.path().join("uploads").join("u1");
-    std::fs::create_dir_all(&upload).unwrap();
-    std::fs::write(upload.join("input.csv"), plate_list(20)).unwrap();
-    let job = state
-        .jobs
-        .create(bihu_renew::serve::jobs::Upload {
-            dir: upload,
-            file_name: "l.csv".into(),
-            input_name: "input.csv".into(),
-            city: None,
-            start: true,
-            reuse_within: None,
-            created_by: "t".into(),
-        })
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let job = loop {
-        let job = state.jobs.view(job.id).await.unwrap();
-        if job.state == JobState::Aborted {
-            break job;
-        }
-        assert!(Instant::now() < deadline, "never aborted: {job:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let message = job.message.unwrap();
+    .await;
+    let job = service
+        .create("l.csv", plate_list(20).into_bytes(), &[("start", "true")])
+        .await;
+    let aborted = service.wait_state(job.id, JobState::Aborted).await;
+    let message = aborted.message.clone().unwrap();
     assert!(message.contains("credential failures"), "{message}");
     assert!(!message.contains("WRONG"), "the Token is never shown: {message}");
-    assert!(sandbox.stats().requests <= 5);
-    state.jobs.stop_all().await;
+    let sent = service.sandbox.stats().requests;
+    assert!((1..=5).contains(&sent), "{sent} requests");
+
+    // Retry applies to an aborted job: it runs again (and, the Token still wrong, aborts
+    // again, having asked Bihu again).
+    let retried = service.post(&format!("/api/jobs/{}/retry", job.id)).await;
+    assert_eq!(retried.status(), StatusCode::OK);
+    let again = service
+        .wait_for(job.id, "aborted after its retry", |j| {
+            j.state == JobState::Aborted && j.requests > aborted.requests
+        })
+        .await;
+    assert!(service.sandbox.stats().requests > sent);
+    assert!(again.message.unwrap().contains("credential failures"));
+
+    // Deleting an aborted job takes its files and its row.
+    let dir = service.data_dir().join("jobs").join(job.id.to_string());
+    assert!(dir.join("input.csv").exists());
+    let deleted = service
+        .http
+        .delete(service.url(&job.links.this))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert!(!dir.exists());
+    let gone = service
+        .http
+        .get(service.url(&job.links.this))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    service.shutdown().await;
 }
 
 #[tokio::test]

@@ -1,8 +1,7 @@
 //! `POST /api/jobs`: an upload streamed to its own folder within `max_upload_mb`, its
 //! short fields (city, start, reuse window) bounded and parsed, then handed to the jobs as
-//! an [`Upload`] to be checked; any refusal leaves nothing behind.
-
-use std::path::PathBuf;
+//! an [`Upload`] to be checked; any refusal, and a request that goes away, leaves nothing
+//! behind (the folder is an [`UploadDir`](crate::serve::upload::UploadDir)).
 
 use axum::Json;
 use axum::extract::{Multipart, State};
@@ -19,17 +18,6 @@ use crate::serve::jobs::{self, Upload};
 /// A multipart text field (city_code, start) is short.
 const MAX_TEXT_FIELD: usize = 256;
 
-/// Removes an upload's folder unless it was handed on.
-struct UploadDir(Option<PathBuf>);
-
-impl Drop for UploadDir {
-    fn drop(&mut self) {
-        if let Some(dir) = self.0.take() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
 /// `POST /api/jobs`: multipart with `file`, optional `city_code`, `start=true` and
 /// `reuse_within` (`7d`, or `off`; the config's `reuse_within` when absent). The file is
 /// streamed to disk, checked as `--dry-run` does, and becomes a job; any refusal leaves nothing.
@@ -44,15 +32,8 @@ pub(crate) async fn create_job(
         ))
     })?;
     let max = state.config.max_upload_bytes;
-    let root = state.jobs.upload_root();
-    let dir = root.join(hex::encode(rand::random::<[u8; 12]>()));
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("cannot store uploads: {e}"),
-        )
-    })?;
-    let mut guard = UploadDir(Some(dir.clone()));
+    // Removed when dropped: on any refusal below, or if the client goes away.
+    let dir = state.jobs.upload_dir()?;
     let mut file: Option<(String, String)> = None;
     let mut city_text: Option<String> = None;
     let mut reuse_text: Option<String> = None;
@@ -81,7 +62,7 @@ pub(crate) async fn create_job(
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "upload.csv".to_string());
                 let input_name = jobs::input_name(&file_name);
-                let path = dir.join(&input_name);
+                let path = dir.path().join(&input_name);
                 let mut out = tokio::fs::File::create(&path).await.map_err(|e| {
                     ApiError(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -162,7 +143,7 @@ pub(crate) async fn create_job(
         })?),
     };
     let upload = Upload {
-        dir: guard.0.take().expect("set above"),
+        dir,
         file_name,
         input_name,
         city,

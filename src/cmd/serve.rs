@@ -43,17 +43,63 @@ pub struct ServeArgs {
     pub sandbox: bool,
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
-    let file = ConfigFile::load(args.credentials.config.as_deref())?;
+/// What `[serve]` settles, with the flags winning over it, and the defaults.
+#[derive(Debug, Clone, PartialEq)]
+struct ServeSettings {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    max_upload_bytes: u64,
+    retention: Duration,
+    session_ttl: Duration,
+    /// An upload's reuse window when it gives none.
+    reuse_within: Option<Duration>,
+}
+
+/// Reads `[serve]` (and the top-level `reuse_within`) of `file`; `listen` and `data_dir` are
+/// the flags', which win.
+fn serve_settings(
+    listen: Option<&str>,
+    data_dir: Option<&std::path::Path>,
+    file: &ConfigFile,
+) -> anyhow::Result<ServeSettings> {
     let table = file.serve.clone().unwrap_or_default();
-    let listen_text = args
-        .listen
-        .clone()
+    let listen_text = listen
+        .map(str::to_string)
         .or_else(|| table.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
         anyhow::anyhow!("--listen {listen_text:?} is not an address such as {DEFAULT_LISTEN}")
     })?;
+    let max_upload_mb = table.max_upload_mb.unwrap_or(100);
+    if max_upload_mb == 0 {
+        return Err(anyhow::anyhow!("max_upload_mb in [serve] must be at least 1"));
+    }
+    let reuse_within = match table.reuse_within.as_ref().or(file.reuse_within.as_ref()) {
+        None => None,
+        Some(text) if matches!(text.trim(), "off" | "none") => None,
+        Some(text) => Some(
+            crate::results::history::parse_duration(text)
+                .map_err(|why| anyhow::anyhow!("reuse_within in the config: {why}, or off"))?,
+        ),
+    };
+    Ok(ServeSettings {
+        listen,
+        data_dir: data_dir
+            .map(PathBuf::from)
+            .or_else(|| table.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        max_upload_bytes: max_upload_mb.saturating_mul(1024 * 1024),
+        retention: Duration::from_secs(table.retention_days.unwrap_or(30).saturating_mul(86_400)),
+        session_ttl: Duration::from_secs(table.session_hours.unwrap_or(12).max(1).saturating_mul(3600)),
+        reuse_within,
+    })
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
+    let file = ConfigFile::load(args.credentials.config.as_deref())?;
+    let table = file.serve.clone().unwrap_or_default();
+    let served = serve_settings(args.listen.as_deref(), args.data_dir.as_deref(), &file)?;
+    let listen = served.listen;
     let users = users(&table)?;
     if users.is_empty() && !listen.ip().is_loopback() {
         return Err(anyhow::anyhow!(
@@ -110,33 +156,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         backoff: Backoff::default(),
         credential_failure_limit: crate::cmd::run::CREDENTIAL_FAILURE_LIMIT,
     };
-    let max_upload_mb = table.max_upload_mb.unwrap_or(100);
-    if max_upload_mb == 0 {
-        return Err(anyhow::anyhow!("max_upload_mb in [serve] must be at least 1"));
-    }
-    let reuse_within = match table.reuse_within.as_ref().or(file.reuse_within.as_ref()) {
-        None => None,
-        Some(text) if matches!(text.trim(), "off" | "none") => None,
-        Some(text) => Some(
-            crate::results::history::parse_duration(text)
-                .map_err(|why| anyhow::anyhow!("reuse_within in the config: {why}, or off"))?,
-        ),
-    };
     let config = ServeConfig {
-        data_dir: args
-            .data_dir
-            .clone()
-            .or_else(|| table.data_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-        max_upload_bytes: max_upload_mb.saturating_mul(1024 * 1024),
-        retention: Duration::from_secs(table.retention_days.unwrap_or(30).saturating_mul(86_400)),
-        session_ttl: Duration::from_secs(table.session_hours.unwrap_or(12).max(1).saturating_mul(3600)),
+        data_dir: served.data_dir,
+        max_upload_bytes: served.max_upload_bytes,
+        retention: served.retention,
+        session_ttl: served.session_ttl,
         users,
         settings,
         // The config's `history` (the file `run --history` reads from the same config), so a
         // cron job and the service share one; else the store's own tables.
         history: file.history.clone(),
-        reuse_within,
+        reuse_within: served.reuse_within,
         limits: crate::listen::Limits::default(),
     };
 
@@ -217,4 +247,54 @@ pub fn hash_password() -> anyhow::Result<i32> {
     let hash = auth::hash_password(password).map_err(anyhow::Error::msg)?;
     println!("{hash}");
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> ConfigFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bihu.toml");
+        std::fs::write(&path, text).unwrap();
+        ConfigFile::load(Some(&path)).unwrap()
+    }
+
+    #[test]
+    fn the_serve_table_of_a_config_file_is_read_and_the_flags_win() {
+        let file = load(
+            "rate = 5\n[serve]\nlisten = \"127.0.0.1:9191\"\ndata_dir = \"/srv/bihu\"\nmax_upload_mb = 7\nretention_days = 3\n",
+        );
+        let settings = serve_settings(None, None, &file).unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:9191".parse().unwrap());
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/bihu"));
+        assert_eq!(settings.max_upload_bytes, 7 * 1024 * 1024);
+        assert_eq!(settings.retention, Duration::from_secs(3 * 86_400));
+
+        let flagged = serve_settings(Some("127.0.0.1:0"), Some(std::path::Path::new("d")), &file).unwrap();
+        assert_eq!(flagged.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(flagged.data_dir, PathBuf::from("d"));
+        assert_eq!(flagged.max_upload_bytes, settings.max_upload_bytes);
+    }
+
+    #[test]
+    fn without_a_serve_table_the_defaults_hold() {
+        for file in [ConfigFile::default(), load("rate = 5\n[serve]\n")] {
+            let settings = serve_settings(None, None, &file).unwrap();
+            assert_eq!(settings.listen, DEFAULT_LISTEN.parse().unwrap());
+            assert_eq!(settings.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+            assert_eq!(settings.max_upload_bytes, 100 * 1024 * 1024);
+            assert_eq!(settings.retention, Duration::from_secs(30 * 86_400));
+            assert_eq!(settings.session_ttl, Duration::from_secs(12 * 3600));
+            assert_eq!(settings.reuse_within, None);
+        }
+    }
+
+    #[test]
+    fn a_zero_upload_limit_and_a_bad_address_are_refused_with_the_setting_named() {
+        let zero = serve_settings(None, None, &load("[serve]\nmax_upload_mb = 0\n")).unwrap_err();
+        assert!(zero.to_string().contains("max_upload_mb"), "{zero}");
+        let bad = serve_settings(Some("localhost"), None, &ConfigFile::default()).unwrap_err();
+        assert!(bad.to_string().contains("--listen \"localhost\""), "{bad}");
+    }
 }

@@ -402,6 +402,16 @@ pub fn client_ip(parts: &Parts) -> IpAddr {
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
+/// Refuses a state-changing request that a browser marks as sent from another site: the
+/// rule [`Auth::principal`] applies, for the one such request made before there is a user
+/// (a login: another site must not sign a browser in to an account of its choosing).
+pub fn refuse_cross_site(headers: &HeaderMap) -> Result<(), AuthError> {
+    if cross_site(headers) {
+        return Err(AuthError::CrossSite);
+    }
+    Ok(())
+}
+
 /// Whether a browser marks the request as coming from another origin: `Sec-Fetch-Site`
 /// other than `same-origin` or `none`, or an `Origin` whose host is not the `Host` asked.
 fn cross_site(headers: &HeaderMap) -> bool {

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::leads::city::City;
-use crate::leads::input::{InputEncoding, InputOptions};
+use crate::leads::input::{InputEncoding, InputError, InputOptions};
 use crate::results::output::{OutputStyle, OutputTarget};
 use crate::run::config::Existing;
 use crate::run::dry_run::{self, DryRunConfig, DryRunSummary, ReuseCheck};
@@ -151,15 +152,35 @@ pub(super) async fn check(
     let summary = tokio::task::spawn_blocking(move || dry_run::check(&check))
         .await
         .map_err(|e| JobError::Io(format!("the check failed: {e}")))?
-        // The CLI's message, naming the file as the clerk knows it, not where it lies here.
-        .map_err(|e| {
-            JobError::Unreadable(
-                e.to_string()
-                    .replace(&*input.to_string_lossy(), &upload.file_name),
-            )
-        })?;
+        .map_err(|e| JobError::Unreadable(unreadable(&e, &input, &upload.file_name)))?;
     let preview = preview(&summary, config.settings.rate);
     Ok((summary, preview))
+}
+
+/// What to do with a list whose encoding is not one way throughout, at the service.
+const RESAVE: &str =
+    "Open it in Excel and save it again as \"CSV UTF-8\" or as an .xlsx workbook, then upload that";
+
+/// The CLI's message for a list that cannot be read, naming the file as the clerk knows it
+/// (not where it lies here); where the CLI's fix is a flag, which the service has not, the
+/// fix a clerk can make instead.
+fn unreadable(error: &Error, input: &Path, file_name: &str) -> String {
+    match error {
+        Error::Input(InputError::MixedEncoding {
+            utf8_line,
+            other_line,
+            ..
+        }) => format!(
+            "{file_name} mixes text encodings: line {utf8_line} is UTF-8, line {other_line} is not (GBK?). {RESAVE}"
+        ),
+        Error::Input(InputError::NotText { line, .. }) => format!(
+            "{file_name}: line {line} is neither UTF-8 nor GBK/GB18030 text (is it a lead list?). {RESAVE}"
+        ),
+        Error::Input(InputError::WorkbookTooLarge { detail, .. }) => format!(
+            "{file_name} is larger than the service reads: {detail}; nothing was sent. Split the list into smaller workbooks; if the data is small, delete the cells far from it (or copy it to a new workbook)"
+        ),
+        other => other.to_string().replace(&*input.to_string_lossy(), file_name),
+    }
 }
 
 /// How a job's list is read: as the CLI reads it by default, with the job's city.

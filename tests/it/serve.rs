@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{agent, client, parse_results, start_sandbox};
 
+mod access;
 mod uploads;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/leads.csv");

@@ -30,13 +30,17 @@ pub(super) struct SessionView {
     expires_at: Option<String>,
 }
 
-/// `POST /api/login`: JSON or form `{name, password}`; sets the session cookie.
+/// `POST /api/login`: JSON or form `{name, password}`; sets the session cookie. Refused
+/// when a browser says another site sent it, as every state-changing request is.
 pub(super) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if let Err(refusal) = auth::refuse_cross_site(&headers) {
+        return Ok(refusal.into_response());
+    }
     if state.auth.is_open() {
         return Err(ApiError(
             StatusCode::CONFLICT,

@@ -1,13 +1,15 @@
 //! Uploads that do not become jobs leave nothing: a request that goes away during its check,
-//! and the leftovers of a crash (swept at start and by retention).
+//! the leftovers of a crash (swept at start and by retention), and the message for a list
+//! that cannot be read, which tells a clerk what to do at the service.
 
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
-use super::{Options, Service, uploads_left};
+use super::{Options, Service, error_of, uploads_left};
 use bihu_renew::serve as service_lib;
 use bihu_renew::serve::api::JobView;
+use reqwest::StatusCode;
 
 /// `name,LicenseNo` for `n` rows of valid plates (repeating after 1,000,000).
 fn long_list(n: usize) -> Vec<u8> {
@@ -125,5 +127,56 @@ async fn uploads_left_by_a_crash_go_at_start_and_with_retention_but_not_one_in_p
     assert_eq!(uploads_left(&service), 1);
     drop(held);
     assert_eq!(uploads_left(&service), 0, "a dropped upload takes its folder");
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_list_is_422_saying_what_a_clerk_can_do_not_naming_a_cli_flag() {
+    let service = Service::start(Options::default()).await;
+    let mut mixed = "name,车牌号\n张三,京J97896\n".as_bytes().to_vec();
+    let (gbk, _, _) = encoding_rs::GBK.encode("李四,京A12345\n");
+    mixed.extend_from_slice(&gbk);
+    mixed.extend_from_slice("王五,沪A12345\n".as_bytes());
+    let junk = b"name,plate\n\xff\xff\xff,x\n".to_vec();
+    for (name, bytes, says) in [
+        (
+            "mixed.csv",
+            mixed,
+            "mixed.csv mixes text encodings: line 1 is UTF-8, line 3 is not",
+        ),
+        ("junk.csv", junk, "junk.csv: line 2 is neither UTF-8 nor GBK"),
+    ] {
+        let response = service.upload(name, bytes, &[]).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        let message = error_of(response).await;
+        assert!(message.starts_with(says), "{message}");
+        assert!(
+            message.contains("\"CSV UTF-8\"") && message.contains(".xlsx"),
+            "{message}"
+        );
+        assert!(!message.contains("--"), "no CLI flag at the service: {message}");
+        assert!(
+            !message.contains(&*service.data_dir().to_string_lossy()),
+            "{message}"
+        );
+    }
+    // A workbook past the cells the reader takes: split it, not a flag to raise the bound.
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "车牌号").unwrap();
+    sheet.write_string(1, 0, "京J97896").unwrap();
+    sheet.write_string(1_048_575, 16_383, "x").unwrap();
+    let far = workbook.save_to_buffer().unwrap();
+    let response = service.upload("far.xlsx", far, &[]).await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let message = error_of(response).await;
+    assert!(
+        message.starts_with("far.xlsx is larger than the service reads")
+            && message.contains("has cells from A1 to XFD1048576"),
+        "{message}"
+    );
+    assert!(message.contains("Split the list"), "{message}");
+    assert!(!message.contains("--"), "no CLI flag at the service: {message}");
+    assert_eq!(uploads_left(&service), 0);
     service.shutdown().await;
 }

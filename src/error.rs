@@ -18,72 +18,56 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// Aborted because the credentials were rejected.
     pub const CREDENTIALS: i32 = 3;
-    /// A results file or the journal could not be written during the run; `--resume` goes on.
+    /// A results file or the journal could not be written during the run, or another file
+    /// stopped it after requests were sent; `--resume` goes on once the cause is fixed.
     pub const WRITE_FAILED: i32 = 4;
     /// Interrupted (SIGINT / SIGTERM): 128 + 2.
     pub const INTERRUPTED: i32 = 130;
 }
 
-/// What stops a command.
+/// What stops a run or a dry run, sorted by the exit code it calls for: the variant is the
+/// marker the command line branches on, the story (an `anyhow` chain of contexts where there
+/// is one) is what a person reads.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A flag, a variable or a config value is missing or wrong.
-    #[error("{0}")]
-    Usage(String),
+    /// Refused before any request was sent: OUTPUT's files, the answer history, a setting,
+    /// an earlier OUTPUT that does not fit this input.
+    #[error("{}", story(.0))]
+    Refused(anyhow::Error),
+    /// The input file cannot be read as a lead list (found before any request).
     #[error(transparent)]
     Input(#[from] InputError),
-    /// A file given to `report` cannot be read, or is not a results file.
-    #[error("{0}")]
-    Report(String),
-    #[error("{action} {path}: {source}")]
-    File {
-        action: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
     /// A file beside OUTPUT (its lock, `.partial` or journal) cannot be created before the
     /// first request: the directory is missing, not a directory, read-only, full.
     #[error("cannot create {}: {}; nothing was sent", file.display(), place_problem(file, source))]
     Unwritable { file: PathBuf, source: io::Error },
+    /// Bihu rejected the credentials before any row was sent (the first login).
+    #[error("{}", story(.0))]
+    Credentials(anyhow::Error),
     /// Writing OUTPUT's `.partial` or journal failed during the run (disk full, directory
     /// gone, permission lost): the run stopped taking rows at once.
     #[error(
         "cannot write {path}: {source}. The run stopped at once; every answer already in the journal is kept. Fix the cause (free space, restore the directory or its permissions), then run the same command with --resume"
     )]
     Write { path: PathBuf, source: io::Error },
+    /// A file stopped the run after requests were sent: the input turned out unreadable or
+    /// the journal not this input's, or the finished results could not be put in place.
+    #[error("{}", story(.0))]
+    Midrun(anyhow::Error),
     /// The summary JSON could not be written after a run: the results are all written.
     #[error(
         "cannot write the summary {path}: {source}. Every row's result is in the results file; only the summary is missing"
     )]
     Summary { path: PathBuf, source: io::Error },
-    /// The existing OUTPUT was not made from this input, or is not a results file.
-    #[error("{0}")]
-    Resume(String),
-    /// The credentials were refused before any row could be sent (e.g. the first login).
-    #[error("{0}")]
-    Credentials(String),
-    #[error("{0}")]
-    Io(#[from] io::Error),
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
+            Error::Refused(_) | Error::Input(_) | Error::Unwritable { .. } => exit::USAGE,
             Error::Credentials(_) => exit::CREDENTIALS,
-            Error::Write { .. } | Error::Summary { .. } => exit::WRITE_FAILED,
-            Error::Usage(_)
-            | Error::Input(_)
-            | Error::Report(_)
-            | Error::File { .. }
-            | Error::Unwritable { .. }
-            | Error::Resume(_)
-            | Error::Io(_) => exit::USAGE,
+            Error::Write { .. } | Error::Midrun(_) | Error::Summary { .. } => exit::WRITE_FAILED,
         }
-    }
-
-    pub fn file(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::File { action, path, source }
     }
 
     /// [`Error::Unwritable`] for `file`.
@@ -91,6 +75,23 @@ impl Error {
         let file = file.into();
         move |source| Error::Unwritable { file, source }
     }
+}
+
+/// The error and its causes, joined with `: `, leaving out a cause whose text the message
+/// already carries (typed errors that print their source themselves).
+pub fn story(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Why `file` cannot be created, said of the place it was to go, then the system's words:

@@ -102,26 +102,14 @@ pub fn main() -> i32 {
     }
 }
 
-/// The error and its causes, joined with `: `, leaving out a cause whose text the message
-/// already carries (typed errors that print their source themselves).
+/// The error and its causes, joined with `: ` ([`crate::error::story`]).
 pub fn message(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        if part.is_empty() || text.contains(&part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&part);
-    }
-    text
+    crate::error::story(error)
 }
 
-/// The README's exit code: the library's typed errors carry theirs (3 for rejected
-/// credentials, 4 for a failed write during a run); anything else the command layer refuses
-/// is a usage, configuration or input error before any request: 2.
+/// The README's exit code: the library's [`Error`] says its own (2 refused before any
+/// request, 3 rejected credentials, 4 a file that stopped a run after requests were sent); anything else the command layer refuses is a
+/// usage, configuration or input error before any request: 2.
 pub fn exit_code(error: &anyhow::Error) -> i32 {
     error
         .chain()

@@ -199,6 +199,10 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
             USAGE,
             (exit::CREDENTIALS, "aborted because the credentials were rejected"),
             (
+                exit::WRITE_FAILED,
+                "a file stopped the run after requests were sent (a results file or the journal not written, the finished file not renamed into place, the input unreadable or the journal another input's; fix it and rerun with --resume), or the --summary-json file could not be written",
+            ),
+            (
                 exit::INTERRUPTED,
                 "interrupted (SIGINT/SIGTERM); run the same command with --resume",
             ),
@@ -258,6 +262,10 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
             (
                 exit::CREDENTIALS,
                 "the credentials were rejected (run aborted, login or check refused)",
+            ),
+            (
+                exit::WRITE_FAILED,
+                "run: a file stopped the run after requests were sent (rerun with --resume once it is fixed), or the --summary-json file could not be written",
             ),
             (exit::INTERRUPTED, "run interrupted (SIGINT/SIGTERM)"),
         ],

@@ -337,12 +337,19 @@ fn refuse_directory_output(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// The fix for a results place that cannot take the run's files, on the command line: `-o`.
-fn suggest_output_flag(error: Error) -> anyhow::Error {
-    match error {
-        Error::Unwritable { .. } => {
-            anyhow::anyhow!("{error}. Use -o to write the results in a directory you can write to")
-        }
-        other => other.into(),
+/// The error stays its source, so that its exit code is still read from it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}. Use -o to write the results in a directory you can write to")]
+struct UseOutputFlag(#[source] Error);
+
+fn suggest_output_flag(error: impl Into<anyhow::Error>) -> anyhow::Error {
+    let error = error.into();
+    if !matches!(error.downcast_ref::<Error>(), Some(Error::Unwritable { .. })) {
+        return error;
+    }
+    match error.downcast::<Error>() {
+        Ok(unwritable) => UseOutputFlag(unwritable).into(),
+        Err(error) => error,
     }
 }
 

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 
 use crate::api::secret::Secret;
@@ -132,13 +133,9 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<i32> {
     let mut stop = crate::cmd::StopSignals::new()?;
     let sandbox = Sandbox::start(args.listen, config)
         .await
-        .map_err(|e| match &args.record {
-            Some(path) => anyhow::anyhow!(
-                "cannot listen on {} or create {}: {e}",
-                args.listen,
-                path.display()
-            ),
-            None => anyhow::anyhow!("cannot listen on {}: {e}", args.listen),
+        .with_context(|| match &args.record {
+            Some(path) => format!("cannot listen on {} or create {}", args.listen, path.display()),
+            None => format!("cannot listen on {}", args.listen),
         })?;
     let config = sandbox.config();
     // These are the sandbox's own made-up credentials; printing them is the point.

@@ -219,7 +219,8 @@ fn users(table: &ServeTable) -> anyhow::Result<Vec<User>> {
             return Err(anyhow::anyhow!("[[serve.users]]: {name} is listed twice"));
         }
         auth::check_hash(&user.password_hash)
-            .map_err(|e| anyhow::anyhow!("[[serve.users]] {name}: password_hash: {e}"))?;
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("[[serve.users]] {name}: password_hash"))?;
         users.push(User {
             name: name.to_string(),
             password_hash: user.password_hash.clone(),

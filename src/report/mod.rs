@@ -70,9 +70,3 @@ pub enum ReportError {
     #[error("{path} is not a results file of bihu-renew: {problem}")]
     NotResults { path: PathBuf, problem: String },
 }
-
-impl From<ReportError> for crate::error::Error {
-    fn from(error: ReportError) -> Self {
-        crate::error::Error::Report(error.to_string())
-    }
-}

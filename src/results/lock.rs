@@ -28,8 +28,7 @@ pub struct OutputLock {
 }
 
 impl OutputLock {
-    /// Takes the lock of `output` at once, or fails with a usage error (exit 2) that names
-    /// the run holding it.
+    /// Takes the lock of `output` at once, or refuses (exit 2) naming the run holding it.
     pub fn acquire(output: &Path) -> Result<OutputLock, Error> {
         let path = lock_path(output);
         loop {
@@ -51,24 +50,22 @@ impl OutputLock {
                     } else {
                         format!("another bihu-renew run ({holder})")
                     };
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Refused(anyhow::anyhow!(
                         "{} is in use by {who}; nothing was sent. Two runs on one OUTPUT would request the same rows and spoil the file: wait for that run to end (or stop it), or use -o to write elsewhere",
                         output.display()
                     )));
                 }
-                Err(std::fs::TryLockError::Error(error)) => {
-                    return Err(Error::file("cannot lock", &path)(error));
-                }
+                Err(std::fs::TryLockError::Error(error)) => return Err(cannot("lock", &path)(error)),
             }
             // Locked; but if the holder before us removed the file meanwhile, this lock is on
             // a file nobody else will look at: start again.
             let same = match std::fs::metadata(&path) {
                 Ok(on_disk) => {
-                    let held = file.metadata().map_err(Error::file("cannot lock", &path))?;
+                    let held = file.metadata().map_err(cannot("lock", &path))?;
                     on_disk.ino() == held.ino() && on_disk.dev() == held.dev()
                 }
                 Err(error) if error.kind() == io::ErrorKind::NotFound => false,
-                Err(error) => return Err(Error::file("cannot lock", &path)(error)),
+                Err(error) => return Err(cannot("lock", &path)(error)),
             };
             if !same {
                 continue;
@@ -82,7 +79,7 @@ impl OutputLock {
                 .set_len(0)
                 .and_then(|()| file.rewind())
                 .and_then(|()| file.write_all(format!("{about}\n").as_bytes()));
-            written.map_err(Error::file("cannot write", &path))?;
+            written.map_err(cannot("write", &path))?;
             return Ok(OutputLock { path, file });
         }
     }
@@ -93,6 +90,13 @@ impl Drop for OutputLock {
         // Removed while still locked (see the module doc); the lock goes with the file handle.
         let _ = std::fs::remove_file(&self.path);
         let _ = self.file.unlock();
+    }
+}
+
+/// An I/O failure on the lock file, before any request: "cannot lock PATH: why".
+fn cannot<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |error| {
+        Error::Refused(anyhow::Error::new(error).context(format!("cannot {action} {}", path.display())))
     }
 }
 

@@ -11,9 +11,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter};
 use std::path::Path;
 
+use anyhow::{Context, bail};
 use csv::StringRecord;
 
-use crate::error::Error;
 use crate::leads::input::LeadReader;
 use crate::leads::input::csv_io_error;
 use crate::results::outcome::RowOutcome;
@@ -66,35 +66,38 @@ pub fn truncate_to_complete(path: &Path) -> io::Result<u64> {
     Ok(n_rows)
 }
 
-fn open_table(path: &Path) -> Result<TableReader, Error> {
-    TableReader::open(path).map_err(Error::file("cannot read", path))
+fn open_table(path: &Path) -> anyhow::Result<TableReader> {
+    TableReader::open(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Folds an interrupted run's `.partial` into OUTPUT: its rows replace OUTPUT's first rows,
 /// OUTPUT's later rows stay (in the newer run's layout). Afterwards only OUTPUT exists, a
 /// CSV or a workbook as its name says. Safe to repeat after a kill.
-pub fn consolidate(output: &Path) -> Result<(), Error> {
+pub fn consolidate(output: &Path) -> anyhow::Result<()> {
     let partial = partial_path(output);
     if !partial.exists() {
         return Ok(());
     }
-    truncate_to_complete(&partial).map_err(Error::file("cannot repair", &partial))?;
+    truncate_to_complete(&partial).with_context(|| format!("cannot repair {}", partial.display()))?;
     if fs::metadata(&partial)
-        .map_err(Error::file("cannot read", &partial))?
+        .with_context(|| format!("cannot read {}", partial.display()))?
         .len()
         == 0
     {
-        return fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial));
+        return fs::remove_file(&partial).with_context(|| format!("cannot remove {}", partial.display()));
     }
     let format = Format::of(output);
     if !output.exists() {
         match format {
             Format::Csv => {
-                return fs::rename(&partial, output).map_err(Error::file("cannot rename", &partial));
+                return fs::rename(&partial, output)
+                    .with_context(|| format!("cannot rename {} to {}", partial.display(), output.display()));
             }
             Format::Xlsx => {
-                xlsx::from_csv(&partial, output, false).map_err(Error::file("cannot write", output))?;
-                return fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial));
+                xlsx::from_csv(&partial, output, false)
+                    .with_context(|| format!("cannot write {}", output.display()))?;
+                return fs::remove_file(&partial)
+                    .with_context(|| format!("cannot remove {}", partial.display()));
             }
         }
     }
@@ -111,21 +114,27 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
     };
     let mut sink = match format {
         Format::Csv => {
-            let mut file =
-                BufWriter::new(File::create(&merging).map_err(Error::file("cannot create", &merging))?);
+            let mut file = BufWriter::new(
+                File::create(&merging).with_context(|| format!("cannot create {}", merging.display()))?,
+            );
             // Keep the BOM (or its absence) of the run that wrote the rows.
-            if output::starts_with_bom(&partial).map_err(Error::file("cannot read", &partial))? {
-                output::write_bom(&mut file).map_err(Error::file("cannot write", &merging))?;
+            if output::starts_with_bom(&partial)
+                .with_context(|| format!("cannot read {}", partial.display()))?
+            {
+                output::write_bom(&mut file)
+                    .with_context(|| format!("cannot write {}", merging.display()))?;
             }
             let mut writer = csv::WriterBuilder::new().flexible(true).from_writer(file);
             writer
                 .write_record(&header)
-                .map_err(|e| Error::file("cannot write", &merging)(csv_io_error(e)))?;
+                .map_err(csv_io_error)
+                .with_context(|| format!("cannot write {}", merging.display()))?;
             Merged::Csv(writer)
         }
-        Format::Xlsx => {
-            Merged::Xlsx(XlsxWriter::create(output, &header).map_err(Error::file("cannot write", output))?)
-        }
+        Format::Xlsx => Merged::Xlsx(
+            XlsxWriter::create(output, &header)
+                .with_context(|| format!("cannot write {}", output.display()))?,
+        ),
     };
     let written = match format {
         Format::Csv => merging.clone(),
@@ -135,32 +144,37 @@ pub fn consolidate(output: &Path) -> Result<(), Error> {
     let mut n_newer = 0;
     while newer
         .read_record(&mut record)
-        .map_err(Error::file("cannot read", &partial))?
+        .with_context(|| format!("cannot read {}", partial.display()))?
     {
         sink.write(&record)
-            .map_err(Error::file("cannot write", &written))?;
+            .with_context(|| format!("cannot write {}", written.display()))?;
         n_newer += 1;
     }
     let mut n_older = 0;
     while older
         .read_record(&mut record)
-        .map_err(Error::file("cannot read", output))?
+        .with_context(|| format!("cannot read {}", output.display()))?
     {
         n_older += 1;
         if n_older > n_newer {
             sink.write(&relayout(&record))
-                .map_err(Error::file("cannot write", &written))?;
+                .with_context(|| format!("cannot write {}", written.display()))?;
         }
     }
     match sink {
         Merged::Csv(mut writer) => {
-            writer.flush().map_err(Error::file("cannot write", &merging))?;
+            writer
+                .flush()
+                .with_context(|| format!("cannot write {}", merging.display()))?;
             drop(writer);
-            fs::rename(&merging, output).map_err(Error::file("cannot rename", &merging))?;
+            fs::rename(&merging, output)
+                .with_context(|| format!("cannot rename {} to {}", merging.display(), output.display()))?;
         }
-        Merged::Xlsx(writer) => writer.finish().map_err(Error::file("cannot write", output))?,
+        Merged::Xlsx(writer) => writer
+            .finish()
+            .with_context(|| format!("cannot write {}", output.display()))?,
     }
-    fs::remove_file(&partial).map_err(Error::file("cannot remove", &partial))
+    fs::remove_file(&partial).with_context(|| format!("cannot remove {}", partial.display()))
 }
 
 /// Where [`consolidate`] writes the merged rows (one at a time: its size does not matter).
@@ -190,7 +204,7 @@ pub struct Previous {
 
 /// Checks, before any request, that OUTPUT is a results file made from `input` (same header,
 /// same input fields row by row) and counts what it holds.
-pub fn verify(output: &Path, input: &mut LeadReader) -> Result<Previous, Error> {
+pub fn verify(output: &Path, input: &mut LeadReader) -> anyhow::Result<Previous> {
     verify_each(output, input, |_| {})
 }
 
@@ -199,16 +213,16 @@ pub fn verify_each(
     output: &Path,
     input: &mut LeadReader,
     mut each: impl FnMut(crate::results::outcome::Status),
-) -> Result<Previous, Error> {
+) -> anyhow::Result<Previous> {
     let mut previous = open_table(output)?;
     let header = previous.headers().clone();
     let shown = output.display();
     let layout = match Layout::of_header(&header) {
         Ok(layout) => layout,
         Err(problem) => {
-            return Err(Error::Resume(format!(
+            bail!(
                 "{shown} is not a results file of bihu-renew: {problem}. Use -o to write elsewhere, or --force to replace it"
-            )));
+            );
         }
     };
     let n_input_columns = layout.n_input;
@@ -219,30 +233,28 @@ pub fn verify_each(
         .map(crate::results::formula::unguard)
         .ne(input_headers.iter())
     {
-        return Err(Error::Resume(format!(
+        bail!(
             "{shown} was not made from this input: its input columns are [{}], the input's are [{}]. Resume with the input it was made from, or pass --force to start over",
             header.iter().take(n_input_columns).collect::<Vec<_>>().join(", "),
             input_headers.iter().collect::<Vec<_>>().join(", ")
-        )));
+        );
     }
     let mut counts = Previous::default();
     let mut record = StringRecord::new();
     while previous
         .read_record(&mut record)
-        .map_err(Error::file("cannot read", output))?
+        .with_context(|| format!("cannot read {}", output.display()))?
     {
         counts.n_rows += 1;
         let row = counts.n_rows;
         let Some((written_row, outcome)) = layout.parse(&record) else {
-            return Err(Error::Resume(format!(
-                "{shown}: data row {row} has no readable result columns; pass --force to start over"
-            )));
+            bail!("{shown}: data row {row} has no readable result columns; pass --force to start over");
         };
         let Some(next) = input.next_row() else {
-            return Err(Error::Resume(format!(
+            bail!(
                 "{shown} has more rows than the input ({row} and more against {}): it was not made from this input. Pass --force to start over",
                 row - 1
-            )));
+            );
         };
         let input_row = next?;
         // A cell that looked like a formula was written with a `'` in front (unless the run
@@ -262,9 +274,9 @@ pub fn verify_each(
                     )
                 })
                 .unwrap_or_else(|| format!("its row column says {written_row}"));
-            return Err(Error::Resume(format!(
+            bail!(
                 "{shown} was not made from this input: data row {row} differs ({detail}). Resume with the input it was made from, or pass --force to start over"
-            )));
+            );
         }
         if outcome.status.is_final() {
             counts.n_final += 1;
@@ -282,7 +294,7 @@ pub struct PreviousRows {
 }
 
 impl PreviousRows {
-    pub fn open(output: &Path) -> Result<PreviousRows, Error> {
+    pub fn open(output: &Path) -> anyhow::Result<PreviousRows> {
         let table = open_table(output)?;
         let layout = Layout::of_header(table.headers()).ok();
         Ok(PreviousRows {

@@ -10,6 +10,7 @@ use std::hash::BuildHasherDefault;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::error::{Error, exit};
@@ -124,7 +125,9 @@ impl fmt::Display for DryRunSummary {
     }
 }
 
-pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
+/// Checks the whole list; a failure is a refusal before any request (exit 2), a results
+/// place that cannot take the file an [`Error::Unwritable`].
+pub fn check(config: &DryRunConfig) -> anyhow::Result<DryRunSummary> {
     // The same lock as a real run's: one run per OUTPUT, dry or not.
     let _lock = match &config.output {
         OutputTarget::File(path) => Some(OutputLock::acquire(path)?),
@@ -136,17 +139,17 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
         && config.existing == Existing::Refuse
         && (path.exists() || output::partial_path(path).exists())
     {
-        return Err(Error::Usage(format!(
+        bail!(
             "{} already exists; pass --force to replace it, or -o to write elsewhere",
             path.display()
-        )));
+        );
     }
     let mut writer = config
         .output
         .open(config.output_style)
         .map_err(Error::unwritable(config.output.display()))?;
-    let write_error = || Error::file("cannot write", config.output.display());
-    writer.write_header(reader.headers()).map_err(write_error())?;
+    let write_error = || format!("cannot write {}", config.output.display());
+    writer.write_header(reader.headers()).with_context(write_error)?;
     let mut summary = DryRunSummary {
         input: config.input.display().to_string(),
         output: config.output.display(),
@@ -156,12 +159,10 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
     let now = history::unix_ms_now();
     let history = match &config.reuse {
         Some(reuse) => {
-            let mut history = History::open(&reuse.history).map_err(|e| Error::Usage(e.to_string()))?;
+            let mut history = History::open(&reuse.history)?;
             let since = now.saturating_sub(i64::try_from(reuse.within.as_millis()).unwrap_or(i64::MAX));
             // Vehicles without a recent answer need no query (as in a run).
-            let answered = history
-                .answered_since(&reuse.agent_id, since)
-                .map_err(|e| Error::Usage(e.to_string()))?;
+            let answered = history.answered_since(&reuse.agent_id, since)?;
             if !answered.is_complete() {
                 tracing::warn!("{}", answered.past_cap_message(history.path(), reuse.within));
             }
@@ -227,9 +228,7 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
                     None => {
                         let answer = match &history {
                             Some((history, answered, reuse)) if answered.may_have(lead.dedupe_key()) => {
-                                history
-                                    .lookup(&reuse.agent_id, &lead.key(), now, reuse.within)
-                                    .map_err(|e| Error::Usage(e.to_string()))?
+                                history.lookup(&reuse.agent_id, &lead.key(), now, reuse.within)?
                             }
                             _ => None,
                         };
@@ -267,13 +266,13 @@ pub fn check(config: &DryRunConfig) -> Result<DryRunSummary, Error> {
         }
         writer
             .write_row(&row.fields, row.row, &outcome)
-            .map_err(write_error())?;
+            .with_context(write_error)?;
     }
-    writer.flush().map_err(write_error())?;
+    writer.flush().with_context(write_error)?;
     drop(writer);
     config
         .output
         .complete()
-        .map_err(Error::file("cannot rename", config.output.display()))?;
+        .with_context(|| format!("cannot put the finished {} in place", config.output.display()))?;
     Ok(summary)
 }

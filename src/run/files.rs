@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::Context;
 use csv::StringRecord;
 
 use crate::error::Error;
@@ -52,7 +53,7 @@ pub(super) fn prepare(config: &RunConfig, reader: &LeadReader) -> Result<Prepare
                 .find(|file| file.exists())
                 .expect("one exists")
                 .clone();
-            return Err(Error::Usage(format!(
+            return Err(Error::Refused(anyhow::anyhow!(
                 "{} already exists; nothing was sent. Pass --resume to continue it (rows already renewed are kept), or --force to start over, or -o to write elsewhere",
                 which.display()
             )));
@@ -61,21 +62,24 @@ pub(super) fn prepare(config: &RunConfig, reader: &LeadReader) -> Result<Prepare
         Existing::Overwrite => {
             for file in [path, &partial, &journal_path] {
                 if file.exists() {
-                    fs::remove_file(file).map_err(Error::file("cannot remove", file))?;
+                    fs::remove_file(file)
+                        .with_context(|| format!("cannot remove {}", file.display()))
+                        .map_err(Error::Refused)?;
                 }
             }
         }
         Existing::Resume => {
-            resume::consolidate(path)?;
+            resume::consolidate(path).map_err(Error::Refused)?;
             // One flag a row: which rows OUTPUT holds as final (the journal's others count).
             let mut final_rows = Vec::new();
             if path.exists() {
                 let mut input = reader.reopen()?;
                 let previous =
-                    resume::verify_each(path, &mut input, |status| final_rows.push(status.is_final()))?;
+                    resume::verify_each(path, &mut input, |status| final_rows.push(status.is_final()))
+                        .map_err(Error::Refused)?;
                 prepared.input_exhausted_by_previous = input.next_row().is_none();
                 prepared.previous = Some(previous);
-                prepared.previous_rows = Some(PreviousRows::open(path)?);
+                prepared.previous_rows = Some(PreviousRows::open(path).map_err(Error::Refused)?);
             }
             if journal_path.exists() {
                 let is_final = |row: u64| {
@@ -85,7 +89,7 @@ pub(super) fn prepare(config: &RunConfig, reader: &LeadReader) -> Result<Prepare
                         .unwrap_or(false)
                 };
                 prepared.journal_live = journal::load_live(&journal_path, is_final).map_err(|error| {
-                    Error::Resume(format!(
+                    Error::Refused(anyhow::anyhow!(
                         "cannot read the journal {}: {error}. Move it away to resume from {} alone, or pass --force to start over",
                         journal_path.display(),
                         path.display()
@@ -136,7 +140,7 @@ pub(super) fn create(
         && Format::of(path) == Format::Xlsx
         && n_rows >= xlsx::MAX_ROWS
     {
-        return Err(Error::Usage(format!(
+        return Err(Error::Refused(anyhow::anyhow!(
             "{} has {} rows, more than the {} an .xlsx sheet holds; nothing was sent. Write the results as CSV (-o with a .csv name)",
             config.input.display(),
             n_rows,
@@ -182,15 +186,27 @@ pub(super) fn close(
                 path: path.clone(),
                 source,
             },
-            _ => Error::file("cannot rename", &written)(source),
+            OutputTarget::File(path) => not_in_place(anyhow::Error::new(source).context(format!(
+                "cannot rename {} to {}",
+                written.display(),
+                path.display()
+            ))),
+            OutputTarget::Stdout => write_error(&written)(source),
         })?;
         if let OutputTarget::File(path) = &config.output {
-            sync_directory(path).map_err(Error::file("cannot sync the directory of", path))?;
+            sync_directory(path)
+                .with_context(|| format!("cannot sync the directory of {}", path.display()))
+                .map_err(not_in_place)?;
         }
         if let Some(journal) = journal {
             let path = journal.path().to_path_buf();
             drop(journal);
-            journal::remove(&path).map_err(Error::file("cannot remove", &path))?;
+            journal::remove(&path).map_err(|source| {
+                Error::Midrun(anyhow::Error::new(source).context(format!(
+                    "every row is in the results, but its journal {} could not be removed; remove it by hand before running this command again",
+                    path.display()
+                )))
+            })?;
         }
     } else {
         if let Some(journal) = journal {
@@ -198,10 +214,23 @@ pub(super) fn close(
             journal.finish().map_err(write_error(&path))?;
         }
         if let OutputTarget::File(path) = &config.output {
-            resume::consolidate(path)?;
+            resume::consolidate(path).map_err(|error| {
+                Error::Midrun(error.context(format!(
+                    "the run stopped, and its rows could not be folded into {}; every answer is kept in its journal: fix the cause, then run the same command with --resume",
+                    path.display()
+                )))
+            })?;
         }
     }
     Ok(())
+}
+
+/// A finished run's results that could not be put in place: exit 4, and `--resume` finishes
+/// the job once the cause is fixed.
+fn not_in_place(error: anyhow::Error) -> Error {
+    Error::Midrun(error.context(
+        "every row was answered, but the results could not be put in place; every answer is kept in the journal: fix the cause, then run the same command with --resume",
+    ))
 }
 
 /// The file the run writes its rows into: OUTPUT's `.partial`, or stdout.

@@ -74,7 +74,7 @@ fn http_transport(config: &RunConfig) -> Result<Arc<dyn Transport>, Error> {
         config.concurrency.get(),
         Proxies::Environment,
     )
-    .map_err(|e| Error::Usage(format!("cannot build the HTTP client: {e}")))?;
+    .map_err(|error| Error::Refused(anyhow::Error::new(error).context("cannot build the HTTP client")))?;
     Ok(Arc::new(http))
 }
 
@@ -263,7 +263,7 @@ impl Run<'_> {
             while self.window.has_room()
                 && let Some(intake) = self.received.pop_front()
             {
-                let (row, earlier) = intake?;
+                let (row, earlier) = intake.map_err(|error| self.found_wrong(error.into()))?;
                 self.intake(row, earlier)?;
             }
             if !stopping {
@@ -327,6 +327,19 @@ impl Run<'_> {
         Ok(input_done)
     }
 
+    /// A file found wrong once rows are flowing (the input unreadable further on, the journal
+    /// not this input's): a refusal if no request has gone out yet (exit 2), else a run
+    /// stopped midway (exit 4), which `--resume` continues once the file is put right.
+    fn found_wrong(&self, story: anyhow::Error) -> Error {
+        let sent =
+            self.shared.n_requests.load(Ordering::Relaxed) + self.shared.n_logins.load(Ordering::Relaxed);
+        if sent == 0 {
+            Error::Refused(story)
+        } else {
+            Error::Midrun(story)
+        }
+    }
+
     /// Decides, in input order, what a row needs: nothing (rejected, kept), a copy of an
     /// earlier row, or a request.
     fn intake(&mut self, input: InputRow, earlier: Earlier) -> Result<(), Error> {
@@ -345,7 +358,7 @@ impl Run<'_> {
                 OutputTarget::File(path) => journal::journal_path(path).display().to_string(),
                 OutputTarget::Stdout => "the journal".to_string(),
             };
-            return Err(Error::Resume(format!(
+            return Err(self.found_wrong(anyhow::anyhow!(
                 "{path} holds an answer for data row {row} that is not this input's vehicle at row {row}: it was made from another input (or with another --city-code). Resume with the input and settings it was made from, or pass --force to start over"
             )));
         }

@@ -49,8 +49,12 @@ impl Reuse {
                 })
                 .await
                 .expect("opening the history does not panic");
-                let (history, answered) = opened
-                    .map_err(|error| Error::Usage(format!("{error}; nothing was sent. Check --history")))?;
+                let (history, answered) = opened.map_err(|error| {
+                    Error::Refused(
+                        anyhow::Error::new(error)
+                            .context("cannot use the answer history, nothing was sent. Check --history"),
+                    )
+                })?;
                 if let (Some(answered), Some(within)) = (&answered, settings.reuse_within)
                     && !answered.is_complete()
                 {

@@ -31,12 +31,12 @@ use std::time::Duration;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::error::Error;
 use crate::listen::{self, Limits};
 use crate::run::quota::Quota;
 use crate::serve::auth::{Auth, User};
 use crate::serve::jobs::{JobSettings, Jobs};
 use crate::serve::store::Store;
+use anyhow::Context;
 
 /// The service's validated settings.
 #[derive(Debug, Clone)]
@@ -85,11 +85,10 @@ impl AppState {
     /// Opens the store in the data dir, removes the uploads a crash or a kill left behind
     /// (no request holds one yet), and resumes the jobs that were queued or running when the
     /// service last stopped.
-    pub async fn open(config: ServeConfig) -> Result<AppState, Error> {
+    pub async fn open(config: ServeConfig) -> anyhow::Result<AppState> {
         std::fs::create_dir_all(&config.data_dir)
-            .map_err(Error::file("cannot create the data dir", &config.data_dir))?;
-        let store =
-            Store::open(&config.data_dir.join(STORE_FILE)).map_err(|e| Error::Usage(e.to_string()))?;
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+        let store = Store::open(&config.data_dir.join(STORE_FILE))?;
         let settings = &config.settings;
         let quota = Quota::new(settings.rate, settings.burst, settings.concurrency);
         let config = Arc::new(config);
@@ -99,7 +98,9 @@ impl AppState {
         if n_stale > 0 {
             tracing::info!("removed {n_stale} uploads left from the last start");
         }
-        jobs.resume_all().await.map_err(|e| Error::Usage(e.to_string()))?;
+        jobs.resume_all()
+            .await
+            .context("cannot resume the jobs that were running when the service last stopped")?;
         Ok(AppState {
             config,
             store,

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::error::Error;
 use crate::leads::city::City;
 use crate::leads::input::{InputEncoding, InputError, InputOptions};
 use crate::results::output::{OutputStyle, OutputTarget};
@@ -164,22 +163,22 @@ const RESAVE: &str =
 /// The CLI's message for a list that cannot be read, naming the file as the clerk knows it
 /// (not where it lies here); where the CLI's fix is a flag, which the service has not, the
 /// fix a clerk can make instead.
-fn unreadable(error: &Error, input: &Path, file_name: &str) -> String {
-    match error {
-        Error::Input(InputError::MixedEncoding {
+fn unreadable(error: &anyhow::Error, input: &Path, file_name: &str) -> String {
+    match error.downcast_ref::<InputError>() {
+        Some(InputError::MixedEncoding {
             utf8_line,
             other_line,
             ..
         }) => format!(
             "{file_name} mixes text encodings: line {utf8_line} is UTF-8, line {other_line} is not (GBK?). {RESAVE}"
         ),
-        Error::Input(InputError::NotText { line, .. }) => format!(
+        Some(InputError::NotText { line, .. }) => format!(
             "{file_name}: line {line} is neither UTF-8 nor GBK/GB18030 text (is it a lead list?). {RESAVE}"
         ),
-        Error::Input(InputError::WorkbookTooLarge { detail, .. }) => format!(
+        Some(InputError::WorkbookTooLarge { detail, .. }) => format!(
             "{file_name} is larger than the service reads: {detail}; nothing was sent. Split the list into smaller workbooks; if the data is small, delete the cells far from it (or copy it to a new workbook)"
         ),
-        other => other.to_string().replace(&*input.to_string_lossy(), file_name),
+        _ => crate::error::story(error).replace(&*input.to_string_lossy(), file_name),
     }
 }
 

@@ -802,6 +802,60 @@ async fn without_a_token_a_user_name_logs_in_first() {
     }
 }
 
+/// Requests went out, then the finished results could not be renamed into place (a
+/// directory now stands at OUTPUT): exit 4, not 2, with the fix; once the directory is gone,
+/// `--resume` puts the rows in place without asking again.
+#[tokio::test]
+async fn results_that_cannot_be_put_in_place_after_requests_exit_4_and_resume_finishes() {
+    let t = RunTest::new(SandboxConfig {
+        latency: Duration::from_millis(300),
+        ..SandboxConfig::default()
+    })
+    .await
+    .input(plate_list(2));
+    let output = t.output_path();
+    let partial = bihu_renew::results::output::partial_path(&output);
+    let in_the_way = async {
+        let started = Instant::now();
+        while !partial.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no .partial appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        std::fs::create_dir(&output).unwrap();
+    };
+    let (out, ()) = tokio::join!(t.cli(&["--concurrency", "1"]), in_the_way);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot rename {} to {}",
+            partial.display(),
+            output.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("run the same command with --resume"),
+        "{}",
+        out.stderr
+    );
+    let n_requests = t.sandbox.stats().requests;
+    assert_eq!(n_requests, 2);
+
+    std::fs::remove_dir(&output).unwrap();
+    let resumed = t.cli(&["--concurrency", "1", "--resume"]).await;
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(t.sandbox.stats().requests, n_requests, "nothing asked again");
+    let rows = read_results(&output);
+    assert_eq!(rows.len(), 2);
+    for (i, row) in rows.iter().enumerate() {
+        assert_final_answer(row, &plate(i + 1));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The binary: exit codes, stdout and stderr, the secret
 

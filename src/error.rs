@@ -6,13 +6,15 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::api::client::LoginError;
 use crate::leads::input::InputError;
 
 /// Exit codes, as documented in the README.
 pub mod exit {
     /// Every row reached a final outcome.
     pub const OK: i32 = 0;
-    /// The run finished, but some rows ended in a transient failure (rerun with `--resume`).
+    /// The run finished, but some rows ended in a transient failure (rerun with `--resume`);
+    /// or Bihu could not be reached for the first login (nothing was renewed).
     pub const SOME_TRANSIENT: i32 = 1;
     /// Usage, configuration or input-file error, before any request.
     pub const USAGE: i32 = 2;
@@ -44,6 +46,10 @@ pub enum Error {
     /// Bihu rejected the credentials before any row was sent (the first login).
     #[error("{}", story(.0))]
     Credentials(anyhow::Error),
+    /// The first login got no verdict (Bihu unreachable, a server error): nothing was
+    /// renewed, and the same command may simply be run again.
+    #[error("{}", story(.0))]
+    Unreached(anyhow::Error),
     /// Writing OUTPUT's `.partial` or journal failed during the run (disk full, directory
     /// gone, permission lost): the run stopped taking rows at once.
     #[error(
@@ -66,7 +72,24 @@ impl Error {
         match self {
             Error::Refused(_) | Error::Input(_) | Error::Unwritable { .. } => exit::USAGE,
             Error::Credentials(_) => exit::CREDENTIALS,
+            Error::Unreached(_) => exit::SOME_TRANSIENT,
             Error::Write { .. } | Error::Midrun(_) | Error::Summary { .. } => exit::WRITE_FAILED,
+        }
+    }
+
+    /// A login that failed, told by what it says of the credentials: rejected by Bihu
+    /// ([`Error::Credentials`]), refused before it was sent (an agent id that is no number:
+    /// [`Error::Refused`]), or no verdict (Bihu unreachable or erring: [`Error::Unreached`]).
+    /// `context` says whose login it was and what it was for.
+    pub fn login(error: LoginError, context: String) -> Error {
+        if error.is_rejection() {
+            Error::Credentials(anyhow::Error::new(error).context(context))
+        } else if let LoginError::AgentIdNotNumeric(_) = error {
+            Error::Refused(anyhow::Error::new(error).context(context))
+        } else {
+            Error::Unreached(anyhow::Error::new(error).context(format!(
+                "{context}: Bihu gave no verdict, so run the same command again later (if this persists, check --base-url and any proxy setting)"
+            )))
         }
     }
 

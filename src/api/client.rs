@@ -39,6 +39,20 @@ pub enum LoginError {
     AgentIdNotNumeric(String),
 }
 
+impl LoginError {
+    /// Bihu refused these credentials (416 user name, 403 agent, 406 signature or clock):
+    /// the same login fails again until one is fixed. A server error, a strange answer or no
+    /// answer at all is no verdict on them.
+    pub fn is_rejection(&self) -> bool {
+        matches!(
+            self,
+            LoginError::Rejected(
+                LoginFailure::Failed(_) | LoginFailure::Refused(_) | LoginFailure::Verification(_)
+            )
+        )
+    }
+}
+
 /// Why no client could be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

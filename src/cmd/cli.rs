@@ -108,7 +108,8 @@ pub fn message(error: &anyhow::Error) -> String {
 }
 
 /// The README's exit code: the library's [`Error`] says its own (2 refused before any
-/// request, 3 rejected credentials, 4 a file that stopped a run after requests were sent); anything else the command layer refuses is a
+/// request, 3 rejected credentials, 1 a first login that got no verdict, 4 a file that
+/// stopped a run after requests were sent); anything else the command layer refuses is a
 /// usage, configuration or input error before any request: 2.
 pub fn exit_code(error: &anyhow::Error) -> i32 {
     error

@@ -194,7 +194,7 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
             ),
             (
                 exit::SOME_TRANSIENT,
-                "the run finished, but some rows ended in a transient or credential failure (rerun with --resume); with --dry-run, some rows are invalid",
+                "the run finished, but some rows ended in a transient or credential failure (rerun with --resume); with --dry-run, some rows are invalid; or the first login got no verdict (nothing was renewed: run the same command again)",
             ),
             USAGE,
             (exit::CREDENTIALS, "aborted because the credentials were rejected"),
@@ -209,6 +209,10 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
         ],
         "login" => &[
             (exit::OK, "logged in; the Token is on stdout"),
+            (
+                exit::SOME_TRANSIENT,
+                "no verdict: Bihu could not be reached or answered with a server error",
+            ),
             USAGE,
             (
                 exit::CREDENTIALS,
@@ -256,7 +260,7 @@ pub fn exit_codes(subcommand: &str) -> &'static [(i32, &'static str)] {
             (exit::OK, "success (for run: every row reached a final outcome)"),
             (
                 exit::SOME_TRANSIENT,
-                "run: some rows ended in a transient or credential failure (rerun with --resume); check: no verdict",
+                "run: some rows ended in a transient or credential failure (rerun with --resume); run's first login, login and check: no verdict",
             ),
             USAGE,
             (

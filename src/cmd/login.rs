@@ -34,9 +34,7 @@ pub async fn run(args: LoginArgs) -> anyhow::Result<i32> {
     let token = client
         .login(&user_name, client::unix_now())
         .await
-        .map_err(|error| {
-            Error::Credentials(anyhow::Error::new(error).context(format!("cannot log in as {user_name}")))
-        })?;
+        .map_err(|error| Error::login(error, format!("cannot log in as {user_name}")))?;
     println!("{token}");
     Ok(exit::OK)
 }

@@ -135,6 +135,14 @@ pub fn resolve_credentials(
             purpose.demo_hint()
         ));
     }
+    let agent_id = agent_id.expect("checked above");
+    // A login signs the agent id as a number: with a user name the tool may log in, so a
+    // wrong one is refused here rather than when the first login is about to go out.
+    if user_name.is_some() && agent_id.parse::<i64>().is_err() {
+        return Err(anyhow::anyhow!(
+            "--agent-id {agent_id:?} is not a number; nothing was sent. Logging in with --user-name needs the numeric agent id Bihu issued: check --agent-id (or BIHU_AGENT_ID, or agent_id in the config file)"
+        ));
+    }
     let base_text = non_empty(args.base_url.as_ref())
         .or_else(|| non_empty(file.base_url.as_ref()))
         .unwrap_or_else(|| crate::cmd::cli::DEFAULT_BASE_URL.to_string());
@@ -155,7 +163,7 @@ pub fn resolve_credentials(
     Ok(Credentials {
         base_url: crate::api::protocol::normalise_base(base_url),
         agent: Agent {
-            agent_id: agent_id.expect("checked above"),
+            agent_id,
             secret: Secret::new(secret.expect("checked above")),
             secret_label: label,
         },

@@ -225,6 +225,32 @@ pub(super) fn close(
     Ok(())
 }
 
+/// Undoes [`create`] for a run that sent no renewal (its first login failed): a fresh run's
+/// `.partial` and journal are removed, so that nothing refuses the same command as "already
+/// exists"; a resumed run's are closed as an unfinished run's are, which leaves OUTPUT and
+/// its journal as they were. Best effort: the failure that stopped the run is what is told.
+pub(super) fn discard(config: &RunConfig, mut writer: ResultWriter, journal: Option<Journal>) {
+    if config.existing == Existing::Resume {
+        if let Err(error) = close(config, &mut writer, journal, false) {
+            tracing::warn!("{error}");
+        }
+        return;
+    }
+    drop(writer);
+    let journal = journal.map(|journal| journal.path().to_path_buf());
+    let OutputTarget::File(path) = &config.output else {
+        return;
+    };
+    for file in [Some(output::partial_path(path)), journal].into_iter().flatten() {
+        match fs::remove_file(&file) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!("cannot remove {}: {error}", file.display());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A finished run's results that could not be put in place: exit 4, and `--resume` finishes
 /// the job once the cause is fixed.
 fn not_in_place(error: anyhow::Error) -> Error {

@@ -145,7 +145,15 @@ pub async fn run_over(
     ));
     let token = match &config.token {
         Some(token) => token.clone(),
-        None => shared.first_login().await?,
+        None => match shared.first_login().await {
+            Ok(token) => token,
+            Err(error) => {
+                // No renewal was sent: the files made for the run go, so that the same
+                // command can simply be run again (a resumed run's are kept as they were).
+                files::discard(&config, writer, journal);
+                return Err(error);
+            }
+        },
     };
     shared.tokens.set(token);
 

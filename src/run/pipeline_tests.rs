@@ -318,6 +318,34 @@ async fn a_transport_failure_is_retried_and_a_failed_first_login_stops_before_an
     config.user_name = Some("clerk".into());
     let error = run(config, &fake).await.unwrap_err();
     assert!(matches!(error, Error::Credentials(_)), "{error:?}");
+    assert_eq!(error.exit_code(), crate::error::exit::CREDENTIALS);
     assert!(error.to_string().contains("cannot log in as clerk"), "{error}");
+    assert!(error.to_string().contains("check --user-name"), "{error}");
+    assert!(fake.calls(Endpoint::Renewal).is_empty());
+    // Nothing was renewed: no file is left to refuse the same command as "already exists".
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name != "leads.csv")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // A login that reaches no one is no verdict on the credentials: exit 1, not 3.
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(Duration::ZERO, |_, _| {
+        Err(TransportError::Connect("bihu-renew.invalid: refused".into()))
+    });
+    let mut unreached = self::config(&dir, 3);
+    unreached.token = None;
+    unreached.user_name = Some("clerk".into());
+    let error = run(unreached, &fake).await.unwrap_err();
+    assert!(matches!(error, Error::Unreached(_)), "{error:?}");
+    assert_eq!(error.exit_code(), crate::error::exit::SOME_TRANSIENT);
+    assert!(
+        error
+            .to_string()
+            .contains("could not connect to bihu-renew.invalid"),
+        "{error}"
+    );
     assert!(fake.calls(Endpoint::Renewal).is_empty());
 }

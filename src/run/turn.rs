@@ -173,9 +173,10 @@ impl RunState {
             .as_deref()
             .expect("config requires a token or a user name");
         self.login(user_name).await.map_err(|error| {
-            Error::Credentials(anyhow::Error::new(error).context(format!(
-                "cannot log in as {user_name} to get a Token (nothing was renewed)"
-            )))
+            Error::login(
+                error,
+                format!("cannot log in as {user_name} to get a Token (nothing was renewed)"),
+            )
         })
     }
 

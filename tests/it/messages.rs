@@ -183,3 +183,68 @@ async fn an_unwritable_output_names_the_path_and_suggests_o() {
     }
     assert_eq!(sandbox.stats().requests, 0, "nothing was sent");
 }
+
+/// `login`'s exit code says what failed: an agent id no login takes is refused before
+/// anything is sent (2), a host that cannot be reached is no verdict (1, naming the host),
+/// and only Bihu's own refusal is 3.
+#[tokio::test]
+async fn login_tells_a_refusal_from_no_verdict_by_its_exit_code() {
+    let sandbox = start_sandbox(SandboxConfig::default()).await;
+    let base = sandbox.base_url().to_string();
+    let config = sandbox.config();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable = format!("http://{closed}/");
+    let login = |base: &str, agent_id: &str, secret: &str| {
+        let args: Vec<String> = [
+            "login",
+            "--base-url",
+            base,
+            "--agent-id",
+            agent_id,
+            "--secret-key",
+            secret,
+            "--user-name",
+            "anyone",
+        ]
+        .map(str::to_string)
+        .to_vec();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_binary(&args, &[]).await
+        }
+    };
+    let secret = config.secret.expose();
+
+    let not_numeric = login(&base, "abc", secret).await;
+    assert_eq!(not_numeric.code, 2, "{}", not_numeric.stderr);
+    assert!(
+        not_numeric
+            .stderr
+            .contains("--agent-id \"abc\" is not a number; nothing was sent"),
+        "{}",
+        not_numeric.stderr
+    );
+    assert_eq!(sandbox.stats().logins, 0);
+
+    let no_one = login(&unreachable, &config.agent_id, secret).await;
+    assert_eq!(no_one.code, 1, "{}", no_one.stderr);
+    assert!(no_one.stderr.contains(&closed.to_string()), "{}", no_one.stderr);
+    assert!(!no_one.stderr.contains("rejected"), "{}", no_one.stderr);
+    assert!(!no_one.stderr.contains(secret), "{}", no_one.stderr);
+
+    let wrong_secret = login(&base, &config.agent_id, "not-the-secret").await;
+    assert_eq!(wrong_secret.code, 3, "{}", wrong_secret.stderr);
+    assert!(
+        wrong_secret.stderr.contains("--secret-key"),
+        "{}",
+        wrong_secret.stderr
+    );
+    assert!(
+        !wrong_secret.stderr.contains("not-the-secret"),
+        "{}",
+        wrong_secret.stderr
+    );
+}

@@ -802,6 +802,90 @@ async fn without_a_token_a_user_name_logs_in_first() {
     }
 }
 
+/// The files of a run beside its input: OUTPUT, its `.partial`, journal and lock.
+fn results_files(t: &RunTest) -> Vec<String> {
+    std::fs::read_dir(t.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".results."))
+        .collect()
+}
+
+/// A first login that Bihu rejects is exit 3 with nothing renewed, and leaves no file behind:
+/// the same command, with the user name put right, simply runs (no "already exists").
+#[tokio::test]
+async fn a_rejected_first_login_exits_3_and_leaves_nothing_to_refuse_the_same_command() {
+    let t = RunTest::new(SandboxConfig {
+        user_name: Some("clerk".into()),
+        ..SandboxConfig::default()
+    })
+    .await
+    .input(plate_list(3));
+    let out = t.cli_with(&[("--token", None)], &["--user-name", "nobody"]).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot log in as nobody"), "{}", out.stderr);
+    assert!(out.stderr.contains("--user-name"), "{}", out.stderr);
+    assert_eq!(t.sandbox.stats().requests, 0);
+    assert_eq!(results_files(&t), Vec::<String>::new());
+
+    let again = t.cli_with(&[("--token", None)], &["--user-name", "clerk"]).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(read_results(&t.output_path()).len(), 3);
+}
+
+/// A first login that reaches no one is no verdict on the credentials: exit 1 (not 3),
+/// naming the host, with nothing left behind to refuse the same command.
+#[tokio::test]
+async fn a_first_login_that_reaches_no_one_exits_1_naming_the_host() {
+    let t = RunTest::new(SandboxConfig::default()).await.input(plate_list(3));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let base_url = format!("http://{closed}/");
+    let out = t
+        .cli_with(
+            &[("--token", None), ("--base-url", Some(&base_url))],
+            &["--user-name", "clerk"],
+        )
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("cannot log in as clerk"), "{}", out.stderr);
+    assert!(out.stderr.contains(&closed.to_string()), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("run the same command again"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(SECRET), "{}", out.stderr);
+    assert_eq!(results_files(&t), Vec::<String>::new());
+}
+
+/// A login needs a numeric agent id: with --user-name a wrong one is refused before any
+/// request (exit 2), also when the run has a Token for now.
+#[tokio::test]
+async fn a_non_numeric_agent_id_with_a_user_name_is_refused_before_any_request() {
+    let t = RunTest::new(SandboxConfig::default()).await.input(plate_list(3));
+    for token in [None, Some(t.sandbox.config().token.as_str())] {
+        let out = t
+            .cli_with(
+                &[("--token", token), ("--agent-id", Some("abc"))],
+                &["--user-name", "clerk"],
+            )
+            .await;
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("--agent-id \"abc\" is not a number"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("nothing was sent"), "{}", out.stderr);
+    }
+    let stats = t.sandbox.stats();
+    assert_eq!((stats.requests, stats.logins), (0, 0), "{stats}");
+    assert_eq!(results_files(&t), Vec::<String>::new());
+}
+
 /// Requests went out, then the finished results could not be renamed into place (a
 /// directory now stands at OUTPUT): exit 4, not 2, with the fix; once the directory is gone,
 /// `--resume` puts the rows in place without asking again.

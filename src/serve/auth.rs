@@ -165,7 +165,9 @@ struct Inner {
     users: HashMap<String, String>,
     session_ttl: Duration,
     store: Store,
-    failures: Mutex<HashMap<IpAddr, Failures>>,
+    /// Failed logins by address and the user name tried: behind a reverse proxy every
+    /// client has the proxy's address, and one person's typos must not lock out the others.
+    failures: Mutex<HashMap<(IpAddr, String), Failures>>,
     /// Basic credentials verified lately (by digest), so that a script polling every second
     /// does not pay argon2 on every request.
     verified: Mutex<HashMap<String, Instant>>,
@@ -210,26 +212,27 @@ impl Auth {
         self.inner.users.is_empty()
     }
 
-    fn throttled(&self, ip: IpAddr) -> Option<Duration> {
+    fn throttled(&self, ip: IpAddr, name: &str) -> Option<Duration> {
         let failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         failures
-            .get(&ip)
+            .get(&(ip, name.to_string()))
             .and_then(|f| f.not_before.checked_duration_since(now))
             .filter(|wait| !wait.is_zero())
     }
 
-    fn record(&self, ip: IpAddr, ok: bool) {
+    fn record(&self, ip: IpAddr, name: &str, ok: bool) {
         let mut failures = self.inner.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
+        let key = (ip, name.to_string());
         if ok {
-            failures.remove(&ip);
+            failures.remove(&key);
             return;
         }
         if failures.len() > 10_000 {
             failures.retain(|_, f| now.duration_since(f.last) < Duration::from_secs(3600));
         }
-        let entry = failures.entry(ip).or_insert(Failures {
+        let entry = failures.entry(key).or_insert(Failures {
             n: 0,
             not_before: now,
             last: now,
@@ -243,12 +246,10 @@ impl Auth {
         }
     }
 
-    /// Checks a user name and password, throttled by address; argon2 runs off the async
-    /// workers.
+    /// Checks a user name and password, throttled by address and user name; argon2 runs off
+    /// the async workers. Credentials verified in the last minute pass at once, throttle or
+    /// not: they prove the password, so another's failures never lock out a polling script.
     pub async fn check_password(&self, ip: IpAddr, name: &str, password: &str) -> Result<(), AuthError> {
-        if let Some(retry_after) = self.throttled(ip) {
-            return Err(AuthError::Throttled { retry_after });
-        }
         let digest = hex::encode(Md5::digest(format!("{name}\u{0}{password}").as_bytes()));
         let recently = {
             let verified = self.inner.verified.lock().unwrap_or_else(PoisonError::into_inner);
@@ -258,6 +259,9 @@ impl Auth {
         };
         if recently {
             return Ok(());
+        }
+        if let Some(retry_after) = self.throttled(ip, name) {
+            return Err(AuthError::Throttled { retry_after });
         }
         let hash = self.inner.users.get(name).cloned();
         let password = password.to_string();
@@ -271,7 +275,7 @@ impl Auth {
         })
         .await
         .unwrap_or(false);
-        self.record(ip, ok);
+        self.record(ip, name, ok);
         if !ok {
             return Err(AuthError::Unauthorized {
                 message: "wrong user name or password".to_string(),
@@ -517,14 +521,52 @@ mod tests {
         let auth = Auth::new(&[], Duration::from_secs(60), store);
         let ip = IpAddr::from([10, 0, 0, 1]);
         for _ in 0..FREE_FAILURES {
-            auth.record(ip, false);
-            assert_eq!(auth.throttled(ip), None);
+            auth.record(ip, "clerk", false);
+            assert_eq!(auth.throttled(ip, "clerk"), None);
         }
-        auth.record(ip, false);
-        let wait = auth.throttled(ip).expect("locked out");
+        auth.record(ip, "clerk", false);
+        let wait = auth.throttled(ip, "clerk").expect("locked out");
         assert!(wait <= Duration::from_secs(2), "{wait:?}");
-        assert_eq!(auth.throttled(IpAddr::from([10, 0, 0, 2])), None);
-        auth.record(ip, true);
-        assert_eq!(auth.throttled(ip), None);
+        assert_eq!(auth.throttled(IpAddr::from([10, 0, 0, 2]), "clerk"), None);
+        auth.record(ip, "clerk", true);
+        assert_eq!(auth.throttled(ip, "clerk"), None);
+    }
+
+    #[tokio::test]
+    async fn one_users_failures_behind_a_proxy_lock_out_neither_another_user_nor_a_known_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let users = [
+            User {
+                name: "clerk".into(),
+                password_hash: hash_password("clerk-pw").unwrap(),
+            },
+            User {
+                name: "cron".into(),
+                password_hash: hash_password("cron-pw").unwrap(),
+            },
+        ];
+        let auth = Auth::new(&users, Duration::from_secs(60), store);
+        // Every client comes through one reverse proxy.
+        let proxy = IpAddr::from([127, 0, 0, 1]);
+        auth.check_password(proxy, "cron", "cron-pw").await.unwrap();
+        for _ in 0..=FREE_FAILURES {
+            let refused = auth.check_password(proxy, "clerk", "typo").await;
+            assert!(
+                matches!(refused, Err(AuthError::Unauthorized { .. })),
+                "{refused:?}"
+            );
+        }
+        let refused = auth.check_password(proxy, "clerk", "clerk-pw").await;
+        assert!(matches!(refused, Err(AuthError::Throttled { .. })), "{refused:?}");
+        // Another user at the same address is not locked out by the clerk's failures.
+        auth.check_password(proxy, "cron", "cron-pw").await.unwrap();
+        for _ in 0..=FREE_FAILURES {
+            let _ = auth.check_password(proxy, "cron", "guess").await;
+        }
+        // cron's own failures lock its name, but its password, verified in the last
+        // minute, still passes: a polling script is not shut out by someone's guesses.
+        assert!(auth.throttled(proxy, "cron").is_some());
+        auth.check_password(proxy, "cron", "cron-pw").await.unwrap();
     }
 }

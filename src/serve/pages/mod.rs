@@ -322,10 +322,14 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
     fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// `POST /login`: the form `name`, `password`, `next`; sets the session cookie.
+/// `POST /login`: the form `name`, `password`, `next`; sets the session cookie. Refused when
+/// a browser says another site sent it, as `POST /api/login` is.
 async fn login_submit(State(state): State<AppState>, ctx: PageCtx, body: axum::body::Bytes) -> Response {
     if state.auth.is_open() {
         return ctx.redirect("/jobs");
+    }
+    if let Err(refusal) = auth::refuse_cross_site(&ctx.headers) {
+        return ctx.refused(&state, refusal).await;
     }
     let fields = form_fields(&body);
     let name = field(&fields, "name").unwrap_or("").trim().to_string();

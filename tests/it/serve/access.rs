@@ -1,6 +1,7 @@
 //! Refusals on every route: without credentials (401 from the API, the sign-in page for
 //! pages), and a state change made with the session cookie but without the CSRF token
-//! (403); a login sent from another site is refused as any state change is.
+//! (403); a login sent from another site, to the API or the sign-in page's form, is refused
+//! as any state change is.
 
 use bihu_renew::serve::api::JobView;
 use bihu_renew::serve::store::JobState;
@@ -213,5 +214,34 @@ async fn a_login_sent_from_another_site_is_refused_and_sets_no_cookie() {
     assert_eq!(same.status(), StatusCode::OK);
     assert!(same.headers().get("set-cookie").is_some());
     assert_eq!(login().send().await.unwrap().status(), StatusCode::OK);
+
+    // The sign-in page's form is refused the same way, with the page's refusal.
+    let http = no_redirects();
+    let form_login = || {
+        http.post(service.url("/login"))
+            .form(&[("name", "clerk"), ("password", "pw"), ("next", "/jobs")])
+    };
+    for (header, value) in [
+        ("origin", "http://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        let refused = form_login().header(header, value).send().await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "form, {header}: {value}");
+        assert!(
+            refused.headers().get("set-cookie").is_none(),
+            "form, {header}: {value}"
+        );
+        assert!(
+            refused.text().await.unwrap().contains("<html"),
+            "a page, not JSON"
+        );
+    }
+    let signed_in = form_login()
+        .header("origin", service.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    assert!(signed_in.headers().get("set-cookie").is_some());
     service.shutdown().await;
 }

@@ -349,3 +349,42 @@ async fn a_transport_failure_is_retried_and_a_failed_first_login_stops_before_an
     );
     assert!(fake.calls(Endpoint::Renewal).is_empty());
 }
+
+/// A journal holding another input's answer is found when its row is taken in: at row 1,
+/// before any request, the run is refused (exit 2); in a later batch, once requests have
+/// gone out, it is a run stopped midway (exit 4), which `--resume` continues once put right.
+#[tokio::test(start_paused = true)]
+async fn a_journal_of_another_input_is_refused_before_any_request_and_stops_a_run_after_one() {
+    use crate::error::exit;
+    use crate::results::journal::{self, Journal, Record};
+    use crate::results::outcome::RowOutcome;
+
+    for (row, code) in [(1, exit::USAGE), (300, exit::WRITE_FAILED)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut resumed = config(&dir, 300);
+        resumed.existing = Existing::Resume;
+        let OutputTarget::File(output) = &resumed.output else {
+            unreachable!("the test config writes a file")
+        };
+        let record = Record {
+            row,
+            vehicle: 42,
+            outcome: RowOutcome {
+                status: Status::Renewed,
+                ..RowOutcome::default()
+            },
+            retry: None,
+        };
+        Journal::create(&journal::journal_path(output), [&record])
+            .unwrap()
+            .finish()
+            .unwrap();
+        let fake = Fake::new(Duration::ZERO, |_, _| renewed());
+        let error = run(resumed, &fake).await.unwrap_err();
+        assert_eq!(error.exit_code(), code, "row {row}: {error}");
+        let text = error.to_string();
+        assert!(text.contains(&format!("data row {row}")), "{text}");
+        assert!(text.contains("pass --force to start over"), "{text}");
+        assert_eq!(fake.calls(Endpoint::Renewal).is_empty(), row == 1, "row {row}");
+    }
+}

@@ -97,6 +97,14 @@ pub async fn run_over(
     let headers = reader.headers().clone();
     let mut prepared = files::prepare(&config, &reader)?;
     if let Some(summary) = prepared.nothing_to_do(&config, started) {
+        // A journal left beside a complete OUTPUT (a run whose finished file could not be
+        // renamed into place) holds nothing OUTPUT lacks: it goes.
+        if let OutputTarget::File(path) = &config.output {
+            let spent = journal::journal_path(path);
+            if let Err(error) = journal::remove(&spent) {
+                tracing::warn!("cannot remove the spent journal {}: {error}", spent.display());
+            }
+        }
         return Ok(summary);
     }
 

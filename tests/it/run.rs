@@ -933,6 +933,11 @@ async fn results_that_cannot_be_put_in_place_after_requests_exit_4_and_resume_fi
     let resumed = t.cli(&["--concurrency", "1", "--resume"]).await;
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(t.sandbox.stats().requests, n_requests, "nothing asked again");
+    assert_eq!(
+        results_files(&t),
+        ["leads.results.csv"],
+        "no journal or .partial left"
+    );
     let rows = read_results(&output);
     assert_eq!(rows.len(), 2);
     for (i, row) in rows.iter().enumerate() {

@@ -9,15 +9,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bihu_renew::run::config::Backoff;
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
-use bihu_renew::serve::auth::{User, hash_password};
+use bihu_renew::serve::ServeConfig;
 use bihu_renew::serve::jobs::JobSettings;
-use bihu_renew::serve::{self, AppState, ServeConfig};
-use tokio_util::sync::CancellationToken;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, StatusCode};
 
 use crate::browser::{Browser, with_browser};
-use crate::support::{agent, parse_results, start_sandbox};
+use crate::support::{Served, job_settings, no_redirects, parse_results, serve_config, start_sandbox, user};
 
 const CLERK: &str = "clerk";
 const PASSWORD: &str = "correct horse";
@@ -29,13 +29,16 @@ fn sample(name: &str) -> PathBuf {
 /// A service with one user, and its sandbox.
 struct Service {
     sandbox: Sandbox,
-    base: String,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    served: Served,
     dir: tempfile::TempDir,
 }
 
 impl Service {
+    /// A service whose jobs go at `rate` to a default sandbox.
+    async fn at_rate(rate: u32) -> Service {
+        Service::start(SandboxConfig::default(), rate, |_| {}).await
+    }
+
     async fn start(sandbox: SandboxConfig, rate: u32, change: impl FnOnce(&mut JobSettings)) -> Service {
         Service::start_with_reuse(sandbox, rate, change, None).await
     }
@@ -48,62 +51,24 @@ impl Service {
         reuse_within: Option<Duration>,
     ) -> Service {
         let sandbox = start_sandbox(sandbox).await;
-        let config = sandbox.config();
-        let mut settings = JobSettings {
-            base_url: sandbox.base_url(),
-            agent: agent(config),
-            token: Some(config.token.clone()),
-            user_name: None,
-            rate: rate.try_into().unwrap(),
-            burst: 1.try_into().unwrap(),
-            concurrency: 4.try_into().unwrap(),
-            retries: 2,
-            timeout: Duration::from_secs(5),
-            backoff: Backoff {
-                min: Duration::from_millis(10),
-                max: Duration::from_millis(50),
-                max_retry_after: Duration::from_millis(50),
-            },
-            credential_failure_limit: 3,
-        };
+        let mut settings = job_settings(&sandbox, rate, 1, 4);
         change(&mut settings);
         let dir = tempfile::tempdir().unwrap();
-        let state = AppState::open(ServeConfig {
-            data_dir: dir.path().join("data"),
-            max_upload_bytes: 1024 * 1024,
+        let (served, _) = Served::start(ServeConfig {
             retention: Duration::from_secs(86_400),
-            users: vec![User {
-                name: CLERK.to_string(),
-                password_hash: hash_password(PASSWORD).unwrap(),
-            }],
-            session_ttl: Duration::from_secs(3600),
-            settings,
-            history: None,
-            limits: bihu_renew::listen::Limits::default(),
             reuse_within,
+            ..serve_config(dir.path().join("data"), vec![user(CLERK, PASSWORD)], settings)
         })
-        .await
-        .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(serve::serve(listener, state, stop.clone().cancelled_owned()));
-        Service {
-            sandbox,
-            base,
-            stop,
-            task,
-            dir,
-        }
+        .await;
+        Service { sandbox, served, dir }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.served.url(path)
     }
 
     async fn shutdown(self) {
-        self.stop.cancel();
-        self.task.await.unwrap().unwrap();
+        self.served.stop().await;
         self.sandbox.shutdown().await;
     }
 }
@@ -197,7 +162,7 @@ async fn assert_sample_check(browser: &Browser) {
 
 #[tokio::test]
 async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() {
-    let service = Service::start(SandboxConfig::default(), 10, |_| {}).await;
+    let service = Service::at_rate(10).await;
     with_browser("pages_sample_run", async |browser| {
         sign_in(browser, &service).await;
         assert!(browser.text("#no-jobs").await.contains("还没有任务"));
@@ -415,7 +380,7 @@ async fn fits(browser: &Browser, what: &str) {
 
 #[tokio::test]
 async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
-    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    let service = Service::at_rate(200).await;
     with_browser("pages_gbk_and_xlsx", async |browser| {
         sign_in(browser, &service).await;
         upload(browser, &service, &sample("leads-gbk.csv")).await;
@@ -488,7 +453,7 @@ async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
 
 #[tokio::test]
 async fn a_list_without_a_vehicle_column_shows_the_clis_message_on_the_page() {
-    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    let service = Service::at_rate(200).await;
     let list = service.dir.path().join("名单.csv");
     std::fs::write(&list, "客户姓名,联系电话\n张伟,15908301661\n").unwrap();
     with_browser("pages_no_vehicle_column", async |browser| {
@@ -516,7 +481,7 @@ async fn a_list_without_a_vehicle_column_shows_the_clis_message_on_the_page() {
 
 #[tokio::test]
 async fn signed_out_the_job_pages_are_refused() {
-    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
+    let service = Service::at_rate(200).await;
     with_browser("pages_signed_out", async |browser| {
         sign_in(browser, &service).await;
         let job_url = upload(browser, &service, &sample("leads.csv")).await;
@@ -648,59 +613,124 @@ fn csrf_of(html: &str) -> String {
     html[start..].split('"').next().unwrap().to_string()
 }
 
-#[tokio::test]
-async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_what_they_must() {
-    use reqwest::StatusCode;
-    use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-    use reqwest::multipart::{Form, Part};
+/// Where a redirect sends the browser.
+fn location(response: &reqwest::Response) -> String {
+    response.headers()[LOCATION].to_str().unwrap().to_string()
+}
 
-    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let location = |response: &reqwest::Response| response.headers()[LOCATION].to_str().unwrap().to_string();
-
-    let refused = http.get(service.url("/jobs/1")).send().await.unwrap();
-    assert_eq!(refused.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&refused), "/login?why=needed&next=%2Fjobs%2F1");
-
-    let wrong = http
-        .post(service.url("/login"))
-        .form(&[("name", CLERK), ("password", "wrong"), ("next", "/jobs")])
+/// Sends the sign-in form as [`CLERK`] with `password`, to go to `next` once signed in.
+async fn post_login(
+    http: &reqwest::Client,
+    service: &Service,
+    password: &str,
+    next: &str,
+) -> reqwest::Response {
+    http.post(service.url("/login"))
+        .form(&[("name", CLERK), ("password", password), ("next", next)])
         .send()
         .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(wrong.text().await.unwrap().contains("用户名或密码不对"));
-    let login = http
-        .post(service.url("/login"))
-        .form(&[
-            ("name", CLERK),
-            ("password", PASSWORD),
-            ("next", "//evil.example/"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&login), "/jobs", "the way back stays on the service");
-    let cookie = login.headers()[SET_COOKIE]
+        .unwrap()
+}
+
+/// The session cookie (`name=value`) a sign-in set.
+fn session_cookie(login: &reqwest::Response) -> String {
+    login.headers()[SET_COOKIE]
         .to_str()
         .unwrap()
         .split(';')
         .next()
         .unwrap()
-        .to_string();
-    assert!(cookie.starts_with("bihu_session="), "{cookie}");
+        .to_string()
+}
 
-    let jobs = http
-        .get(service.url("/jobs"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+/// A clerk signed in without a browser: a client that shows redirects, and the session's
+/// cookie, which every request made through it carries.
+struct Plain<'a> {
+    service: &'a Service,
+    http: reqwest::Client,
+    cookie: String,
+}
+
+impl Plain<'_> {
+    /// Signs in with the plain form; gives the session and the jobs page's CSRF token.
+    async fn sign_in(service: &Service) -> (Plain<'_>, String) {
+        let http = no_redirects();
+        let login = post_login(&http, service, PASSWORD, "/jobs").await;
+        let cookie = session_cookie(&login);
+        let plain = Plain {
+            service,
+            http,
+            cookie,
+        };
+        let csrf = csrf_of(&plain.page("/jobs").await);
+        (plain, csrf)
+    }
+
+    /// `method path` with the session's cookie, to be sent.
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.service.url(path))
+            .header(COOKIE, &self.cookie)
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(Method::POST, path)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(Method::GET, path).send().await.unwrap()
+    }
+
+    /// The text of the page at `path`, whatever its status.
+    async fn page(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// Sends the upload form (`POST /jobs`) with `form`.
+    async fn upload(&self, form: Form) -> reqwest::Response {
+        self.post("/jobs").multipart(form).send().await.unwrap()
+    }
+
+    /// Reloads the job page at `path` every 100 ms until it offers the results (failing after
+    /// `within`) and gives that page; each page before it is shown to `running`.
+    async fn wait_done(&self, path: &str, within: Duration, running: impl Fn(&str)) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let page = self.page(path).await;
+            if page.contains("id=\"download-csv\"") {
+                return page;
+            }
+            running(&page);
+            assert!(std::time::Instant::now() < deadline, "never done");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_what_they_must() {
+    let service = Service::at_rate(200).await;
+    let http = no_redirects();
+
+    let refused = http.get(service.url("/jobs/1")).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&refused), "/login?why=needed&next=%2Fjobs%2F1");
+
+    let wrong = post_login(&http, &service, "wrong", "/jobs").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.text().await.unwrap().contains("用户名或密码不对"));
+    let login = post_login(&http, &service, PASSWORD, "//evil.example/").await;
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&login), "/jobs", "the way back stays on the service");
+    let cookie = session_cookie(&login);
+    assert!(cookie.starts_with("bihu_session="), "{cookie}");
+    let plain = Plain {
+        service: &service,
+        http,
+        cookie,
+    };
+
+    let jobs = plain.get("/jobs").await;
     assert_eq!(jobs.status(), StatusCode::OK);
     let policy = jobs.headers()["content-security-policy"]
         .to_str()
@@ -715,14 +745,8 @@ async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_
     );
 
     let sample_part = || Part::bytes(std::fs::read(sample("leads.csv")).unwrap()).file_name("leads.csv");
-    let upload = |form: Form| {
-        http.post(service.url("/jobs"))
-            .header(COOKIE, &cookie)
-            .multipart(form)
-            .send()
-    };
     // Without the token, or from another site, the form is refused.
-    let no_token = upload(Form::new().part("file", sample_part())).await.unwrap();
+    let no_token = plain.upload(Form::new().part("file", sample_part())).await;
     assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
     assert!(
         no_token
@@ -731,9 +755,8 @@ async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_
             .unwrap()
             .contains("页面已过期，请刷新页面后再试")
     );
-    let cross_site = http
-        .post(service.url("/jobs"))
-        .header(COOKIE, &cookie)
+    let cross_site = plain
+        .post("/jobs")
         .header("origin", "http://evil.example")
         .multipart(Form::new().text("csrf", csrf.clone()).part("file", sample_part()))
         .send()
@@ -742,13 +765,13 @@ async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_
     assert_eq!(cross_site.status(), StatusCode::FORBIDDEN);
     // Too large: the limit and what to do, on the page.
     let big = vec![b'x'; 1024 * 1024 + 1];
-    let too_large = upload(
-        Form::new()
-            .text("csrf", csrf.clone())
-            .part("file", Part::bytes(big).file_name("big.csv")),
-    )
-    .await
-    .unwrap();
+    let too_large = plain
+        .upload(
+            Form::new()
+                .text("csrf", csrf.clone())
+                .part("file", Part::bytes(big).file_name("big.csv")),
+        )
+        .await;
     assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let page = too_large.text().await.unwrap();
     assert!(
@@ -758,31 +781,23 @@ async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_
     assert!(page.contains("larger than the limit of 1 MB"), "{page}");
     assert!(page.contains("还没有任务"), "no job was made");
 
-    let created = upload(
-        Form::new()
-            .text("csrf", csrf.clone())
-            .part("file", sample_part())
-            .text("city_code", "1"),
-    )
-    .await
-    .unwrap();
+    let created = plain
+        .upload(
+            Form::new()
+                .text("csrf", csrf.clone())
+                .part("file", sample_part())
+                .text("city_code", "1"),
+        )
+        .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     let job_path = location(&created);
-    let page = http
-        .get(service.url(&job_path))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = plain.page(&job_path).await;
     assert!(page.contains("开始：33 个请求"), "{page}");
     assert!(page.contains("北京 (1)"), "the default city is shown");
 
     let start = |token: &str| {
-        http.post(service.url(&format!("{job_path}/start")))
-            .header(COOKIE, &cookie)
+        plain
+            .post(&format!("{job_path}/start"))
             .form(&[("csrf", token)])
             .send()
     };
@@ -793,38 +808,20 @@ async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_
     let started = start(&csrf).await.unwrap();
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&started), job_path);
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let page = http
-            .get(service.url(&job_path))
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if page.contains("id=\"download-csv\"") {
-            assert!(page.contains("任务已完成：40 行都已有结果。"));
-            break;
-        }
-        // A running job's page reloads itself without the script.
-        assert!(page.contains("<noscript><meta http-equiv=\"refresh\""), "{page}");
-        assert!(std::time::Instant::now() < deadline, "never done");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A running job's page reloads itself without the script.
+    let page = plain
+        .wait_done(&job_path, Duration::from_secs(20), |page| {
+            assert!(page.contains("<noscript><meta http-equiv=\"refresh\""), "{page}");
+        })
+        .await;
+    assert!(page.contains("任务已完成：40 行都已有结果。"));
     // Started twice: the API's refusal, in words, on the job's page.
     let again = start(&csrf).await.unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert!(again.text().await.unwrap().contains("现在不能这样做"));
 
     // English, remembered in a cookie; the static files are the binary's own.
-    let english = http
-        .get(service.url("/jobs?lang=en"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let english = plain.get("/jobs?lang=en").await;
     assert!(
         english.headers()[SET_COOKIE]
             .to_str()
@@ -832,58 +829,24 @@ async fn without_javascript_the_plain_forms_sign_in_upload_and_start_and_refuse_
             .starts_with("bihu_lang=en")
     );
     assert!(english.text().await.unwrap().contains("Upload and check"));
-    let css = http.get(service.url("/static/pages.css")).send().await.unwrap();
+    let css = plain
+        .http
+        .get(service.url("/static/pages.css"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
     assert!(css.text().await.unwrap().contains("@media print"));
     service.shutdown().await;
 }
 
-/// Signs in with the plain form; returns the session cookie and the page's CSRF token.
-async fn plain_sign_in(http: &reqwest::Client, service: &Service) -> (String, String) {
-    use reqwest::header::{COOKIE, SET_COOKIE};
-    let login = http
-        .post(service.url("/login"))
-        .form(&[("name", CLERK), ("password", PASSWORD), ("next", "/jobs")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = login.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let jobs = http
-        .get(service.url("/jobs"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    let csrf = csrf_of(&jobs.text().await.unwrap());
-    (cookie, csrf)
-}
-
 #[tokio::test]
 async fn the_upload_form_offers_reuse_with_the_configured_default_and_the_check_says_what_it_saves() {
-    use reqwest::StatusCode;
-    use reqwest::header::{COOKIE, LOCATION};
-    use reqwest::multipart::{Form, Part};
-
     let week = Duration::from_secs(7 * 86_400);
     let service = Service::start_with_reuse(SandboxConfig::default(), 500, |_| {}, Some(week)).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (cookie, csrf) = plain_sign_in(&http, &service).await;
-    let get = |path: String| {
-        let request = http.get(service.url(&path)).header(COOKIE, &cookie).send();
-        async move { request.await.unwrap().text().await.unwrap() }
-    };
+    let (plain, csrf) = Plain::sign_in(&service).await;
 
-    let form = get("/jobs".to_string()).await;
+    let form = plain.page("/jobs").await;
     assert!(
         form.contains("<select name=\"reuse_within\" id=\"reuse\">"),
         "{form}"
@@ -897,15 +860,15 @@ async fn the_upload_form_offers_reuse_with_the_configured_default_and_the_check_
         "{form}"
     );
     assert_eq!(form.matches(" selected>").count(), 1, "{form}");
-    let english = get("/jobs?lang=en".to_string()).await;
+    let english = plain.page("/jobs?lang=en").await;
     assert!(
         english.contains("Vehicles answered in the last 7 days take that answer (default)"),
         "{english}"
     );
-    let _ = get("/jobs?lang=zh".to_string()).await;
+    let _ = plain.page("/jobs?lang=zh").await;
 
     // What the form sends: its csrf, the file, the city and the chosen window.
-    let upload = |reuse: &str| {
+    let upload = async |reuse: &str| {
         let form = Form::new()
             .text("csrf", csrf.clone())
             .part(
@@ -914,41 +877,29 @@ async fn the_upload_form_offers_reuse_with_the_configured_default_and_the_check_
             )
             .text("city_code", "1")
             .text("reuse_within", reuse.to_string());
-        let request = http
-            .post(service.url("/jobs"))
-            .header(COOKIE, &cookie)
-            .multipart(form)
-            .send();
-        async move {
-            let created = request.await.unwrap();
-            assert_eq!(created.status(), StatusCode::SEE_OTHER);
-            created.headers()[LOCATION].to_str().unwrap().to_string()
-        }
+        let created = plain.upload(form).await;
+        assert_eq!(created.status(), StatusCode::SEE_OTHER);
+        location(&created)
     };
     let first = upload("7d").await;
-    let page = get(first.clone()).await;
+    let page = plain.page(&first).await;
     assert!(
         page.contains("复用 7 天内的查询结果：0 行用已有结果，少发 0 个请求。"),
         "an empty history saves nothing: {page}"
     );
     assert!(page.contains("开始：33 个请求"), "{page}");
-    let started = http
-        .post(service.url(&format!("{first}/start")))
-        .header(COOKIE, &cookie)
+    let started = plain
+        .post(&format!("{first}/start"))
         .form(&[("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !get(first.clone()).await.contains("id=\"download-csv\"") {
-        assert!(std::time::Instant::now() < deadline, "never done");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    plain.wait_done(&first, Duration::from_secs(30), |_| {}).await;
 
     // The same list again: every vehicle has its answer now.
     let second = upload("7d").await;
-    let page = get(second).await;
+    let page = plain.page(&second).await;
     assert!(
         page.contains("复用 7 天内的查询结果：35 行用已有结果，少发 33 个请求。"),
         "{page}"
@@ -957,15 +908,15 @@ async fn the_upload_form_offers_reuse_with_the_configured_default_and_the_check_
         page.contains("没有可发送的行") || page.contains("开始：0 个请求"),
         "{page}"
     );
-    let english = get(format!("{}?lang=en", upload("1d").await)).await;
+    let english = plain.page(&format!("{}?lang=en", upload("1d").await)).await;
     assert!(
         english.contains(
             "Reusing answers of the last 1 day: 35 rows take an answer from the history, 33 requests fewer."
         ),
         "{english}"
     );
-    let _ = get("/jobs?lang=zh".to_string()).await;
-    let off = get(upload("off").await).await;
+    let _ = plain.page("/jobs?lang=zh").await;
+    let off = plain.page(&upload("off").await).await;
     assert!(
         off.contains("本任务不复用已有的查询结果：每辆车都发请求。"),
         "{off}"
@@ -976,33 +927,20 @@ async fn the_upload_form_offers_reuse_with_the_configured_default_and_the_check_
 
 #[tokio::test]
 async fn an_unreadable_file_says_what_to_do_with_the_programs_message_folded() {
-    use reqwest::StatusCode;
-    use reqwest::header::COOKIE;
-    use reqwest::multipart::{Form, Part};
-
-    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (cookie, csrf) = plain_sign_in(&http, &service).await;
+    let service = Service::at_rate(200).await;
+    let (plain, csrf) = Plain::sign_in(&service).await;
     // A picture saved as .csv (no text in any encoding), and a .xlsx that is no zip.
     let mut binary = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     binary.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     let fake_xlsx = "车牌号,投保城市\n京A12345,1\n".as_bytes().to_vec();
     for (name, bytes) in [("picture.csv", binary), ("名单.xlsx", fake_xlsx)] {
-        let answer = http
-            .post(service.url("/jobs"))
-            .header(COOKIE, &cookie)
-            .multipart(
+        let answer = plain
+            .upload(
                 Form::new()
                     .text("csrf", csrf.clone())
                     .part("file", Part::bytes(bytes).file_name(name)),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{name}");
         let page = answer.text().await.unwrap();
         let document = scraper::Html::parse_document(&page);
@@ -1039,36 +977,22 @@ async fn an_unreadable_file_says_what_to_do_with_the_programs_message_folded() {
 
 #[tokio::test]
 async fn error_pages_keep_who_is_signed_in_and_an_unknown_path_has_a_page() {
-    use reqwest::StatusCode;
-    use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
-
-    let service = Service::start(SandboxConfig::default(), 200, |_| {}).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let (cookie, _csrf) = plain_sign_in(&http, &service).await;
+    let service = Service::at_rate(200).await;
+    let (plain, _csrf) = Plain::sign_in(&service).await;
     let signed_in = |page: &str| {
         page.contains("<strong id=\"user\">clerk</strong>")
             && page.contains("id=\"sign-out\"")
             && page.contains("action=\"/logout\"")
     };
 
-    let no_job = http
-        .get(service.url("/jobs/999"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let no_job = plain.get("/jobs/999").await;
     assert_eq!(no_job.status(), StatusCode::NOT_FOUND);
     let page = no_job.text().await.unwrap();
     assert!(page.contains("没有这个任务"), "{page}");
     assert!(signed_in(&page), "no such job: {page}");
 
-    let stale_form = http
-        .post(service.url("/jobs/1/start"))
-        .header(COOKIE, &cookie)
+    let stale_form = plain
+        .post("/jobs/1/start")
         .form(&[("csrf", "an-old-token")])
         .send()
         .await
@@ -1078,18 +1002,14 @@ async fn error_pages_keep_who_is_signed_in_and_an_unknown_path_has_a_page() {
     assert!(page.contains("页面已过期，请刷新页面后再试"), "{page}");
     assert!(signed_in(&page), "CSRF: {page}");
 
-    let nowhere = http
-        .get(service.url("/no/such/page"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let nowhere = plain.get("/no/such/page").await;
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
     assert_eq!(nowhere.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
     let page = nowhere.text().await.unwrap();
     assert!(page.contains("没有这个页面：请从任务列表进入。"), "{page}");
     assert!(signed_in(&page), "unknown path: {page}");
-    let english = http
+    let english = plain
+        .http
         .get(service.url("/no/such/page?lang=en"))
         .send()
         .await
@@ -1099,15 +1019,10 @@ async fn error_pages_keep_who_is_signed_in_and_an_unknown_path_has_a_page() {
     assert!(page.contains("There is no such page"), "{page}");
     assert!(!page.contains("id=\"sign-out\""), "nobody signed in: {page}");
     // The API's unknown paths still answer in JSON, and the report takes only its languages.
-    let api = http.get(service.url("/api/nope")).send().await.unwrap();
+    let api = plain.http.get(service.url("/api/nope")).send().await.unwrap();
     assert_eq!(api.status(), StatusCode::NOT_FOUND);
     assert!(api.text().await.unwrap().starts_with("{\"error\""));
-    let french = http
-        .get(service.url("/api/jobs/1/report.html?lang=fr"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
+    let french = plain.get("/api/jobs/1/report.html?lang=fr").await;
     assert_eq!(french.status(), StatusCode::BAD_REQUEST);
     assert!(
         french
@@ -1121,9 +1036,8 @@ async fn error_pages_keep_who_is_signed_in_and_an_unknown_path_has_a_page() {
     // that says so still has the session's sign-out.
     let mut last = None;
     for _ in 0..8 {
-        let answer = http
-            .get(service.url("/jobs"))
-            .header(COOKIE, &cookie)
+        let answer = plain
+            .request(Method::GET, "/jobs")
             .header(AUTHORIZATION, "Basic Y2xlcms6d3Jvbmc=")
             .send()
             .await

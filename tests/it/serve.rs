@@ -8,19 +8,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bihu_renew::listen::Limits;
-use bihu_renew::run::config::Backoff;
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 use bihu_renew::serve::api::JobView;
-use bihu_renew::serve::auth::{User, hash_password};
-use bihu_renew::serve::jobs::JobSettings;
 use bihu_renew::serve::store::JobState;
 use bihu_renew::serve::{self, AppState, ServeConfig};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
-use crate::support::{agent, client, parse_results, start_sandbox};
+use crate::support::{Served, client, job_settings, parse_results, serve_config, start_sandbox, user};
 
 mod access;
 mod states;
@@ -77,36 +74,37 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The defaults, with one user.
+    fn with_user(name: &'static str, password: &'static str) -> Options {
+        Options {
+            users: vec![(name, password)],
+            ..Options::default()
+        }
+    }
+
+    /// A sandbox answering after 20 ms, jobs at rate 40 with concurrency 2: a list of a
+    /// hundred rows runs for seconds, long enough to be cancelled mid-run.
+    fn slow_enough_to_cancel() -> Options {
+        Options {
+            sandbox: SandboxConfig {
+                latency: Duration::from_millis(20),
+                ..SandboxConfig::default()
+            },
+            rate: 40,
+            concurrency: 2,
+            ..Options::default()
+        }
+    }
+}
+
 /// A service in-process, its sandbox, and a client for it.
 struct Service {
     sandbox: Sandbox,
     state: AppState,
-    base: String,
+    served: Served,
     http: reqwest::Client,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
-}
-
-fn settings(sandbox: &Sandbox, rate: u32, burst: u32, concurrency: usize) -> JobSettings {
-    let config = sandbox.config();
-    JobSettings {
-        base_url: sandbox.base_url(),
-        agent: agent(config),
-        token: Some(config.token.clone()),
-        user_name: None,
-        rate: rate.try_into().unwrap(),
-        burst: burst.try_into().unwrap(),
-        concurrency: concurrency.try_into().unwrap(),
-        retries: 2,
-        timeout: Duration::from_secs(5),
-        backoff: Backoff {
-            min: Duration::from_millis(10),
-            max: Duration::from_millis(50),
-            max_retry_after: Duration::from_millis(50),
-        },
-        credential_failure_limit: 3,
-    }
 }
 
 impl Service {
@@ -120,53 +118,37 @@ impl Service {
         let users = options
             .users
             .iter()
-            .map(|(name, password)| User {
-                name: name.to_string(),
-                password_hash: hash_password(password).unwrap(),
-            })
+            .map(|(name, password)| user(name, password))
             .collect();
         let data_dir = dir.path().join("data");
         if let Some(prepare) = options.prepare {
             prepare(&data_dir);
         }
-        let mut settings = settings(&sandbox, options.rate, options.burst, options.concurrency);
+        let mut settings = job_settings(&sandbox, options.rate, options.burst, options.concurrency);
         settings.retries = options.retries;
         if let Some(token) = options.token {
             settings.token = Some(token);
         }
-        let config = ServeConfig {
-            data_dir,
+        let (served, state) = Served::start(ServeConfig {
             max_upload_bytes: options.max_upload_bytes,
             retention: options.retention,
-            users,
-            session_ttl: Duration::from_secs(3600),
-            settings,
             history: options.history.clone(),
             reuse_within: options.reuse_within,
             limits: options.limits,
-        };
-        let state = AppState::open(config).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(serve::serve(
-            listener,
-            state.clone(),
-            stop.clone().cancelled_owned(),
-        ));
+            ..serve_config(data_dir, users, settings)
+        })
+        .await;
         Service {
             sandbox,
             state,
-            base,
+            served,
             http: client(),
-            stop,
-            task,
             _dir: dir,
         }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.served.url(path)
     }
 
     fn data_dir(&self) -> &Path {
@@ -195,18 +177,58 @@ impl Service {
     }
 
     async fn job(&self, id: i64) -> JobView {
-        let response = self
-            .http
-            .get(self.url(&format!("/api/jobs/{id}")))
-            .send()
-            .await
-            .unwrap();
+        let response = self.get(&format!("/api/jobs/{id}")).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
 
     async fn post(&self, path: &str) -> reqwest::Response {
         self.http.post(self.url(path)).send().await.unwrap()
+    }
+
+    /// `POST /api/jobs` of the file `name` with Basic credentials.
+    async fn upload_as(&self, user: &str, password: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
+        self.http
+            .post(self.url("/api/jobs"))
+            .basic_auth(user, Some(password))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /api/login` of `name` and `password` as JSON, to be sent.
+    fn login_request(&self, name: &str, password: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(self.url("/api/login"))
+            .json(&serde_json::json!({"name": name, "password": password}))
+    }
+
+    /// `GET path` without credentials.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The JSON body of `GET path`, whatever its status.
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    /// The folder of job `id`'s files.
+    fn job_dir(&self, id: i64) -> PathBuf {
+        self.data_dir().join("jobs").join(id.to_string())
+    }
+
+    /// Deletes `job` (`204 No Content`), asserts that its folder went with it and that it is
+    /// `404 Not Found` since.
+    async fn delete_and_assert_gone(&self, job: &JobView) {
+        let dir = self.job_dir(job.id);
+        let deleted = self.http.delete(self.url(&job.links.this)).send().await.unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        assert!(!dir.exists(), "job {}'s files are gone", job.id);
+        let gone = self.get(&job.links.this).await;
+        assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     }
 
     /// Waits until the job satisfies `done` (at most 30 s).
@@ -227,8 +249,7 @@ impl Service {
     }
 
     async fn shutdown(self) {
-        self.stop.cancel();
-        self.task.await.unwrap().unwrap();
+        self.served.stop().await;
         self.sandbox.shutdown().await;
     }
 }
@@ -251,15 +272,7 @@ fn uploads_left(service: &Service) -> usize {
 #[tokio::test]
 async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion() {
     let service = Service::start(Options::default()).await;
-    let health: Value = service
-        .http
-        .get(service.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = service.get_json("/healthz").await;
     assert_eq!(health["status"], "ok");
 
     let job = service.create("leads.csv", sample(), &[]).await;
@@ -292,12 +305,7 @@ async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion()
     assert_eq!(again.status(), StatusCode::CONFLICT);
     assert!(error_of(again).await.contains("is done"));
 
-    let csv = service
-        .http
-        .get(service.url(&done.links.results_csv))
-        .send()
-        .await
-        .unwrap();
+    let csv = service.get(&done.links.results_csv).await;
     assert_eq!(csv.status(), StatusCode::OK);
     assert!(
         csv.headers()["content-type"]
@@ -312,31 +320,13 @@ async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion()
         done.counts["renewed"]
     );
 
-    let report: Value = service
-        .http
-        .get(service.url(&done.links.report_json))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report: Value = service.get_json(&done.links.report_json).await;
     assert_eq!(report["rows"], 40);
-    let html = service
-        .http
-        .get(service.url(&done.links.report_html))
-        .send()
-        .await
-        .unwrap();
+    let html = service.get(&done.links.report_html).await;
     assert_eq!(html.status(), StatusCode::OK);
     assert!(html.text().await.unwrap().contains("<html"));
 
-    let events = service
-        .http
-        .get(service.url(&done.links.events))
-        .send()
-        .await
-        .unwrap();
+    let events = service.get(&done.links.events).await;
     assert!(
         events.headers()["content-type"]
             .to_str()
@@ -360,33 +350,11 @@ async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion()
         "a retry of a complete job sends nothing"
     );
 
-    let list: Vec<JobView> = service
-        .http
-        .get(service.url("/api/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<JobView> = service.get_json("/api/jobs").await;
     assert_eq!(list.len(), 1);
-    let dir = service.data_dir().join("jobs").join(job.id.to_string());
+    let dir = service.job_dir(job.id);
     assert!(dir.join("results.csv").exists() && dir.join("input.csv").exists());
-    let deleted = service
-        .http
-        .delete(service.url(&done.links.this))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    assert!(!dir.exists());
-    let gone = service
-        .http
-        .get(service.url(&done.links.this))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    service.delete_and_assert_gone(&done).await;
     service.shutdown().await;
 }
 
@@ -473,25 +441,12 @@ async fn bad_uploads_and_unknown_jobs_are_4xx_with_a_message_and_leave_nothing()
         .await;
     assert_eq!(bad_start.status(), StatusCode::BAD_REQUEST);
 
-    let list: Vec<Value> = service
-        .http
-        .get(service.url("/api/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Vec<Value> = service.get_json("/api/jobs").await;
     assert!(list.is_empty(), "nothing half-stored: {list:?}");
     assert_eq!(uploads_left(&service), 0);
     assert!(!service.data_dir().join("jobs").exists());
 
-    let wrong_method = service
-        .http
-        .get(service.url("/api/jobs/1/start"))
-        .send()
-        .await
-        .unwrap();
+    let wrong_method = service.get("/api/jobs/1/start").await;
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(error_of(wrong_method).await.contains("method"));
     for path in [
@@ -500,7 +455,7 @@ async fn bad_uploads_and_unknown_jobs_are_4xx_with_a_message_and_leave_nothing()
         "/api/jobs/-1/results.csv",
         "/api/nothing",
     ] {
-        let response = service.http.get(service.url(path)).send().await.unwrap();
+        let response = service.get(path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         assert!(!error_of(response).await.is_empty());
     }
@@ -509,12 +464,7 @@ async fn bad_uploads_and_unknown_jobs_are_4xx_with_a_message_and_leave_nothing()
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{action}");
     }
     let validated = service.create("a.csv", plate_list(2).into_bytes(), &[]).await;
-    let no_results = service
-        .http
-        .get(service.url(&validated.links.results_csv))
-        .send()
-        .await
-        .unwrap();
+    let no_results = service.get(&validated.links.results_csv).await;
     assert_eq!(no_results.status(), StatusCode::CONFLICT);
     let retry = service.post(&format!("/api/jobs/{}/retry", validated.id)).await;
     assert_eq!(retry.status(), StatusCode::CONFLICT);
@@ -523,16 +473,7 @@ async fn bad_uploads_and_unknown_jobs_are_4xx_with_a_message_and_leave_nothing()
 
 #[tokio::test]
 async fn cancel_stops_a_running_job_which_start_then_finishes_repeating_no_more_than_in_flight() {
-    let service = Service::start(Options {
-        sandbox: SandboxConfig {
-            latency: Duration::from_millis(20),
-            ..SandboxConfig::default()
-        },
-        rate: 40,
-        concurrency: 2,
-        ..Options::default()
-    })
-    .await;
+    let service = Service::start(Options::slow_enough_to_cancel()).await;
     // Cancelling a validated job: at once.
     let waiting = service.create("w.csv", plate_list(3).into_bytes(), &[]).await;
     let cancelled: JobView = service
@@ -620,44 +561,17 @@ async fn refused_credentials_abort_the_job_with_the_message_and_it_can_be_retrie
     assert!(again.message.unwrap().contains("credential failures"));
 
     // Deleting an aborted job takes its files and its row.
-    let dir = service.data_dir().join("jobs").join(job.id.to_string());
+    let dir = service.job_dir(job.id);
     assert!(dir.join("input.csv").exists());
-    let deleted = service
-        .http
-        .delete(service.url(&job.links.this))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    assert!(!dir.exists());
-    let gone = service
-        .http
-        .get(service.url(&job.links.this))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    service.delete_and_assert_gone(&job).await;
     service.shutdown().await;
 }
 
 #[tokio::test]
 async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_csrf_token() {
-    let service = Service::start(Options {
-        users: vec![("clerk", "correct horse")],
-        ..Options::default()
-    })
-    .await;
-    assert_eq!(
-        service
-            .http
-            .get(service.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::OK
-    );
-    let anonymous = service.http.get(service.url("/api/jobs")).send().await.unwrap();
+    let service = Service::start(Options::with_user("clerk", "correct horse")).await;
+    assert_eq!(service.get("/healthz").await.status(), StatusCode::OK);
+    let anonymous = service.get("/api/jobs").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     assert!(
         anonymous.headers().get("www-authenticate").is_none(),
@@ -681,26 +595,14 @@ async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_cs
             .unwrap()
             .starts_with("Basic")
     );
-    let form = Form::new().part("file", Part::bytes(plate_list(3).into_bytes()).file_name("b.csv"));
     let basic = service
-        .http
-        .post(service.url("/api/jobs"))
-        .basic_auth("clerk", Some("correct horse"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .upload_as("clerk", "correct horse", "b.csv", plate_list(3).into_bytes())
+        .await;
     assert_eq!(basic.status(), StatusCode::CREATED, "Basic needs no CSRF token");
     let job: JobView = basic.json().await.unwrap();
     assert_eq!(job.created_by, "clerk");
 
-    let bad_login = service
-        .http
-        .post(service.url("/api/login"))
-        .json(&serde_json::json!({"name": "clerk", "password": "nope"}))
-        .send()
-        .await
-        .unwrap();
+    let bad_login = service.login_request("clerk", "nope").send().await.unwrap();
     assert_eq!(bad_login.status(), StatusCode::UNAUTHORIZED);
     let login = service
         .http
@@ -776,7 +678,7 @@ async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_cs
     );
     let started = with_cookie(service.http.post(service.url(&start)))
         .header("x-csrf-token", &csrf)
-        .header("origin", service.base.clone())
+        .header("origin", service.served.base.clone())
         .send()
         .await
         .unwrap();
@@ -875,18 +777,8 @@ impl Service {
 
 #[tokio::test]
 async fn failed_logins_are_throttled_even_for_the_right_password_then() {
-    let service = Service::start(Options {
-        users: vec![("clerk", "pw")],
-        ..Options::default()
-    })
-    .await;
-    let login = |password: &'static str| {
-        service
-            .http
-            .post(service.url("/api/login"))
-            .json(&serde_json::json!({"name": "clerk", "password": password}))
-            .send()
-    };
+    let service = Service::start(Options::with_user("clerk", "pw")).await;
+    let login = |password: &'static str| service.login_request("clerk", password).send();
     for _ in 0..4 {
         assert_eq!(login("bad").await.unwrap().status(), StatusCode::UNAUTHORIZED);
     }
@@ -920,13 +812,7 @@ async fn failed_logins_are_throttled_even_for_the_right_password_then() {
     assert_eq!(login("bad").await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(login("pw").await.unwrap().status(), StatusCode::OK);
     let open_login = Service::start(Options::default()).await;
-    let refused = open_login
-        .http
-        .post(open_login.url("/api/login"))
-        .json(&serde_json::json!({"name": "a", "password": "b"}))
-        .send()
-        .await
-        .unwrap();
+    let refused = open_login.login_request("a", "b").send().await.unwrap();
     assert_eq!(refused.status(), StatusCode::CONFLICT);
     open_login.shutdown().await;
     service.shutdown().await;
@@ -985,14 +871,9 @@ async fn retention_deletes_old_jobs_files_and_rows_but_not_running_ones() {
             .unwrap()
             .is_some()
     );
-    let gone = service
-        .http
-        .get(service.url(&old.links.this))
-        .send()
-        .await
-        .unwrap();
+    let gone = service.get(&old.links.this).await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    assert!(!service.data_dir().join("jobs").join(old.id.to_string()).exists());
+    assert!(!service.job_dir(old.id).exists());
     assert_eq!(service.job(running.id).await.state, JobState::Running);
     service.shutdown().await;
 }
@@ -1051,32 +932,25 @@ async fn a_short_job_takes_turns_with_a_long_one_and_the_quota_holds_for_both() 
 
 // --- the real binary ---
 
-/// A `serve` process whose stderr has said where it listens.
+/// A `serve` process whose stderr has said where it listens, and a client for it.
 struct ServeProcess {
     child: tokio::process::Child,
-    addr: SocketAddr,
+    base: String,
+    http: reqwest::Client,
 }
 
+/// Starts `bihu-renew serve ARGS` and reads the port it listens on from its stderr.
 async fn spawn_serve(args: &[&str]) -> ServeProcess {
     use tokio::io::AsyncBufReadExt;
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bihu-renew"));
-    for (name, _) in std::env::vars_os() {
-        let text = name.to_string_lossy().to_ascii_uppercase();
-        if text.starts_with("BIHU_") || text.ends_with("_PROXY") {
-            command.env_remove(&name);
-        }
-    }
-    let mut child = command
+    let mut child = crate::support::bihu_command()
         .arg("serve")
         .args(args)
-        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("bihu-renew starts");
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(20), async {
+    let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 return rest.trim_end_matches('/').parse().unwrap();
@@ -1088,7 +962,59 @@ async fn spawn_serve(args: &[&str]) -> ServeProcess {
     .expect("serve listens within 20 s");
     // Keep draining stderr so that the process never blocks on it.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    ServeProcess { child, addr }
+    ServeProcess {
+        child,
+        base: format!("http://{addr}"),
+        http: client(),
+    }
+}
+
+impl ServeProcess {
+    /// `GET path` on the process.
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads `bytes` as the file `name`, with `start=true` if `start`.
+    async fn upload(&self, name: &str, bytes: Vec<u8>, start: bool) -> reqwest::Response {
+        let mut form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
+        if start {
+            form = form.text("start", "true");
+        }
+        self.http
+            .post(format!("{}/api/jobs", self.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn job(&self, id: i64) -> JobView {
+        self.get(&format!("/api/jobs/{id}")).await.json().await.unwrap()
+    }
+
+    /// Polls job `id` every `every` until it is done, failing with `what` after `within`.
+    async fn wait_done(&self, id: i64, within: Duration, every: Duration, what: &str) -> JobView {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.job(id).await;
+            if now.state == JobState::Done {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "{what}: {now:?}");
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// The rows of the results.csv at `path`.
+    async fn results(&self, path: &str) -> Vec<crate::support::ResultRow> {
+        let csv = self.get(path).await;
+        parse_results(&csv.bytes().await.unwrap()).1
+    }
 }
 
 fn write_config(dir: &Path, sandbox: &Sandbox, extra: &str) -> PathBuf {
@@ -1181,38 +1107,15 @@ async fn killed_with_sigkill_mid_job_the_service_resumes_it_and_a_queued_one_on_
         "--data-dir",
         data.to_str().unwrap(),
     ];
-    let http = client();
     let first = spawn_serve(&args).await;
-    let base = format!("http://{}", first.addr);
-    let form = Form::new()
-        .part(
-            "file",
-            Part::bytes(plate_list(100).into_bytes()).file_name("nightly.csv"),
-        )
-        .text("start", "true");
-    let job: JobView = http
-        .post(format!("{base}/api/jobs"))
-        .multipart(form)
-        .send()
+    let job: JobView = first
+        .upload("nightly.csv", plate_list(100).into_bytes(), true)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
-    let poll = |base: String, id: i64| {
-        let http = http.clone();
-        async move {
-            http.get(format!("{base}/api/jobs/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json::<JobView>()
-                .await
-                .unwrap()
-        }
-    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while poll(base.clone(), job.id).await.rows_done < 30 {
+    while first.job(job.id).await.rows_done < 30 {
         assert!(Instant::now() < deadline, "the job never got going");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -1223,15 +1126,9 @@ async fn killed_with_sigkill_mid_job_the_service_resumes_it_and_a_queued_one_on_
     for i in 1..=20 {
         waiting_list.push_str(&format!("沪C{i:05}\n"));
     }
-    let waiting: JobView = http
-        .post(format!("{base}/api/jobs"))
-        .multipart(Form::new().part(
-            "file",
-            Part::bytes(waiting_list.into_bytes()).file_name("waiting.csv"),
-        ))
-        .send()
+    let waiting: JobView = first
+        .upload("waiting.csv", waiting_list.into_bytes(), false)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -1252,36 +1149,16 @@ async fn killed_with_sigkill_mid_job_the_service_resumes_it_and_a_queued_one_on_
     drop(store);
 
     let second = spawn_serve(&args).await;
-    let base = format!("http://{}", second.addr);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let done = loop {
-        let now = poll(base.clone(), job.id).await;
-        if now.state == JobState::Done {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "the job was not resumed: {now:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (within, every) = (Duration::from_secs(30), Duration::from_millis(50));
+    let done = second
+        .wait_done(job.id, within, every, "the job was not resumed")
+        .await;
     assert_eq!(done.rows_done, 100);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let waited = loop {
-        let now = poll(base.clone(), waiting.id).await;
-        if now.state == JobState::Done {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "the queued job was not run: {now:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let waited = second
+        .wait_done(waiting.id, within, every, "the queued job was not run")
+        .await;
     assert_eq!((waited.rows_done, waited.requests), (20, 20));
-    let csv = http
-        .get(format!("{base}/api/jobs/{}/results.csv", job.id))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let (_, rows) = parse_results(&csv);
+    let rows = second.results(&format!("/api/jobs/{}/results.csv", job.id)).await;
     let numbers: Vec<u64> = rows.iter().map(|r| r.row).collect();
     assert_eq!(numbers, (1..=100).collect::<Vec<u64>>());
     let per_vehicle = sandbox.vehicle_requests();
@@ -1309,38 +1186,20 @@ async fn serve_sandbox_from_the_binary_runs_the_sample_list_to_the_end() {
         data.to_str().unwrap(),
     ])
     .await;
-    let base = format!("http://{}", process.addr);
-    let http = client();
-    let health = http.get(format!("{base}/healthz")).send().await.unwrap();
+    let health = process.get("/healthz").await;
     assert_eq!(health.status(), StatusCode::OK);
-    let form = Form::new()
-        .part("file", Part::bytes(sample()).file_name("leads.csv"))
-        .text("start", "true");
-    let created = http
-        .post(format!("{base}/api/jobs"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let created = process.upload("leads.csv", sample(), true).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let job: JobView = created.json().await.unwrap();
     assert_eq!(job.state, JobState::Queued);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = loop {
-        let now: JobView = http
-            .get(format!("{base}/api/jobs/{}", job.id))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if now.state == JobState::Done {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "the sample never finished: {now:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = process
+        .wait_done(
+            job.id,
+            Duration::from_secs(60),
+            Duration::from_millis(100),
+            "the sample never finished",
+        )
+        .await;
     // What `run --sandbox samples/leads.csv` gives (the demo sandbox's 5% of 500s are retried).
     let counts: BTreeMap<&str, u64> = done
         .counts
@@ -1354,15 +1213,7 @@ async fn serve_sandbox_from_the_binary_runs_the_sample_list_to_the_end() {
         "{done:?}"
     );
     assert_eq!(done.rows_done, 40);
-    let csv = http
-        .get(format!("{base}{}", done.links.results_csv))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(parse_results(&csv).1.len(), 40);
+    assert_eq!(process.results(&done.links.results_csv).await.len(), 40);
     drop(process);
 }
 
@@ -1399,12 +1250,7 @@ fn plates(numbers: impl IntoIterator<Item = usize>) -> String {
 }
 
 async fn results_of(service: &Service, job: &JobView) -> Vec<crate::support::ResultRow> {
-    let csv = service
-        .http
-        .get(service.url(&job.links.results_csv))
-        .send()
-        .await
-        .unwrap();
+    let csv = service.get(&job.links.results_csv).await;
     assert_eq!(csv.status(), StatusCode::OK);
     parse_results(&csv.bytes().await.unwrap()).1
 }
@@ -1556,15 +1402,10 @@ async fn results_xlsx_is_there_once_the_job_has_stopped_with_every_digit_and_no_
     let job = service.create("leads.csv", list.as_bytes().to_vec(), &[]).await;
     let xlsx_url = format!("/api/jobs/{}/results.xlsx", job.id);
     assert_eq!(job.links.results_xlsx, None, "not before the job has run");
-    let early = service.http.get(service.url(&xlsx_url)).send().await.unwrap();
+    let early = service.get(&xlsx_url).await;
     assert_eq!(early.status(), StatusCode::CONFLICT);
     assert!(error_of(early).await.contains("start it first"));
-    let unknown = service
-        .http
-        .get(service.url("/api/jobs/999/results.xlsx"))
-        .send()
-        .await
-        .unwrap();
+    let unknown = service.get("/api/jobs/999/results.xlsx").await;
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert!(error_of(unknown).await.contains("999"));
 
@@ -1573,7 +1414,7 @@ async fn results_xlsx_is_there_once_the_job_has_stopped_with_every_digit_and_no_
     let done = service.wait_state(job.id, JobState::Done).await;
     assert_eq!(done.links.results_xlsx.as_deref(), Some(xlsx_url.as_str()));
     let download = || async {
-        let response = service.http.get(service.url(&xlsx_url)).send().await.unwrap();
+        let response = service.get(&xlsx_url).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             response.headers()["content-type"],
@@ -1599,15 +1440,7 @@ async fn results_xlsx_is_there_once_the_job_has_stopped_with_every_digit_and_no_
     assert_eq!(range.get((2, 0)), Some(&Data::String("000123".into())));
     // The CSV guards the formula with a `'`; the workbook holds the text as uploaded.
     assert_eq!(range.get((1, 2)), Some(&Data::String("=1+1".into())));
-    let csv = service
-        .http
-        .get(service.url(&done.links.results_csv))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = service.get(&done.links.results_csv).await.text().await.unwrap();
     assert!(csv.contains(",'=1+1,"), "{csv}");
     assert_eq!(range.get((1, 3)), Some(&Data::Float(1.0)), "row, a number");
     service.shutdown().await;

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: a loopback-only HTTP client, a sandbox on
-//! `127.0.0.1:0`, the agent a sandbox config implies, leads, and the clock.
+//! `127.0.0.1:0`, the agent a sandbox config implies, leads, the clock, and a service on
+//! `127.0.0.1:0` with the config the service's and the pages' tests start from.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,9 +13,14 @@ use bihu_renew::api::protocol::Agent;
 use bihu_renew::cmd::run::CREDENTIAL_FAILURE_LIMIT;
 use bihu_renew::leads::input::InputOptions;
 use bihu_renew::leads::lead::{self, Lead, RawLead};
+use bihu_renew::listen::Limits;
 use bihu_renew::results::output::{OutputStyle, OutputTarget};
 use bihu_renew::run::config::{Backoff, Existing, RunConfig};
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
+use bihu_renew::serve::auth::{User, hash_password};
+use bihu_renew::serve::jobs::JobSettings;
+use bihu_renew::serve::{self, AppState, ServeConfig};
+use tokio_util::sync::CancellationToken;
 
 /// The flags that point the binary at `sandbox` with its credentials (`--base-url`,
 /// `--agent-id`, `--token`, `--secret-key`).
@@ -300,4 +306,98 @@ pub fn lead_list(plates: &[String]) -> String {
         writeln!(text, "客户{},{plate}", i + 1).unwrap();
     }
     text
+}
+
+/// A client that never goes through a proxy and shows redirects instead of following them
+/// (the pages answer a form with `303 See Other`).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// What a test service's jobs send to `sandbox` with its credentials: at `rate` a second
+/// (`burst`, `concurrency`), 2 retries after a backoff of 10-50 ms (a `Retry-After` honoured
+/// up to 50 ms), a 5 s timeout, aborted after 3 refusals of the credentials.
+pub fn job_settings(sandbox: &Sandbox, rate: u32, burst: u32, concurrency: usize) -> JobSettings {
+    let config = sandbox.config();
+    JobSettings {
+        base_url: sandbox.base_url(),
+        agent: agent(config),
+        token: Some(config.token.clone()),
+        user_name: None,
+        rate: rate.try_into().unwrap(),
+        burst: burst.try_into().unwrap(),
+        concurrency: concurrency.try_into().unwrap(),
+        retries: 2,
+        timeout: Duration::from_secs(5),
+        backoff: Backoff {
+            min: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+            max_retry_after: Duration::from_millis(50),
+        },
+        credential_failure_limit: 3,
+    }
+}
+
+/// A user of the service whose password is `password`.
+pub fn user(name: &str, password: &str) -> User {
+    User {
+        name: name.to_string(),
+        password_hash: hash_password(password).unwrap(),
+    }
+}
+
+/// The config of a test service keeping its files in `data_dir`: uploads up to 1 MiB, jobs
+/// kept 30 days, sessions of an hour, no history but the store, no reuse, default limits.
+/// Tests change what they are about with struct update syntax.
+pub fn serve_config(data_dir: PathBuf, users: Vec<User>, settings: JobSettings) -> ServeConfig {
+    ServeConfig {
+        data_dir,
+        max_upload_bytes: 1024 * 1024,
+        retention: Duration::from_secs(30 * 86_400),
+        users,
+        session_ttl: Duration::from_secs(3600),
+        settings,
+        history: None,
+        reuse_within: None,
+        limits: Limits::default(),
+    }
+}
+
+/// A service (`serve::serve`) answering on a free loopback port until it is stopped.
+pub struct Served {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Opens the service of `config` and serves it on `127.0.0.1:0`; gives its state too.
+    pub async fn start(config: ServeConfig) -> (Served, AppState) {
+        let state = AppState::open(config).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(serve::serve(
+            listener,
+            state.clone(),
+            stop.clone().cancelled_owned(),
+        ));
+        (Served { base, stop, task }, state)
+    }
+
+    /// `path` on the service.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the service and waits until it has, asserting that it stopped cleanly.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
 }

@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use super::{Options, Service, plate_list};
+use crate::support::no_redirects;
 
 /// Every API route that needs a user, as `(method, path)`; `{id}` is a job's id.
 /// `/api/login` and `/healthz` need none.
@@ -41,15 +42,6 @@ const PAGE_ROUTES: &[(&str, &str)] = &[
     ("POST", "/logout"),
 ];
 
-/// A client that shows redirects instead of following them.
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 /// The request for `method path`, with a body of the kind the route takes.
 fn request(http: &reqwest::Client, base: &str, method: &str, path: &str) -> reqwest::RequestBuilder {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
@@ -66,13 +58,7 @@ fn request(http: &reqwest::Client, base: &str, method: &str, path: &str) -> reqw
 }
 
 async fn login(service: &Service) -> (String, String) {
-    let login = service
-        .http
-        .post(service.url("/api/login"))
-        .json(&serde_json::json!({"name": "clerk", "password": "pw"}))
-        .send()
-        .await
-        .unwrap();
+    let login = service.login_request("clerk", "pw").send().await.unwrap();
     assert_eq!(login.status(), StatusCode::OK);
     let cookie = login.headers()["set-cookie"].to_str().unwrap();
     let cookie = cookie.split(';').next().unwrap().to_string();
@@ -82,20 +68,11 @@ async fn login(service: &Service) -> (String, String) {
 
 #[tokio::test]
 async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_csrf_token() {
-    let service = Service::start(Options {
-        users: vec![("clerk", "pw")],
-        ..Options::default()
-    })
-    .await;
+    let service = Service::start(Options::with_user("clerk", "pw")).await;
     let http = no_redirects();
     let job: JobView = service
-        .http
-        .post(service.url("/api/jobs"))
-        .basic_auth("clerk", Some("pw"))
-        .multipart(Form::new().part("file", Part::bytes(plate_list(3).into_bytes()).file_name("b.csv")))
-        .send()
+        .upload_as("clerk", "pw", "b.csv", plate_list(3).into_bytes())
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -103,7 +80,10 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
 
     for (method, path) in API_ROUTES {
         let path = with_id(path);
-        let response = request(&http, &service.base, method, &path).send().await.unwrap();
+        let response = request(&http, &service.served.base, method, &path)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             response.status(),
             StatusCode::UNAUTHORIZED,
@@ -117,7 +97,10 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
     }
     for (method, path) in PAGE_ROUTES {
         let path = with_id(path);
-        let response = request(&http, &service.base, method, &path).send().await.unwrap();
+        let response = request(&http, &service.served.base, method, &path)
+            .send()
+            .await
+            .unwrap();
         if path == "/logout" {
             // Signing out without a session: there is nothing to end.
             assert_eq!(response.status(), StatusCode::SEE_OTHER, "{method} {path}");
@@ -141,7 +124,7 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
             continue;
         }
         let path = with_id(path);
-        let response = request(&http, &service.base, method, &path)
+        let response = request(&http, &service.served.base, method, &path)
             .header("cookie", &cookie)
             .send()
             .await
@@ -178,17 +161,8 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
 
 #[tokio::test]
 async fn a_login_sent_from_another_site_is_refused_and_sets_no_cookie() {
-    let service = Service::start(Options {
-        users: vec![("clerk", "pw")],
-        ..Options::default()
-    })
-    .await;
-    let login = || {
-        service
-            .http
-            .post(service.url("/api/login"))
-            .json(&serde_json::json!({"name": "clerk", "password": "pw"}))
-    };
+    let service = Service::start(Options::with_user("clerk", "pw")).await;
+    let login = || service.login_request("clerk", "pw");
     for (header, value) in [
         ("origin", "http://evil.example"),
         ("origin", "null"),
@@ -206,7 +180,7 @@ async fn a_login_sent_from_another_site_is_refused_and_sets_no_cookie() {
     }
     // From the service's own pages, or from a script (no Origin), it is a login.
     let same = login()
-        .header("origin", service.base.clone())
+        .header("origin", service.served.base.clone())
         .header("sec-fetch-site", "same-origin")
         .send()
         .await
@@ -237,7 +211,7 @@ async fn a_login_sent_from_another_site_is_refused_and_sets_no_cookie() {
         );
     }
     let signed_in = form_login()
-        .header("origin", service.base.clone())
+        .header("origin", service.served.base.clone())
         .send()
         .await
         .unwrap();

@@ -3,7 +3,6 @@
 //! cancelled job (an aborted one: `refused_credentials_...` in the parent module).
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use bihu_renew::sandbox::SandboxConfig;
 use bihu_renew::serve::api::JobView;
@@ -32,38 +31,17 @@ impl Service {
     }
 
     async fn delete_job(&self, job: &JobView) {
-        let dir = self.data_dir().join("jobs").join(job.id.to_string());
+        let dir = self.job_dir(job.id);
         assert!(dir.join("input.csv").exists(), "job {} has its files", job.id);
-        let deleted = self.http.delete(self.url(&job.links.this)).send().await.unwrap();
-        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-        assert!(!dir.exists(), "job {}'s files are gone", job.id);
-        let gone = self.http.get(self.url(&job.links.this)).send().await.unwrap();
-        assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-        let list: Vec<JobView> = self
-            .http
-            .get(self.url("/api/jobs"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        self.delete_and_assert_gone(job).await;
+        let list: Vec<JobView> = self.get_json("/api/jobs").await;
         assert!(list.iter().all(|other| other.id != job.id), "its row is gone");
     }
 }
 
 #[tokio::test]
 async fn a_queued_job_is_cancelled_at_once_and_a_cancelled_one_starts_retries_or_is_deleted() {
-    let service = Service::start(Options {
-        sandbox: SandboxConfig {
-            latency: Duration::from_millis(20),
-            ..SandboxConfig::default()
-        },
-        rate: 40,
-        concurrency: 2,
-        ..Options::default()
-    })
-    .await;
+    let service = Service::start(Options::slow_enough_to_cancel()).await;
     // A job is queued from its start until its run begins, which is at once here; and after
     // a restart, until it is resumed. The store makes one queued that no run takes.
     let queued = service.create("q.csv", plate_list(5).into_bytes(), &[]).await;
@@ -124,7 +102,7 @@ async fn a_queued_job_is_cancelled_at_once_and_a_cancelled_one_starts_retries_or
         .await;
     service.act(&doomed, "cancel").await;
     service.wait_state(doomed.id, JobState::Cancelled).await;
-    let dir = service.data_dir().join("jobs").join(doomed.id.to_string());
+    let dir = service.job_dir(doomed.id);
     assert!(dir.join("results.csv").exists());
     service.delete_job(&doomed).await;
     service.shutdown().await;

@@ -45,7 +45,7 @@ async fn a_request_that_goes_away_during_the_check_leaves_no_upload_and_no_job()
     .into_bytes();
     body.extend_from_slice(&file);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let addr = service.base.trim_start_matches("http://").to_string();
+    let addr = service.served.base.trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
         "POST /api/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
@@ -77,15 +77,7 @@ async fn a_request_that_goes_away_during_the_check_leaves_no_upload_and_no_job()
         uploads_left(&service) == 0
     })
     .await;
-    let jobs: Vec<JobView> = service
-        .http
-        .get(service.url("/api/jobs"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jobs: Vec<JobView> = service.get_json("/api/jobs").await;
     assert!(
         jobs.is_empty(),
         "no job nobody was told of (if the check ended before the client went away, make the list longer): {jobs:?}"

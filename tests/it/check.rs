@@ -66,13 +66,7 @@ async fn a_wrong_label_is_told_from_a_wrong_secret() {
 
     // The login signs without a label, so it proves the secret: the renewal's 406 is the label.
     let out = check(&sandbox, &["--secret-key", &secret, "--user-name", "clerk"]).await;
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.contains("so the label is wrong"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains("try --secret-key-label SecretKey"),
-        "{}",
-        out.stderr
-    );
+    out.assert_said(3, &["so the label is wrong", "try --secret-key-label SecretKey"]);
     assert_eq!(sandbox.stats().requests, 1);
 
     // With the label the sandbox wants, it passes.
@@ -97,25 +91,13 @@ async fn a_wrong_label_is_told_from_a_wrong_secret() {
         &["--secret-key", "not-the-secret", "--user-name", "clerk"],
     )
     .await;
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("so the secret key is wrong"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("no quota was used"), "{}", out.stderr);
+    out.assert_said(3, &["so the secret key is wrong", "no quota was used"]);
     assert_eq!(sandbox.stats().requests, before);
 
     // Without a user name the two cannot be told apart, and the message says what would.
     let token = sandbox.config().token.clone();
     let out = check(&sandbox, &["--secret-key", "not-the-secret", "--token", &token]).await;
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("the secret key or its label"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("Pass --user-name too"), "{}", out.stderr);
+    out.assert_said(3, &["the secret key or its label", "Pass --user-name too"]);
 }
 
 #[tokio::test]
@@ -150,13 +132,7 @@ async fn a_wrong_clock_is_named_from_the_servers_date() {
     })
     .await;
     let out = check(&close, &["--secret-key", &secret, "--user-name", "clerk"]).await;
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("warning: this machine's clock is"),
-        "{}",
-        out.stderr
-    );
-    assert!(out.stderr.contains("behind the server's"), "{}", out.stderr);
+    out.assert_said(0, &["warning: this machine's clock is", "behind the server's"]);
 }
 
 #[tokio::test]
@@ -173,12 +149,7 @@ async fn a_wrong_token_and_a_bad_vehicle() {
         ],
     )
     .await;
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("the Token is wrong or expired"),
-        "{}",
-        out.stderr
-    );
+    out.assert_said(3, &["the Token is wrong or expired"]);
 
     // A Token given with a user name that logs in: the Token is what is wrong.
     let out = check(
@@ -193,8 +164,7 @@ async fn a_wrong_token_and_a_bad_vehicle() {
         ],
     )
     .await;
-    assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(out.stderr.contains("the Token given"), "{}", out.stderr);
+    out.assert_said(3, &["the Token given"]);
 
     // A plate the API cannot take is refused before anything is sent.
     let before = sandbox.stats();
@@ -216,8 +186,6 @@ async fn a_wrong_token_and_a_bad_vehicle() {
         &[],
     )
     .await;
-    assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("has 6 characters"), "{}", out.stderr);
-    assert!(out.stderr.contains("nothing was sent"), "{}", out.stderr);
+    out.assert_said(2, &["has 6 characters", "nothing was sent"]);
     assert_eq!(sandbox.stats(), before);
 }

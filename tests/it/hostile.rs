@@ -201,12 +201,7 @@ async fn mixed_encodings_are_refused_naming_the_lines_and_the_flag() {
     // Bytes that are no text at all: refused with the line.
     let junk = dir.write("junk.csv", b"name,plate\n\xff\xff\xff,x\n");
     let run = run_sandboxed(&sandbox, &[&junk]).await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("line 2 is neither UTF-8 nor GBK"),
-        "{}",
-        run.stderr
-    );
+    run.assert_said(2, &["line 2 is neither UTF-8 nor GBK"]);
 }
 
 /// Issue 16.12: Excel's "Unicode text" (UTF-16 with a BOM, tab-separated) and a semicolon

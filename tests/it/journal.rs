@@ -16,7 +16,7 @@ use csv::StringRecord;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::support::{clean_command, lead_list, plates, start_sandbox};
+use crate::support::{clean_command, lead_list, plates, sandbox_flags, start_sandbox};
 
 const CONCURRENCY: u64 = 8;
 
@@ -70,23 +70,15 @@ impl Work {
     }
 
     fn args(&self, sandbox: &Sandbox, flags: &[&str]) -> Vec<String> {
-        let config = sandbox.config();
         let mut args: Vec<String> = vec![
             "run".into(),
             self.input.display().to_string(),
             "-o".into(),
             self.output.display().to_string(),
+            "--no-progress".into(),
         ];
+        args.extend(sandbox_flags(sandbox));
         for arg in [
-            "--no-progress",
-            "--base-url",
-            sandbox.base_url().as_str(),
-            "--agent-id",
-            &config.agent_id,
-            "--token",
-            &config.token,
-            "--secret-key",
-            config.secret.expose(),
             "--concurrency",
             &CONCURRENCY.to_string(),
             "--retries",

@@ -73,6 +73,17 @@ impl Service {
     }
 }
 
+/// Runs `test` in a browser (its screenshot named `name`) signed in to `service`, then
+/// stops the service.
+async fn in_browser(service: Service, name: &str, test: impl AsyncFnOnce(&Browser, &Service)) {
+    with_browser(name, async |browser| {
+        sign_in(browser, &service).await;
+        test(browser, &service).await;
+    })
+    .await;
+    service.shutdown().await;
+}
+
 async fn sign_in(browser: &Browser, service: &Service) {
     browser.goto(&service.url("/jobs")).await;
     browser.wait_for_url(|url| url.contains("/login")).await;
@@ -163,8 +174,7 @@ async fn assert_sample_check(browser: &Browser) {
 #[tokio::test]
 async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() {
     let service = Service::at_rate(10).await;
-    with_browser("pages_sample_run", async |browser| {
-        sign_in(browser, &service).await;
+    in_browser(service, "pages_sample_run", async |browser, service| {
         assert!(browser.text("#no-jobs").await.contains("还没有任务"));
         // The city select is the city table.
         let cities = browser.text("#city").await;
@@ -355,7 +365,6 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         );
     })
     .await;
-    service.shutdown().await;
 }
 
 /// The page has no horizontal scroll bar at 1280 wide, nor at 1920.
@@ -381,8 +390,7 @@ async fn fits(browser: &Browser, what: &str) {
 #[tokio::test]
 async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
     let service = Service::at_rate(200).await;
-    with_browser("pages_gbk_and_xlsx", async |browser| {
-        sign_in(browser, &service).await;
+    in_browser(service, "pages_gbk_and_xlsx", async |browser, service| {
         upload(browser, &service, &sample("leads-gbk.csv")).await;
         assert_eq!(browser.text("#file").await, "leads-gbk.csv");
         assert_sample_check(browser).await;
@@ -448,7 +456,6 @@ async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
         );
     })
     .await;
-    service.shutdown().await;
 }
 
 #[tokio::test]
@@ -456,8 +463,7 @@ async fn a_list_without_a_vehicle_column_shows_the_clis_message_on_the_page() {
     let service = Service::at_rate(200).await;
     let list = service.dir.path().join("名单.csv");
     std::fs::write(&list, "客户姓名,联系电话\n张伟,15908301661\n").unwrap();
-    with_browser("pages_no_vehicle_column", async |browser| {
-        sign_in(browser, &service).await;
+    in_browser(service, "pages_no_vehicle_column", async |browser, service| {
         browser.goto(&service.url("/jobs")).await;
         browser.type_into("#file", list.to_str().unwrap()).await;
         browser.click("#upload-submit").await;
@@ -476,14 +482,12 @@ async fn a_list_without_a_vehicle_column_shows_the_clis_message_on_the_page() {
         assert!(browser.text("#no-jobs").await.contains("还没有任务"));
     })
     .await;
-    service.shutdown().await;
 }
 
 #[tokio::test]
 async fn signed_out_the_job_pages_are_refused() {
     let service = Service::at_rate(200).await;
-    with_browser("pages_signed_out", async |browser| {
-        sign_in(browser, &service).await;
+    in_browser(service, "pages_signed_out", async |browser, service| {
         let job_url = upload(browser, &service, &sample("leads.csv")).await;
         browser.click("#sign-out").await;
         browser.wait_for_url(|url| url.contains("/login")).await;
@@ -515,7 +519,6 @@ async fn signed_out_the_job_pages_are_refused() {
         browser.find("#check").await;
     })
     .await;
-    service.shutdown().await;
 }
 
 #[tokio::test]
@@ -527,8 +530,7 @@ async fn failed_rows_offer_a_retry_and_a_cancelled_job_continues() {
         ..SandboxConfig::default()
     };
     let service = Service::start(sandbox, 8, |settings| settings.retries = 0).await;
-    with_browser("pages_retry_and_cancel", async |browser| {
-        sign_in(browser, &service).await;
+    in_browser(service, "pages_retry_and_cancel", async |browser, service| {
         upload(browser, &service, &sample("leads.csv")).await;
         browser.click("#start").await;
         // Cancelled while it runs: the rows done are kept, and it continues from there.
@@ -573,7 +575,6 @@ async fn failed_rows_offer_a_retry_and_a_cancelled_job_continues() {
         assert_eq!(browser.text("#rows-done").await, "40 / 40 行");
     })
     .await;
-    service.shutdown().await;
 }
 
 #[tokio::test]
@@ -582,8 +583,7 @@ async fn an_aborted_job_says_what_the_cli_says_on_exit_3_in_a_clerks_words() {
         settings.token = Some("EXPIRED-TOKEN".into());
     })
     .await;
-    with_browser("pages_aborted", async |browser| {
-        sign_in(browser, &service).await;
+    in_browser(service, "pages_aborted", async |browser, service| {
         upload(browser, &service, &sample("leads.csv")).await;
         browser.click("#start").await;
         browser.wait_for_text("#state", |text| text == "已中止").await;
@@ -601,7 +601,6 @@ async fn an_aborted_job_says_what_the_cli_says_on_exit_3_in_a_clerks_words() {
         assert!(browser.text("#retry").await.starts_with("重试失败的"));
     })
     .await;
-    service.shutdown().await;
 }
 
 /// The value of `name="csrf" value="…"` in a page.

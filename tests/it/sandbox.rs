@@ -72,6 +72,54 @@ async fn renew(sandbox: &Sandbox, body: &impl Serialize) -> Answer {
     post(sandbox, RENEWAL_PATH, body).await.answer()
 }
 
+/// A sandbox whose login takes the user name `clerk`.
+async fn clerk_sandbox() -> Sandbox {
+    start_sandbox(SandboxConfig {
+        user_name: Some("clerk".into()),
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+/// A sandbox that meets every vehicle's first request with a fault, a 500 with a chance of
+/// `fail_rate` and a dropped connection with a chance of `drop_rate`, and lets its retries
+/// through.
+async fn faulting_first_attempts(fail_rate: f64, drop_rate: f64) -> Sandbox {
+    start_sandbox(SandboxConfig {
+        fail_rate,
+        drop_rate,
+        fail_first_attempts_only: true,
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
+/// The answer to a renewal signed with a secret that is not the sandbox's.
+async fn renew_with_a_wrong_secret(sandbox: &Sandbox) -> Answer {
+    let config = sandbox.config();
+    let wrong = protocol::Agent {
+        secret: Secret::new("not-the-secret"),
+        ..agent(config)
+    };
+    renew_as(sandbox, &wrong, &config.token).await
+}
+
+/// Sends each body and asserts that the answer is invalid parameters whose message holds
+/// its text.
+async fn assert_invalid_params<B: Serialize + std::fmt::Debug>(
+    sandbox: &Sandbox,
+    cases: impl IntoIterator<Item = (B, &str)>,
+) {
+    for (body, expected) in cases {
+        let answer = renew(sandbox, &body).await;
+        assert!(
+            matches!(answer, Answer::InvalidParams { .. }),
+            "{body:?}: {answer:?}"
+        );
+        assert_msg_contains(&answer, expected);
+    }
+}
+
 /// A request for `lead` signed with the sandbox's own agent and token, now.
 fn signed(sandbox: &Sandbox, lead: &Lead) -> RenewalRequest {
     let config = sandbox.config();
@@ -257,12 +305,7 @@ async fn expire_tokens_expires_every_token_issued_so_far() {
 #[tokio::test]
 async fn wrong_secret_is_406() {
     let sandbox = start_sandbox(SandboxConfig::default()).await;
-    let config = sandbox.config();
-    let wrong = protocol::Agent {
-        secret: Secret::new("not-the-secret"),
-        ..agent(config)
-    };
-    let answer = renew_as(&sandbox, &wrong, &config.token).await;
+    let answer = renew_with_a_wrong_secret(&sandbox).await;
     assert!(matches!(answer, Answer::VerificationFailed { .. }), "{answer:?}");
     assert_msg_contains(&answer, "secCode");
 }
@@ -320,14 +363,7 @@ async fn malformed_bodies_are_412_naming_the_problem() {
         (no_vehicle, "no vehicle"),
         (Value::String("not an object".into()), "not a JSON object"),
     ];
-    for (body, expected) in cases {
-        let answer = renew(&sandbox, &body).await;
-        assert!(
-            matches!(answer, Answer::InvalidParams { .. }),
-            "{body}: {answer:?}"
-        );
-        assert_msg_contains(&answer, expected);
-    }
+    assert_invalid_params(&sandbox, cases).await;
 
     let url = sandbox.base_url().join(RENEWAL_PATH).unwrap();
     let response = client().post(url).body("{not json").send().await.unwrap();
@@ -370,14 +406,7 @@ async fn bad_values_are_412_even_when_correctly_signed() {
         (signed(&sandbox, &new_energy_plate), "new-energy"),
         (signed(&sandbox, &short_vin), "CarVin"),
     ];
-    for (request, expected) in cases {
-        let answer = renew(&sandbox, &request).await;
-        assert!(
-            matches!(answer, Answer::InvalidParams { .. }),
-            "{request:?}: {answer:?}"
-        );
-        assert_msg_contains(&answer, expected);
-    }
+    assert_invalid_params(&sandbox, cases).await;
 
     // A VIN whose check digit is wrong is still accepted: old and imported vehicles have them.
     let wrong_check_digit = Lead {
@@ -416,23 +445,13 @@ async fn fail_rate_one_answers_500_with_retry_after() {
     );
 
     // 500s strike only requests that pass the checks: a bad signature is still a 406.
-    let config = sandbox.config();
-    let wrong = protocol::Agent {
-        secret: Secret::new("not-the-secret"),
-        ..agent(config)
-    };
-    let answer = renew_as(&sandbox, &wrong, &config.token).await;
+    let answer = renew_with_a_wrong_secret(&sandbox).await;
     assert!(matches!(answer, Answer::VerificationFailed { .. }), "{answer:?}");
 }
 
 #[tokio::test]
 async fn fail_first_attempts_only_lets_the_retry_through() {
-    let sandbox = start_sandbox(SandboxConfig {
-        fail_rate: 1.0,
-        fail_first_attempts_only: true,
-        ..SandboxConfig::default()
-    })
-    .await;
+    let sandbox = faulting_first_attempts(1.0, 0.0).await;
     let plate = beijing_plate(true);
     let first = post(&sandbox, RENEWAL_PATH, &signed(&sandbox, &lead(&plate))).await;
     assert_eq!(first.status, 500);
@@ -475,12 +494,7 @@ async fn drop_rate_one_is_a_client_error() {
 
 #[tokio::test]
 async fn drops_also_spare_retries_with_fail_first_attempts_only() {
-    let sandbox = start_sandbox(SandboxConfig {
-        drop_rate: 1.0,
-        fail_first_attempts_only: true,
-        ..SandboxConfig::default()
-    })
-    .await;
+    let sandbox = faulting_first_attempts(0.0, 1.0).await;
     let plate = beijing_plate(true);
     assert!(
         try_post(&sandbox, RENEWAL_PATH, &signed(&sandbox, &lead(&plate)))
@@ -537,11 +551,7 @@ async fn latency_is_added_and_concurrent_requests_are_counted_in_flight() {
 
 #[tokio::test]
 async fn login_gives_a_token_that_renews() {
-    let sandbox = start_sandbox(SandboxConfig {
-        user_name: Some("clerk".into()),
-        ..SandboxConfig::default()
-    })
-    .await;
+    let sandbox = clerk_sandbox().await;
     let config = sandbox.config().clone();
     let request = LoginRequest::signed(&agent(&config), "clerk", unix_now(), 5000).unwrap();
     let reply = post(&sandbox, LOGIN_PATH, &request).await;
@@ -570,11 +580,7 @@ async fn login_gives_a_token_that_renews() {
 
 #[tokio::test]
 async fn login_refusals() {
-    let sandbox = start_sandbox(SandboxConfig {
-        user_name: Some("clerk".into()),
-        ..SandboxConfig::default()
-    })
-    .await;
+    let sandbox = clerk_sandbox().await;
     let config = sandbox.config().clone();
 
     let wrong_secret = protocol::Agent {

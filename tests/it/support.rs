@@ -195,6 +195,16 @@ impl BinOutput {
     pub fn stdout_text(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+
+    /// Asserts that the run exited with `code`, then that its stderr says each of `said` in
+    /// turn; a failure shows the stderr.
+    #[track_caller]
+    pub fn assert_said(&self, code: i32, said: &[&str]) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        for words in said {
+            assert!(self.stderr.contains(words), "{}", self.stderr);
+        }
+    }
 }
 
 /// The `bihu-renew` binary as a command without the test environment's `BIHU_*` variables

@@ -160,6 +160,16 @@ impl Browser {
         }
     }
 
+    /// Whether the page has no element `css` matches now (not waiting for one to appear).
+    pub async fn lacks(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.is_err()
+    }
+
+    /// The `href` of the element `css` matches, waiting for it to appear.
+    pub async fn href(&self, css: &str) -> String {
+        self.find(css).await.attr("href").await.unwrap().unwrap()
+    }
+
     /// The visible text of the element `css` matches.
     pub async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.expect("an element's text")

@@ -27,9 +27,13 @@ async fn sandbox_with(limits: Limits) -> Sandbox {
     .await
 }
 
-/// Reads until the server closes the connection; panics if it is still open after `within`.
-/// Returns what the server sent before closing.
-async fn closed_within(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+/// Reads until the server closes the connection, or `enough` holds of what came, for at most
+/// `within`. Returns what the server sent, and whether it stopped before `within`.
+async fn read_until(
+    stream: &mut TcpStream,
+    within: Duration,
+    enough: impl Fn(&[u8]) -> bool,
+) -> (Vec<u8>, bool) {
     let mut received = Vec::new();
     let read = tokio::time::timeout(within, async {
         let mut buffer = [0u8; 4096];
@@ -38,10 +42,20 @@ async fn closed_within(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
                 Ok(0) | Err(_) => break,
                 Ok(n) => received.extend_from_slice(&buffer[..n]),
             }
+            if enough(&received) {
+                break;
+            }
         }
     })
     .await;
-    assert!(read.is_ok(), "the connection is still open after {within:?}");
+    (received, read.is_ok())
+}
+
+/// Reads until the server closes the connection; panics if it is still open after `within`.
+/// Returns what the server sent before closing.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let (received, closed) = read_until(stream, within, |_| false).await;
+    assert!(closed, "the connection is still open after {within:?}");
     received
 }
 
@@ -200,23 +214,13 @@ async fn a_slow_answer_and_a_slow_body_after_100_continue_are_not_cut_off() {
 
 /// Reads until a whole answer's head and some body came, or the connection closed.
 async fn closed_or_answered(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
-    let mut received = Vec::new();
-    let _ = tokio::time::timeout(within, async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-            if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n")
-                && received.len() > end + 4
-            {
-                break;
-            }
-        }
-    })
-    .await;
-    received
+    let answered = |received: &[u8]| {
+        received
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .is_some_and(|end| received.len() > end + 4)
+    };
+    read_until(stream, within, answered).await.0
 }
 
 /// Beyond the cap a new connection waits, while a held connection is still served; when the

@@ -144,13 +144,7 @@ async fn a_stray_quote_is_refused_before_any_request_naming_its_line() {
     }
     let input = dir.write("leads.csv", text.as_bytes());
     let run = run_sandboxed(&sandbox, &[&input]).await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("the quote that opens on line 3") && run.stderr.contains("Fix line 3"),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("whole rows"), "{}", run.stderr);
+    run.assert_said(2, &["the quote that opens on line 3", "Fix line 3", "whole rows"]);
     assert_eq!(sandbox.stats().requests, 0, "nothing is sent");
     assert!(!std::path::Path::new(&dir.path("leads.results.csv")).exists());
 
@@ -178,14 +172,13 @@ async fn mixed_encodings_are_refused_naming_the_lines_and_the_flag() {
     bytes.extend_from_slice("王五,沪A12345\n".as_bytes());
     let input = dir.write("mixed.csv", &bytes);
     let run = run_sandboxed(&sandbox, &[&input]).await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("mixes text encodings: line 1 is UTF-8, line 3 is not"),
-        "{}",
-        run.stderr
+    run.assert_said(
+        2,
+        &[
+            "mixes text encodings: line 1 is UTF-8, line 3 is not",
+            "--input-encoding",
+        ],
     );
-    assert!(run.stderr.contains("--input-encoding"), "{}", run.stderr);
     assert_eq!(sandbox.stats().requests, 0);
 
     let output = dir.path("mixed.out.csv");
@@ -241,12 +234,7 @@ async fn utf16_tab_and_semicolon_lists_read_and_a_renamed_csv_is_named() {
 
     let renamed = dir.write("leads.xlsx", (lines.join("\n") + "\n").as_bytes());
     let run = run_sandboxed(&sandbox, &[&renamed]).await;
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("is not a workbook") && run.stderr.contains("a CSV renamed?"),
-        "{}",
-        run.stderr
-    );
+    run.assert_said(2, &["is not a workbook", "a CSV renamed?"]);
     assert!(!run.stderr.contains("EOCD"), "{}", run.stderr);
 }
 

@@ -7,7 +7,9 @@ use std::path::Path;
 use bihu_renew::sandbox::{Sandbox, SandboxConfig};
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 
-use crate::support::{Files, parse_results, read_results, run_binary, sandbox_flags, start_sandbox};
+use crate::support::{
+    Files, parse_results, read_results, recording_sandbox, run_binary, sandbox_flags, start_sandbox,
+};
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -305,11 +307,7 @@ async fn config_file_precedence_is_flag_then_environment_then_file() {
 /// only a row whose plate names no city takes the default.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_default_city_never_outranks_the_plate() {
-    let sandbox = start_sandbox(SandboxConfig {
-        record_requests: true,
-        ..SandboxConfig::default()
-    })
-    .await;
+    let sandbox = recording_sandbox().await;
     let inputs = Files::new();
     let input = inputs.write(
         "list.csv",
@@ -393,11 +391,7 @@ async fn a_config_file_others_can_read_with_the_secret_in_it_gives_a_warning() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_sends_nothing_and_reports_what_it_found() {
-    let sandbox = start_sandbox(SandboxConfig {
-        record_requests: true,
-        ..SandboxConfig::default()
-    })
-    .await;
+    let sandbox = recording_sandbox().await;
     let inputs = Files::new();
     let input = inputs.write("list.csv", csv_text(LEADS).as_bytes());
     let output = inputs.path("checked.csv");

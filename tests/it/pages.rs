@@ -224,13 +224,7 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         assert!(counts.contains("已续保"), "{counts}");
         assert!(counts.contains("名单有误，未发送 5"), "{counts}");
 
-        let href = browser
-            .find("#download-csv")
-            .await
-            .attr("href")
-            .await
-            .unwrap()
-            .unwrap();
+        let href = browser.href("#download-csv").await;
         let (status, csv) = browser.fetch_bytes(&href).await;
         assert_eq!(status, 200);
         let (_, rows) = parse_results(&csv);
@@ -238,13 +232,7 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         assert_eq!(rows.iter().filter(|r| r.status == "invalid_input").count(), 5);
         assert!(rows.iter().all(|r| !r.status.is_empty()));
         // The Excel workbook: the same 40 rows under a header.
-        let xlsx = browser
-            .find("#download-xlsx")
-            .await
-            .attr("href")
-            .await
-            .unwrap()
-            .unwrap();
+        let xlsx = browser.href("#download-xlsx").await;
         assert_eq!(xlsx, href.replace("results.csv", "results.xlsx"));
         let (status, bytes) = browser.fetch_bytes(&xlsx).await;
         assert_eq!(status, 200);
@@ -316,13 +304,7 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
             "{english}"
         );
         // No row failed, so there is nothing to retry.
-        assert!(
-            browser
-                .client
-                .find(fantoccini::Locator::Css("#retry"))
-                .await
-                .is_err()
-        );
+        assert!(browser.lacks("#retry").await);
 
         // The jobs page lists it, newest first, with its counts.
         browser.goto(&service.url("/jobs")).await;
@@ -496,14 +478,7 @@ async fn signed_out_the_job_pages_are_refused() {
             browser.goto(&path).await;
             browser.wait_for_url(|url| url.contains("/login?")).await;
             assert_eq!(browser.text("#notice").await, "请先登录。");
-            assert!(
-                browser
-                    .client
-                    .find(fantoccini::Locator::Css("#check"))
-                    .await
-                    .is_err(),
-                "no check shown signed out"
-            );
+            assert!(browser.lacks("#check").await, "no check shown signed out");
         }
         let id = job_url.rsplit('/').next().unwrap();
         let (status, _) = browser.fetch_bytes(&format!("/api/jobs/{id}")).await;
@@ -553,24 +528,13 @@ async fn failed_rows_offer_a_retry_and_a_cancelled_job_continues() {
         assert!(counts.contains("服务器错误"), "{counts}");
         // Each retry sends the failed rows again, until none is left.
         for _ in 0..3 {
-            if browser
-                .client
-                .find(fantoccini::Locator::Css("#retry"))
-                .await
-                .is_err()
-            {
+            if browser.lacks("#retry").await {
                 break;
             }
             browser.click_to_next_page("#retry").await;
             browser.wait_for_text("#state", |text| text == "已完成").await;
         }
-        assert!(
-            browser
-                .client
-                .find(fantoccini::Locator::Css("#retry"))
-                .await
-                .is_err()
-        );
+        assert!(browser.lacks("#retry").await);
         assert!(!browser.text("#counts").await.contains("服务器错误"));
         assert_eq!(browser.text("#rows-done").await, "40 / 40 行");
     })

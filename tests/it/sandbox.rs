@@ -14,7 +14,7 @@ use bihu_renew::sandbox::{self, DROPPED_STATUS, Sandbox, SandboxConfig, StatsSna
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::support::{agent, client, lead, start_sandbox, unix_now};
+use crate::support::{agent, client, lead, recording_sandbox, start_sandbox, unix_now};
 
 /// An HTTP answer, read whole.
 struct Reply {
@@ -713,11 +713,7 @@ async fn stats_count_every_outcome() {
 
 #[tokio::test]
 async fn record_requests_keeps_bodies_in_order() {
-    let sandbox = start_sandbox(SandboxConfig {
-        record_requests: true,
-        ..SandboxConfig::default()
-    })
-    .await;
+    let sandbox = recording_sandbox().await;
     let first = signed(&sandbox, &lead(&beijing_plate(true)));
     let second = signed(&sandbox, &lead(&beijing_plate(false)));
     renew(&sandbox, &first).await;

@@ -186,6 +186,20 @@ impl Service {
         self.http.post(self.url(path)).send().await.unwrap()
     }
 
+    /// [`Service::create`] with `start=true`: the job is queued at once.
+    async fn create_started(&self, name: &str, bytes: Vec<u8>) -> JobView {
+        self.create(name, bytes, &[("start", "true")]).await
+    }
+
+    /// `POST /api/jobs` as `build` makes it: for bodies other than the form
+    /// [`Service::upload`] sends.
+    async fn post_jobs(
+        &self,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> reqwest::Response {
+        build(self.http.post(self.url("/api/jobs"))).send().await.unwrap()
+    }
+
     /// `POST /api/jobs` of the file `name` with Basic credentials.
     async fn upload_as(&self, user: &str, password: &str, name: &str, bytes: Vec<u8>) -> reqwest::Response {
         let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
@@ -242,6 +256,14 @@ impl Service {
             assert!(Instant::now() < deadline, "job {id} never became {what}: {job:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until job `id` is running with at least `rows` rows done.
+    async fn wait_running(&self, id: i64, rows: u64) -> JobView {
+        self.wait_for(id, "running with rows done", |job| {
+            job.state == JobState::Running && job.rows_done >= rows
+        })
+        .await
     }
 
     async fn wait_state(&self, id: i64, state: JobState) -> JobView {
@@ -380,34 +402,28 @@ async fn bad_uploads_and_unknown_jobs_are_4xx_with_a_message_and_leave_nothing()
     })
     .await;
     let not_multipart = service
-        .http
-        .post(service.url("/api/jobs"))
-        .header("content-type", "text/csv")
-        .body("LicenseNo\n京A00001\n")
-        .send()
-        .await
-        .unwrap();
+        .post_jobs(|request| {
+            request
+                .header("content-type", "text/csv")
+                .body("LicenseNo\n京A00001\n")
+        })
+        .await;
     assert_eq!(not_multipart.status(), StatusCode::BAD_REQUEST);
     assert!(error_of(not_multipart).await.contains("multipart/form-data"));
 
     let no_file = service
-        .http
-        .post(service.url("/api/jobs"))
-        .multipart(Form::new().text("start", "true"))
-        .send()
-        .await
-        .unwrap();
+        .post_jobs(|request| request.multipart(Form::new().text("start", "true")))
+        .await;
     assert_eq!(no_file.status(), StatusCode::BAD_REQUEST);
     assert!(error_of(no_file).await.contains("field named file"));
 
     let broken = service
-        .http
-        .post(service.url("/api/jobs"))
-        .header("content-type", "multipart/form-data; boundary=X")
-        .body("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nLicenseNo\n")
-        .send()
-        .await
-        .unwrap();
+        .post_jobs(|request| {
+            request
+                .header("content-type", "multipart/form-data; boundary=X")
+                .body("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nLicenseNo\n")
+        })
+        .await;
     assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
 
     let not_a_list = service
@@ -485,13 +501,9 @@ async fn cancel_stops_a_running_job_which_start_then_finishes_repeating_no_more_
     assert_eq!(cancelled.state, JobState::Cancelled);
 
     let job = service
-        .create("big.csv", plate_list(200).into_bytes(), &[("start", "true")])
+        .create_started("big.csv", plate_list(200).into_bytes())
         .await;
-    service
-        .wait_for(job.id, "running with rows done", |j| {
-            j.state == JobState::Running && j.rows_done >= 10
-        })
-        .await;
+    service.wait_running(job.id, 10).await;
     let response = service.post(&format!("/api/jobs/{}/cancel", job.id)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let stopped = service.wait_state(job.id, JobState::Cancelled).await;
@@ -502,9 +514,7 @@ async fn cancel_stops_a_running_job_which_start_then_finishes_repeating_no_more_
     for i in 1..=100 {
         other_list.push_str(&format!("沪B{i:05}\n"));
     }
-    let running_delete = service
-        .create("r.csv", other_list.into_bytes(), &[("start", "true")])
-        .await;
+    let running_delete = service.create_started("r.csv", other_list.into_bytes()).await;
     let refused = service
         .http
         .delete(service.url(&running_delete.links.this))
@@ -538,9 +548,7 @@ async fn refused_credentials_abort_the_job_with_the_message_and_it_can_be_retrie
         ..Options::default()
     })
     .await;
-    let job = service
-        .create("l.csv", plate_list(20).into_bytes(), &[("start", "true")])
-        .await;
+    let job = service.create_started("l.csv", plate_list(20).into_bytes()).await;
     let aborted = service.wait_state(job.id, JobState::Aborted).await;
     let message = aborted.message.clone().unwrap();
     assert!(message.contains("credential failures"), "{message}");
@@ -828,7 +836,7 @@ async fn retention_deletes_old_jobs_files_and_rows_but_not_running_ones() {
     .await;
     let old = service.create("old.csv", plate_list(2).into_bytes(), &[]).await;
     let running = service
-        .create("run.csv", plate_list(100).into_bytes(), &[("start", "true")])
+        .create_started("run.csv", plate_list(100).into_bytes())
         .await;
     // The history is kept no longer than the jobs: an answer older than the retention goes.
     let vehicle = |plate: &str| bihu_renew::leads::lead::VehicleKey::Plate {
@@ -892,7 +900,7 @@ async fn a_short_job_takes_turns_with_a_long_one_and_the_quota_holds_for_both() 
     })
     .await;
     let long = service
-        .create("long.csv", plate_list(400).into_bytes(), &[("start", "true")])
+        .create_started("long.csv", plate_list(400).into_bytes())
         .await;
     service
         .wait_for(long.id, "under way", |j| j.rows_done >= 20)
@@ -901,9 +909,7 @@ async fn a_short_job_takes_turns_with_a_long_one_and_the_quota_holds_for_both() 
     for i in 1..=20 {
         short_list.push_str(&format!("沪A{i:05}\n"));
     }
-    let short = service
-        .create("short.csv", short_list.into_bytes(), &[("start", "true")])
-        .await;
+    let short = service.create_started("short.csv", short_list.into_bytes()).await;
     let short_done = service.wait_state(short.id, JobState::Done).await;
     let long_then = service.job(long.id).await;
     assert!(
@@ -1377,7 +1383,7 @@ async fn the_cli_and_the_service_reuse_each_others_answers() {
     // CLI reads with --history DATA_DIR/bihu-renew.db.
     let service = Service::start(Options::default()).await;
     let job = service
-        .create("upload.csv", plates(100..104).into_bytes(), &[("start", "true")])
+        .create_started("upload.csv", plates(100..104).into_bytes())
         .await;
     service.wait_state(job.id, JobState::Done).await;
     let store = service.data_dir().join(serve::STORE_FILE);

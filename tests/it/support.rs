@@ -56,6 +56,15 @@ pub async fn start_sandbox(config: SandboxConfig) -> Sandbox {
         .expect("the sandbox binds 127.0.0.1:0")
 }
 
+/// A sandbox on a free loopback port that records the requests it answers.
+pub async fn recording_sandbox() -> Sandbox {
+    start_sandbox(SandboxConfig {
+        record_requests: true,
+        ..SandboxConfig::default()
+    })
+    .await
+}
+
 /// The agent that the sandbox `config` accepts.
 pub fn agent(config: &SandboxConfig) -> Agent {
     Agent {

@@ -43,9 +43,9 @@ const PAGE_ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The request for `method path`, with a body of the kind the route takes.
-fn request(http: &reqwest::Client, base: &str, method: &str, path: &str) -> reqwest::RequestBuilder {
+fn request(http: &reqwest::Client, service: &Service, method: &str, path: &str) -> reqwest::RequestBuilder {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
-    let request = http.request(method.clone(), format!("{base}{path}"));
+    let request = http.request(method.clone(), service.url(path));
     if method != Method::POST {
         return request;
     }
@@ -80,10 +80,7 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
 
     for (method, path) in API_ROUTES {
         let path = with_id(path);
-        let response = request(&http, &service.served.base, method, &path)
-            .send()
-            .await
-            .unwrap();
+        let response = request(&http, &service, method, &path).send().await.unwrap();
         assert_eq!(
             response.status(),
             StatusCode::UNAUTHORIZED,
@@ -97,10 +94,7 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
     }
     for (method, path) in PAGE_ROUTES {
         let path = with_id(path);
-        let response = request(&http, &service.served.base, method, &path)
-            .send()
-            .await
-            .unwrap();
+        let response = request(&http, &service, method, &path).send().await.unwrap();
         if path == "/logout" {
             // Signing out without a session: there is nothing to end.
             assert_eq!(response.status(), StatusCode::SEE_OTHER, "{method} {path}");
@@ -124,7 +118,7 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
             continue;
         }
         let path = with_id(path);
-        let response = request(&http, &service.served.base, method, &path)
+        let response = request(&http, &service, method, &path)
             .header("cookie", &cookie)
             .send()
             .await

@@ -69,14 +69,8 @@ async fn a_queued_job_is_cancelled_at_once_and_a_cancelled_one_starts_retries_or
     assert_eq!((done.rows_done, done.requests), (5, 5));
 
     // Cancelled mid-run, then retried: the rows not reached go, and the job is done.
-    let job = service
-        .create("big.csv", shanghai_list(120), &[("start", "true")])
-        .await;
-    service
-        .wait_for(job.id, "running with rows done", |j| {
-            j.state == JobState::Running && j.rows_done >= 10
-        })
-        .await;
+    let job = service.create_started("big.csv", shanghai_list(120)).await;
+    service.wait_running(job.id, 10).await;
     service.act(&job, "cancel").await;
     let stopped = service.wait_state(job.id, JobState::Cancelled).await;
     assert!(stopped.rows_done < 120, "{stopped:?}");
@@ -95,7 +89,7 @@ async fn a_queued_job_is_cancelled_at_once_and_a_cancelled_one_starts_retries_or
 
     // Deleting a cancelled job, with the results it had written: files and row go.
     let doomed = service
-        .create("doomed.csv", plate_list(100).into_bytes(), &[("start", "true")])
+        .create_started("doomed.csv", plate_list(100).into_bytes())
         .await;
     service
         .wait_for(doomed.id, "under way", |j| j.rows_done >= 5)
@@ -121,9 +115,7 @@ async fn retry_sends_the_rows_that_failed_again_and_only_those_and_they_end_rene
         ..Options::default()
     })
     .await;
-    let job = service
-        .create("l.csv", plate_list(40).into_bytes(), &[("start", "true")])
-        .await;
+    let job = service.create_started("l.csv", plate_list(40).into_bytes()).await;
     let first = service.wait_state(job.id, JobState::Done).await;
     let before = results_of(&service, &first).await;
     let failed: BTreeSet<u64> = before

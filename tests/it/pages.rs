@@ -179,7 +179,7 @@ async fn a_clerk_signs_in_checks_the_sample_runs_it_and_downloads_the_results() 
         // The city select is the city table.
         let cities = browser.text("#city").await;
         assert!(cities.contains("北京 (1)") && cities.contains("广州"), "{cities}");
-        let job_url = upload(browser, &service, &sample("leads.csv")).await;
+        let job_url = upload(browser, service, &sample("leads.csv")).await;
         assert_eq!(browser.text("#state").await, "已检查，待开始");
         assert_sample_check(browser).await;
         browser.screenshot_as("pages_check").await;
@@ -373,10 +373,10 @@ async fn fits(browser: &Browser, what: &str) {
 async fn the_gbk_and_excel_copies_of_the_sample_give_the_same_check() {
     let service = Service::at_rate(200).await;
     in_browser(service, "pages_gbk_and_xlsx", async |browser, service| {
-        upload(browser, &service, &sample("leads-gbk.csv")).await;
+        upload(browser, service, &sample("leads-gbk.csv")).await;
         assert_eq!(browser.text("#file").await, "leads-gbk.csv");
         assert_sample_check(browser).await;
-        upload(browser, &service, &sample("leads.xlsx")).await;
+        upload(browser, service, &sample("leads.xlsx")).await;
         assert_eq!(browser.text("#file").await, "leads.xlsx");
         assert_sample_check(browser).await;
         // English, chosen once, stays chosen.
@@ -470,7 +470,7 @@ async fn a_list_without_a_vehicle_column_shows_the_clis_message_on_the_page() {
 async fn signed_out_the_job_pages_are_refused() {
     let service = Service::at_rate(200).await;
     in_browser(service, "pages_signed_out", async |browser, service| {
-        let job_url = upload(browser, &service, &sample("leads.csv")).await;
+        let job_url = upload(browser, service, &sample("leads.csv")).await;
         browser.click("#sign-out").await;
         browser.wait_for_url(|url| url.contains("/login")).await;
         assert_eq!(browser.text("#notice").await, "已退出登录。");
@@ -506,7 +506,7 @@ async fn failed_rows_offer_a_retry_and_a_cancelled_job_continues() {
     };
     let service = Service::start(sandbox, 8, |settings| settings.retries = 0).await;
     in_browser(service, "pages_retry_and_cancel", async |browser, service| {
-        upload(browser, &service, &sample("leads.csv")).await;
+        upload(browser, service, &sample("leads.csv")).await;
         browser.click("#start").await;
         // Cancelled while it runs: the rows done are kept, and it continues from there.
         browser.click("#cancel").await;
@@ -548,7 +548,7 @@ async fn an_aborted_job_says_what_the_cli_says_on_exit_3_in_a_clerks_words() {
     })
     .await;
     in_browser(service, "pages_aborted", async |browser, service| {
-        upload(browser, &service, &sample("leads.csv")).await;
+        upload(browser, service, &sample("leads.csv")).await;
         browser.click("#start").await;
         browser.wait_for_text("#state", |text| text == "已中止").await;
         assert_eq!(

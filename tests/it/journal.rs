@@ -16,7 +16,7 @@ use csv::StringRecord;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::support::{clean_command, lead_list, plates, sandbox_flags, start_sandbox};
+use crate::support::{clean_command, lead_list, plates, sandbox_flags, start_sandbox, wait_for_count};
 
 const CONCURRENCY: u64 = 8;
 
@@ -113,18 +113,10 @@ impl Work {
 
     /// Waits until the journal holds at least `n` records.
     async fn wait_for_journal(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let have = journal::read(&self.journal()).map_or(0, |(records, _)| records.len());
-            if have >= n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {have} journal records after 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        wait_for_count(n, "journal records", || {
+            journal::read(&self.journal()).map_or(0, |(records, _)| records.len())
+        })
+        .await;
     }
 }
 

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use crate::support::{bihu_command, lead_list, plates, start_sandbox};
+use crate::support::{bihu_command, lead_list, plates, start_sandbox, wait_for_count};
 
 const CONCURRENCY: u64 = 4;
 /// The sandbox's share of vehicles without renewal data (its default).
@@ -199,18 +199,10 @@ impl Work {
 
     /// Waits until the run in progress has written at least `n_rows` complete rows.
     async fn wait_for_rows(&self, n_rows: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let written = fs::read(self.partial()).map_or(0, |bytes| complete_rows(&bytes));
-            if written >= n_rows {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {written} rows written after 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        wait_for_count(n_rows, "rows written", || {
+            fs::read(self.partial()).map_or(0, |bytes| complete_rows(&bytes))
+        })
+        .await;
     }
 }
 

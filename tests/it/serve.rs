@@ -191,13 +191,15 @@ impl Service {
         self.create(name, bytes, &[("start", "true")]).await
     }
 
-    /// `POST /api/jobs` as `build` makes it: for bodies other than the form
-    /// [`Service::upload`] sends.
-    async fn post_jobs(
-        &self,
-        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> reqwest::Response {
-        build(self.http.post(self.url("/api/jobs"))).send().await.unwrap()
+    /// `POST /api/jobs` of `body` as `content_type`: not the form [`Service::upload`] sends.
+    async fn post_jobs(&self, content_type: &str, body: &'static str) -> reqwest::Response {
+        self.http
+            .post(self.url("/api/jobs"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `POST /api/jobs` of the file `name` with Basic credentials.
@@ -276,6 +278,11 @@ impl Service {
     }
 }
 
+/// The value of the header `name` of `response`, which must have it, as text.
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response.headers()[name].to_str().unwrap()
+}
+
 async fn error_of(response: reqwest::Response) -> String {
     let value: Value = response.json().await.expect("a JSON error body");
     value["error"].as_str().expect("an error message").to_string()
@@ -329,12 +336,7 @@ async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion()
 
     let csv = service.get(&done.links.results_csv).await;
     assert_eq!(csv.status(), StatusCode::OK);
-    assert!(
-        csv.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/csv")
-    );
+    assert!(header(&csv, "content-type").starts_with("text/csv"));
     let (_, rows) = parse_results(&csv.bytes().await.unwrap());
     assert_eq!(rows.len(), 40);
     assert_eq!(
@@ -349,12 +351,7 @@ async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion()
     assert!(html.text().await.unwrap().contains("<html"));
 
     let events = service.get(&done.links.events).await;
-    assert!(
-        events.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(header(&events, "content-type").starts_with("text/event-stream"));
     let text = tokio::time::timeout(Duration::from_secs(10), events.text())
         .await
         .unwrap()
@@ -401,28 +398,25 @@ async fn bad_uploads_and_unknown_jobs_are_4xx_with_a_message_and_leave_nothing()
         ..Options::default()
     })
     .await;
-    let not_multipart = service
-        .post_jobs(|request| {
-            request
-                .header("content-type", "text/csv")
-                .body("LicenseNo\n京A00001\n")
-        })
-        .await;
+    let not_multipart = service.post_jobs("text/csv", "LicenseNo\n京A00001\n").await;
     assert_eq!(not_multipart.status(), StatusCode::BAD_REQUEST);
     assert!(error_of(not_multipart).await.contains("multipart/form-data"));
 
     let no_file = service
-        .post_jobs(|request| request.multipart(Form::new().text("start", "true")))
-        .await;
+        .http
+        .post(service.url("/api/jobs"))
+        .multipart(Form::new().text("start", "true"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(no_file.status(), StatusCode::BAD_REQUEST);
     assert!(error_of(no_file).await.contains("field named file"));
 
     let broken = service
-        .post_jobs(|request| {
-            request
-                .header("content-type", "multipart/form-data; boundary=X")
-                .body("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nLicenseNo\n")
-        })
+        .post_jobs(
+            "multipart/form-data; boundary=X",
+            "--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n\r\nLicenseNo\n",
+        )
         .await;
     assert_eq!(broken.status(), StatusCode::BAD_REQUEST);
 
@@ -589,20 +583,9 @@ async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_cs
     let anonymous_upload = service.upload("a.csv", plate_list(2).into_bytes(), &[]).await;
     assert_eq!(anonymous_upload.status(), StatusCode::UNAUTHORIZED);
 
-    let wrong = service
-        .http
-        .get(service.url("/api/jobs"))
-        .basic_auth("clerk", Some("wrong"))
-        .send()
-        .await
-        .unwrap();
+    let wrong = service.get_as("/api/jobs", "clerk", "wrong").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(
-        wrong.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Basic")
-    );
+    assert!(header(&wrong, "www-authenticate").starts_with("Basic"));
     let basic = service
         .upload_as("clerk", "correct horse", "b.csv", plate_list(3).into_bytes())
         .await;
@@ -620,7 +603,7 @@ async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_cs
         .await
         .unwrap();
     assert_eq!(login.status(), StatusCode::OK);
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = header(&login, "set-cookie").to_string();
     for attribute in ["HttpOnly", "SameSite=Strict", "Max-Age=3600", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
@@ -755,12 +738,7 @@ async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_cs
         .await
         .unwrap();
     assert_eq!(logout.status(), StatusCode::OK);
-    assert!(
-        logout.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .contains("Max-Age=0")
-    );
+    assert!(header(&logout, "set-cookie").contains("Max-Age=0"));
     let after = with_cookie(service.http.get(service.url("/api/jobs")))
         .send()
         .await
@@ -770,16 +748,19 @@ async fn with_users_the_api_needs_a_session_or_basic_and_the_cookie_needs_the_cs
 }
 
 impl Service {
-    async fn job_as(&self, id: i64, user: &str, password: &str) -> JobView {
+    /// `GET path` with Basic credentials.
+    async fn get_as(&self, path: &str, user: &str, password: &str) -> reqwest::Response {
         self.http
-            .get(self.url(&format!("/api/jobs/{id}")))
+            .get(self.url(path))
             .basic_auth(user, Some(password))
             .send()
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap()
+    }
+
+    async fn job_as(&self, id: i64, user: &str, password: &str) -> JobView {
+        let path = format!("/api/jobs/{id}");
+        self.get_as(&path, user, password).await.json().await.unwrap()
     }
 }
 
@@ -794,21 +775,8 @@ async fn failed_logins_are_throttled_even_for_the_right_password_then() {
     assert_eq!(login("bad").await.unwrap().status(), StatusCode::UNAUTHORIZED);
     let locked = login("pw").await.unwrap();
     assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(
-        locked.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
-    let basic = service
-        .http
-        .get(service.url("/api/jobs"))
-        .basic_auth("clerk", Some("pw"))
-        .send()
-        .await
-        .unwrap();
+    assert!(header(&locked, "retry-after").parse::<u64>().unwrap() >= 1);
+    let basic = service.get_as("/api/jobs", "clerk", "pw").await;
     assert_eq!(
         basic.status(),
         StatusCode::TOO_MANY_REQUESTS,
@@ -1023,6 +991,18 @@ impl ServeProcess {
     }
 }
 
+/// `serve`'s flags to listen on `listen` with the settings in `config` and its files in `data`.
+fn listen_args<'a>(listen: &'a str, config: &'a Path, data: &'a Path) -> [&'a str; 6] {
+    [
+        "--listen",
+        listen,
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]
+}
+
 fn write_config(dir: &Path, sandbox: &Sandbox, extra: &str) -> PathBuf {
     let config = sandbox.config();
     let path = dir.join("bihu.toml");
@@ -1048,19 +1028,9 @@ async fn the_binary_refuses_to_listen_beyond_loopback_without_users() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sandbox, "");
     let data = dir.path().join("data");
-    let refused = crate::support::run_binary(
-        &[
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
+    let mut args = vec!["serve"];
+    args.extend(listen_args("0.0.0.0:0", &config, &data));
+    let refused = crate::support::run_binary(&args, &[]).await;
     refused.assert_said(2, &["without users"]);
     assert!(!data.exists(), "nothing is created before the refusal");
 
@@ -1103,14 +1073,7 @@ async fn killed_with_sigkill_mid_job_the_service_resumes_it_and_a_queued_one_on_
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = write_config(dir.path(), &sandbox, "[serve]\nretention_days = 1\n");
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ];
+    let args = listen_args("127.0.0.1:0", &config, &data);
     let first = spawn_serve(&args).await;
     let job: JobView = first
         .upload("nightly.csv", plate_list(100).into_bytes(), true)

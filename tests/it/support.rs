@@ -420,3 +420,20 @@ impl Served {
         self.task.await.unwrap().unwrap();
     }
 }
+
+/// Polls `count` every 2 ms until it is at least `n`; panics after 20 s, saying how many
+/// `what` there were.
+pub async fn wait_for_count(n: usize, what: &str, count: impl Fn() -> usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let have = count();
+        if have >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {have} {what} after 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}

@@ -9,7 +9,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::{Options, Service, plate_list};
+use super::{Options, Service, header, plate_list};
 use crate::support::no_redirects;
 
 /// Every API route that needs a user, as `(method, path)`; `{id}` is a job's id.
@@ -60,7 +60,7 @@ fn request(http: &reqwest::Client, service: &Service, method: &str, path: &str) 
 async fn login(service: &Service) -> (String, String) {
     let login = service.login_request("clerk", "pw").send().await.unwrap();
     assert_eq!(login.status(), StatusCode::OK);
-    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = header(&login, "set-cookie");
     let cookie = cookie.split(';').next().unwrap().to_string();
     let session: Value = login.json().await.unwrap();
     (cookie, session["csrf_token"].as_str().unwrap().to_string())
@@ -105,7 +105,7 @@ async fn every_route_refuses_the_anonymous_and_cookie_state_changes_without_the_
             StatusCode::SEE_OTHER,
             "anonymous {method} {path}"
         );
-        let location = response.headers()["location"].to_str().unwrap();
+        let location = header(&response, "location");
         assert!(
             location.starts_with("/login?why=needed"),
             "anonymous {method} {path} goes to {location}"

@@ -410,9 +410,13 @@ fn proxy_variables(base: &Url) -> &'static [&'static str] {
 /// reads the same variables and routes by them. A proxy that reqwest could not use is
 /// refused here by name, rather than ignored.
 fn environment_proxy(base: &Url) -> Result<Option<String>, BuildError> {
+    proxy_named(base, |variable| std::env::var(variable).ok())
+}
+
+/// [`environment_proxy`] with the variables read through `var`.
+fn proxy_named(base: &Url, var: impl Fn(&str) -> Option<String>) -> Result<Option<String>, BuildError> {
     let Some((variable, proxy)) = proxy_variables(base).iter().find_map(|variable| {
-        std::env::var(variable)
-            .ok()
+        var(variable)
             .filter(|value| !value.trim().is_empty())
             .map(|value| (*variable, value))
     }) else {
@@ -421,7 +425,7 @@ fn environment_proxy(base: &Url) -> Result<Option<String>, BuildError> {
     let shown = checked_proxy(&proxy, variable)?;
     let exempt = ["NO_PROXY", "no_proxy"]
         .iter()
-        .find_map(|variable| std::env::var(variable).ok())
+        .find_map(|variable| var(variable))
         .is_some_and(|list| no_proxy_lists(&list, base.host_str().unwrap_or_default()));
     Ok((!exempt).then_some(shown))
 }
@@ -750,6 +754,61 @@ mod tests {
             );
         }
         assert!(refuse_credentials(&Url::parse("http://bihu-renew.invalid/").unwrap()).is_ok());
+    }
+
+    /// The proxy named for a base: the first of its scheme's variables that is set and not
+    /// blank, shown without credentials, unless NO_PROXY names the host (cargo-mutants found
+    /// this reachable only through the binary's environment).
+    #[test]
+    fn the_proxy_named_is_the_first_set_variable_unless_no_proxy_names_the_host() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(variable, _)| *variable == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        let base = Url::parse("http://bihu-renew.invalid/").unwrap();
+        let named = |pairs| proxy_named(&base, env(pairs)).unwrap();
+        assert_eq!(named(&[]), None);
+        assert_eq!(named(&[("HTTP_PROXY", "  ")]), None, "blank is unset");
+        assert_eq!(
+            named(&[
+                ("HTTP_PROXY", "clerk:pw@127.0.0.1:3128"),
+                ("ALL_PROXY", "socks5://127.0.0.1:1080")
+            ]),
+            Some("http://127.0.0.1:3128".to_string())
+        );
+        assert_eq!(
+            named(&[("HTTP_PROXY", " "), ("ALL_PROXY", "socks5://127.0.0.1:1080")]),
+            Some("socks5://127.0.0.1:1080".to_string())
+        );
+        assert_eq!(
+            named(&[("HTTP_PROXY", "127.0.0.1:3128"), ("NO_PROXY", ".invalid")]),
+            None
+        );
+        assert_eq!(
+            named(&[("HTTP_PROXY", "127.0.0.1:3128"), ("no_proxy", "*")]),
+            None
+        );
+        assert_eq!(
+            named(&[("HTTP_PROXY", "127.0.0.1:3128"), ("NO_PROXY", "example.com")]),
+            Some("http://127.0.0.1:3128".to_string())
+        );
+        // An https:// base reads HTTPS_PROXY, not HTTP_PROXY.
+        let https = Url::parse("https://bihu-renew.invalid/").unwrap();
+        assert_eq!(
+            proxy_named(&https, env(&[("HTTP_PROXY", "127.0.0.1:3128")])).unwrap(),
+            None
+        );
+        assert!(matches!(
+            proxy_named(&https, env(&[("HTTPS_PROXY", "ftp://127.0.0.1:21")])),
+            Err(BuildError::ProxyScheme {
+                variable: "HTTPS_PROXY",
+                ..
+            })
+        ));
     }
 
     /// The proxy variables read for a base, in reqwest's order: the scheme's own, then ALL_PROXY.

@@ -236,10 +236,13 @@ impl Service {
         self.data_dir().join("jobs").join(id.to_string())
     }
 
-    /// Deletes `job` (`204 No Content`), asserts that its folder went with it and that it is
-    /// `404 Not Found` since.
-    async fn delete_and_assert_gone(&self, job: &JobView) {
+    /// Asserts that `job`'s folder holds each of `files`, deletes the job (`204 No Content`),
+    /// then asserts that its folder went with it and that it is `404 Not Found` since.
+    async fn delete_and_assert_gone(&self, job: &JobView, files: &[&str]) {
         let dir = self.job_dir(job.id);
+        for file in files {
+            assert!(dir.join(file).exists(), "job {} has its {file}", job.id);
+        }
         let deleted = self.http.delete(self.url(&job.links.this)).send().await.unwrap();
         assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
         assert!(!dir.exists(), "job {}'s files are gone", job.id);
@@ -258,6 +261,11 @@ impl Service {
             assert!(Instant::now() < deadline, "job {id} never became {what}: {job:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Waits until job `id` has at least `rows` rows done.
+    async fn wait_under_way(&self, id: i64, rows: u64) -> JobView {
+        self.wait_for(id, "under way", |job| job.rows_done >= rows).await
     }
 
     /// Waits until job `id` is running with at least `rows` rows done.
@@ -371,9 +379,9 @@ async fn a_job_goes_from_upload_through_its_run_to_results_report_and_deletion()
 
     let list: Vec<JobView> = service.get_json("/api/jobs").await;
     assert_eq!(list.len(), 1);
-    let dir = service.job_dir(job.id);
-    assert!(dir.join("results.csv").exists() && dir.join("input.csv").exists());
-    service.delete_and_assert_gone(&done).await;
+    service
+        .delete_and_assert_gone(&done, &["results.csv", "input.csv"])
+        .await;
     service.shutdown().await;
 }
 
@@ -563,9 +571,7 @@ async fn refused_credentials_abort_the_job_with_the_message_and_it_can_be_retrie
     assert!(again.message.unwrap().contains("credential failures"));
 
     // Deleting an aborted job takes its files and its row.
-    let dir = service.job_dir(job.id);
-    assert!(dir.join("input.csv").exists());
-    service.delete_and_assert_gone(&job).await;
+    service.delete_and_assert_gone(&job, &["input.csv"]).await;
     service.shutdown().await;
 }
 
@@ -870,9 +876,7 @@ async fn a_short_job_takes_turns_with_a_long_one_and_the_quota_holds_for_both() 
     let long = service
         .create_started("long.csv", plate_list(400).into_bytes())
         .await;
-    service
-        .wait_for(long.id, "under way", |j| j.rows_done >= 20)
-        .await;
+    service.wait_under_way(long.id, 20).await;
     let mut short_list = String::from("LicenseNo\n");
     for i in 1..=20 {
         short_list.push_str(&format!("沪A{i:05}\n"));

@@ -30,10 +30,9 @@ impl Service {
         serde_json::from_str(&body).unwrap()
     }
 
-    async fn delete_job(&self, job: &JobView) {
-        let dir = self.job_dir(job.id);
-        assert!(dir.join("input.csv").exists(), "job {} has its files", job.id);
-        self.delete_and_assert_gone(job).await;
+    /// [`Service::delete_and_assert_gone`], and its row is gone from the list.
+    async fn delete_job(&self, job: &JobView, files: &[&str]) {
+        self.delete_and_assert_gone(job, files).await;
         let list: Vec<JobView> = self.get_json("/api/jobs").await;
         assert!(list.iter().all(|other| other.id != job.id), "its row is gone");
     }
@@ -91,14 +90,10 @@ async fn a_queued_job_is_cancelled_at_once_and_a_cancelled_one_starts_retries_or
     let doomed = service
         .create_started("doomed.csv", plate_list(100).into_bytes())
         .await;
-    service
-        .wait_for(doomed.id, "under way", |j| j.rows_done >= 5)
-        .await;
+    service.wait_under_way(doomed.id, 5).await;
     service.act(&doomed, "cancel").await;
     service.wait_state(doomed.id, JobState::Cancelled).await;
-    let dir = service.job_dir(doomed.id);
-    assert!(dir.join("results.csv").exists());
-    service.delete_job(&doomed).await;
+    service.delete_job(&doomed, &["results.csv", "input.csv"]).await;
     service.shutdown().await;
 }
 

@@ -414,4 +414,21 @@ mod tests {
         bytes.extend(vec![b'a'; SCANNED_LINE_BYTES * 2]);
         assert_eq!(scan(&bytes), LineEncodings::Gb18030);
     }
+
+    #[test]
+    fn a_line_exactly_as_long_as_the_scan_is_whole_and_the_next_line_is_read() {
+        // The newline is the scan's last byte: nothing is cut, so nothing of the next line is
+        // skipped (cargo-mutants: `&&` made `||` skipped it).
+        let mut bytes = vec![b'a'; SCANNED_LINE_BYTES - 1];
+        bytes.push(b'\n');
+        bytes.extend("京A12345\n".as_bytes());
+        bytes.extend(gbk("沪B54321\n"));
+        assert_eq!(
+            scan(&bytes),
+            LineEncodings::Mixed {
+                utf8_line: 2,
+                other_line: 3
+            }
+        );
+    }
 }

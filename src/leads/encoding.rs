@@ -415,6 +415,41 @@ mod tests {
         assert_eq!(scan(&bytes), LineEncodings::Gb18030);
     }
 
+    /// Excel's "Unicode text" is UTF-16 with a byte-order mark, little or big endian: read as
+    /// such whatever encoding was asked for (cargo-mutants: deleting either arm went unseen by
+    /// the unit tests).
+    #[test]
+    fn utf16_with_its_mark_is_read_in_either_byte_order_whatever_was_asked() {
+        let text = "plate\t城市\n京A12345\t北京\n";
+        let utf16 = |big_endian: bool| {
+            let mut bytes = if big_endian {
+                vec![0xFE, 0xFF]
+            } else {
+                vec![0xFF, 0xFE]
+            };
+            for unit in text.encode_utf16() {
+                let pair = if big_endian {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                };
+                bytes.extend(pair);
+            }
+            bytes
+        };
+        for big_endian in [false, true] {
+            for asked in [InputEncoding::Auto, InputEncoding::Utf8, InputEncoding::Gb18030] {
+                let file = file_of(&utf16(big_endian));
+                let mut read = String::new();
+                open_text(file.path(), asked)
+                    .unwrap()
+                    .read_to_string(&mut read)
+                    .unwrap();
+                assert_eq!(read, text, "big endian {big_endian}, asked {asked:?}");
+            }
+        }
+    }
+
     #[test]
     fn a_line_exactly_as_long_as_the_scan_is_whole_and_the_next_line_is_read() {
         // The newline is the scan's last byte: nothing is cut, so nothing of the next line is

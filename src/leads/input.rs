@@ -687,6 +687,20 @@ mod tests {
         assert_eq!(row.fields[1].len(), MAX_FIELD_BYTES);
     }
 
+    /// The README's bound: a field of 64 KB is whole, one byte more is cut and rejects its row
+    /// (cargo-mutants: `64 * 1024` made `64 + 1024` went unseen by tests written in the
+    /// constant's own terms).
+    #[test]
+    fn a_field_of_64_kb_is_whole_and_one_byte_more_is_not() {
+        for (length, whole) in [(65_536, true), (65_537, false)] {
+            let text = format!("plate,note\n京A12345,{}\n", "a".repeat(length));
+            let (_dir, reader) = reader_for(text.as_bytes());
+            let row = reader.unwrap().next_row().unwrap().unwrap();
+            assert_eq!(row.lead.is_ok(), whole, "{length} bytes");
+            assert_eq!(row.fields[1].len() == length, whole, "{length} bytes");
+        }
+    }
+
     #[test]
     fn a_list_without_a_comma_in_its_header_is_read_by_its_tab_or_semicolon() {
         for text in ["name\tplate\n张三\t京A12345\n", "name;plate\n张三;京A12345\n"] {

@@ -707,6 +707,53 @@ mod tests {
         assert_eq!(normalise_plate(" 京 j·978-96. "), "京J97896");
     }
 
+    /// ISO 3779's values of the letters (I, O and Q have none), each alone in the first place
+    /// (weight 8) of an otherwise all-zero VIN: the check digit is its value times 8, mod 11
+    /// (cargo-mutants: deleting the lone arms of P and R went unseen).
+    #[test]
+    fn every_letter_has_its_iso_3779_value() {
+        let values = [
+            ('A', 1),
+            ('B', 2),
+            ('C', 3),
+            ('D', 4),
+            ('E', 5),
+            ('F', 6),
+            ('G', 7),
+            ('H', 8),
+            ('J', 1),
+            ('K', 2),
+            ('L', 3),
+            ('M', 4),
+            ('N', 5),
+            ('P', 7),
+            ('R', 9),
+            ('S', 2),
+            ('T', 3),
+            ('U', 4),
+            ('V', 5),
+            ('W', 6),
+            ('X', 7),
+            ('Y', 8),
+            ('Z', 9),
+        ];
+        for (letter, value) in values {
+            let vin = format!("{letter}{}", "0".repeat(16));
+            let expected = match value * 8 % 11 {
+                10 => 'X',
+                digit => char::from_digit(digit, 10).unwrap(),
+            };
+            assert_eq!(vin_check_digit(&vin), Some(expected), "{letter}");
+        }
+        for letter in ['I', 'O', 'Q'] {
+            assert_eq!(
+                vin_check_digit(&format!("{letter}{}", "0".repeat(16))),
+                None,
+                "{letter}"
+            );
+        }
+    }
+
     #[test]
     fn vin_rules() {
         assert_eq!(vin_check_digit("LS4ASE2A2GJ137027"), Some('2'));

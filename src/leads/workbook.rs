@@ -364,6 +364,20 @@ pub(super) fn open_sheet(
 mod tests {
     use super::*;
 
+    /// The box's size counts from its first cell, not from A1 (cargo-mutants: `-` made `+`
+    /// went unseen while every test's box started at A1).
+    #[test]
+    fn an_extent_counts_the_cells_of_its_box_wherever_it_starts() {
+        let extent = |first, last| Extent {
+            first,
+            last,
+            n_cells: 0,
+        };
+        assert_eq!(extent((0, 0), (0, 0)).cells(), 1);
+        assert_eq!(extent((2, 3), (4, 7)).cells(), 3 * 5);
+        assert_eq!(extent((9, 1), (9, 1)).cells(), 1);
+    }
+
     #[test]
     fn cells_are_named_as_excel_names_them() {
         assert_eq!(cell_name((0, 0)), "A1");

@@ -115,11 +115,10 @@ pub fn check_archive(path: &Path, limits: &WorkbookLimits) -> Result<(), InputEr
     Ok(())
 }
 
-/// The box the cells seen so far span, and how many there are.
+/// The box the cells seen so far span.
 struct Extent {
     first: (u32, u32),
     last: (u32, u32),
-    n_cells: u64,
 }
 
 impl Extent {
@@ -163,11 +162,9 @@ fn collect<'a, E: std::fmt::Display>(
         let extent = extent.get_or_insert(Extent {
             first: (row, column),
             last: (row, column),
-            n_cells: 0,
         });
         extent.first = (extent.first.0.min(row), extent.first.1.min(column));
         extent.last = (extent.last.0.max(row), extent.last.1.max(column));
-        extent.n_cells += 1;
         if extent.cells() > max_cells {
             return Err(too_large(
                 path,
@@ -368,11 +365,7 @@ mod tests {
     /// went unseen while every test's box started at A1).
     #[test]
     fn an_extent_counts_the_cells_of_its_box_wherever_it_starts() {
-        let extent = |first, last| Extent {
-            first,
-            last,
-            n_cells: 0,
-        };
+        let extent = |first, last| Extent { first, last };
         assert_eq!(extent((0, 0), (0, 0)).cells(), 1);
         assert_eq!(extent((2, 3), (4, 7)).cells(), 3 * 5);
         assert_eq!(extent((9, 1), (9, 1)).cells(), 1);
@@ -523,6 +516,9 @@ mod tests {
         };
         let error = refused("a.xlsx", "车牌号,城市\n京A12345,1\n".as_bytes()).unwrap();
         assert!(error.contains("a .xlsx file is a zip archive"), "{error}");
+        assert!(error.contains("text (a CSV renamed?)"), "{error}");
+        // An English header: ASCII letters, a comma and a line break are text too.
+        let error = refused("a.xlsx", b"plate,city\nA,1\n").unwrap();
         assert!(error.contains("text (a CSV renamed?)"), "{error}");
         let error = refused("a.XLSX", &encoding_rs::GBK.encode("车牌号\n").0).unwrap();
         assert!(

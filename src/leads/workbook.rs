@@ -371,6 +371,53 @@ mod tests {
         assert_eq!(extent((9, 1), (9, 1)).cells(), 1);
     }
 
+    /// An OpenDocument spreadsheet of `rows` rows of `columns` text cells.
+    fn ods(rows: usize, columns: usize) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut table = String::new();
+        for row in 0..rows {
+            table.push_str("<table:table-row>");
+            for column in 0..columns {
+                table.push_str(&format!(
+                    "<table:table-cell office:value-type=\"string\"><text:p>r{row}c{column}</text:p></table:table-cell>"
+                ));
+            }
+            table.push_str("</table:table-row>");
+        }
+        let content = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.2"><office:body><office:spreadsheet><table:table table:name="Sheet1">{table}</table:table></office:spreadsheet></office:body></office:document-content>"#
+        );
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("mimetype", stored).unwrap();
+        zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+            .unwrap();
+        zip.start_file("META-INF/manifest.xml", stored).unwrap();
+        zip.write_all(
+            br#"<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#,
+        )
+        .unwrap();
+        zip.start_file("content.xml", stored).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    /// A sheet read whole (an `.ods`, an `.xls`) is held to the cell limit by its grid, rows
+    /// times columns (cargo-mutants: nothing tested this path's bound).
+    #[test]
+    fn a_sheet_read_whole_is_held_to_the_cell_limit_by_its_grid() {
+        let (_dir, path) = file_of("leads.ods", &ods(3, 4));
+        let limits = |max_cells| WorkbookLimits {
+            max_cells,
+            ..WorkbookLimits::default()
+        };
+        let range = read_sheet(&path, None, &limits(12)).unwrap();
+        assert_eq!(range.get_size(), (3, 4));
+        let error = read_sheet(&path, None, &limits(11)).unwrap_err().to_string();
+        assert!(error.contains("a grid of 12 cells; the limit is 11"), "{error}");
+    }
+
     #[test]
     fn cells_are_named_as_excel_names_them() {
         assert_eq!(cell_name((0, 0)), "A1");

@@ -1,17 +1,22 @@
-//! The journal beside OUTPUT (`OUTPUT.journal`): every answer of a run, appended the moment it
-//! arrives, whatever its row's place in the input.
+//! The journal beside OUTPUT (`OUTPUT.journal`): the answers of a run that its ordered
+//! results file cannot take yet.
 //!
 //! The ordered `.partial` can only grow by its next row, so a row waiting out a backoff holds
-//! back every later answer; the journal does not wait. Each record names the row, the vehicle
-//! it was for and the row's result columns: a decided row (`D`), or a row about to wait out a
-//! backoff (`R`, with its failures so far and when it may go again), so that a resumed run
-//! neither asks again for an answer it had nor gives a row a fresh retry budget.
+//! back every later answer; the journal does not wait. After each batch of answers the run
+//! writes the rows it can in order, then journals the batch's answers that are not among
+//! them: every answer is on disk once, in one of the two files. Each record names the row, the
+//! vehicle it was for and the row's result columns: a decided row (`D`), or a row about to
+//! wait out a backoff (`R`, with its failures so far and when it may go again), so that a
+//! resumed run neither asks again for an answer it had nor gives a row a fresh retry budget.
+//! A row that waited out a backoff has its answer journalled whatever happens to it, after
+//! (and superseding) its `R` record.
 //!
 //! Records are CSV lines, each ending with a checksum of its fields: a record cut by a kill
 //! (or torn by a power cut) is recognised and dropped with everything after it. The writer
 //! pushes its buffer to the operating system after every batch of answers ([`Journal::flush`]),
-//! and a background thread `fsync`s the file about once a second while it changes
-//! ([`fsync_every`]), and once more when the run ends.
+//! and a background thread `fsync`s the file, and the `.partial` beside it
+//! ([`Journal::sync_with`]), about once a second while the run writes ([`fsync_every`]), and
+//! once more when the run ends.
 //!
 //! `--resume` reads the journal ([`load_live`]) and keeps the records that OUTPUT does not
 //! already hold as final rows, then rewrites the journal with just those ([`Journal::create`]),
@@ -154,12 +159,22 @@ impl Journal {
             File::open(dir)?.sync_all()?;
         }
         journal.dirty = false;
-        journal.syncer = fsync_every().map(|every| Syncer::start(journal.file.try_clone(), every));
+        journal.syncer = fsync_every().map(|every| Syncer::start(vec![journal.file.try_clone()], every));
         Ok(journal)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Has the background thread `fsync` `companion` (OUTPUT's `.partial`) with the journal:
+    /// the answers the journal leaves to it survive a power cut as the journal's own do.
+    pub fn sync_with(&mut self, companion: File) {
+        if let Some(syncer) = self.syncer.take() {
+            syncer.stop();
+        }
+        self.syncer =
+            fsync_every().map(|every| Syncer::start(vec![Ok(companion), self.file.try_clone()], every));
     }
 
     /// Buffers one record; [`Journal::flush`] pushes it out.
@@ -223,13 +238,13 @@ impl Journal {
 
     /// Pushes the buffered records to the operating system (they then survive a kill of the
     /// process), and fails if the file is gone from its directory or the last `fsync` failed.
+    /// Called after every batch, records or not: the next `fsync` then covers the companion's
+    /// rows of the batch too.
     pub fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()?;
-        if self.dirty {
-            self.dirty = false;
-            if let Some(syncer) = &self.syncer {
-                syncer.state.written.store(true, Ordering::Release);
-            }
+        self.dirty = false;
+        if let Some(syncer) = &self.syncer {
+            syncer.state.written.store(true, Ordering::Release);
         }
         if let Some(error) = self.syncer.as_ref().and_then(|syncer| syncer.take_error()) {
             return Err(error);
@@ -261,7 +276,7 @@ impl Drop for Journal {
     }
 }
 
-/// The background `fsync` of a journal.
+/// The background `fsync` of a journal (and of its companion).
 struct Syncer {
     state: Arc<SyncState>,
     stop: mpsc::Sender<()>,
@@ -276,14 +291,14 @@ struct SyncState {
 }
 
 impl Syncer {
-    fn start(file: io::Result<File>, every: Duration) -> Syncer {
+    fn start(files: Vec<io::Result<File>>, every: Duration) -> Syncer {
         let state = Arc::new(SyncState::default());
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = {
             let state = state.clone();
             std::thread::spawn(move || {
-                let file = match file {
-                    Ok(file) => file,
+                let files = match files.into_iter().collect::<io::Result<Vec<File>>>() {
+                    Ok(files) => files,
                     Err(error) => {
                         *state.error.lock().expect("sync lock") = Some(error);
                         return;
@@ -291,7 +306,7 @@ impl Syncer {
                 };
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     if state.written.swap(false, Ordering::AcqRel)
-                        && let Err(error) = file.sync_data()
+                        && let Err(error) = files.iter().try_for_each(File::sync_data)
                     {
                         *state.error.lock().expect("sync lock") = Some(error);
                         return;

@@ -538,6 +538,11 @@ impl ResultWriter {
             .map_err(csv_io_error)
     }
 
+    /// Another handle on the file written, when it is one (for a background `fsync`).
+    pub fn file_handle(&self) -> Option<io::Result<File>> {
+        self.file.as_ref().map(File::try_clone)
+    }
+
     /// Pushes everything written so far to the operating system.
     pub fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()?;

@@ -160,7 +160,13 @@ pub(super) fn create(
     let journal = match &config.output {
         OutputTarget::File(path) if journal::enabled() => {
             let path = journal::journal_path(path);
-            let journal = Journal::create(&path, journal_live.values()).map_err(Error::unwritable(&path))?;
+            let mut journal =
+                Journal::create(&path, journal_live.values()).map_err(Error::unwritable(&path))?;
+            // The journal leaves the answers written in order to the results file: the two
+            // are synced together.
+            if let Some(file) = writer.file_handle() {
+                journal.sync_with(file.map_err(Error::unwritable(written_path(&config.output)))?);
+            }
             Some(journal)
         }
         _ => None,

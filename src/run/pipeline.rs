@@ -17,10 +17,13 @@
 //!   runs, which take turns for slots), passes its rate limiter, then sends one attempt. A row
 //!   that must wait out a backoff leaves its slot and is parked; when its time comes it goes
 //!   before the fresh rows.
-//! - Every answer is appended to the journal beside OUTPUT as it arrives (`results::journal`),
-//!   and the front of the window is written in input order as soon as it is decided, both
-//!   flushed after every batch: what is on disk is a clean, resumable prefix plus every
-//!   answer beyond it. A failed write stops the run at once (no new request is sent).
+//! - The front of the window is written in input order as soon as it is decided, and
+//!   flushed after every batch of answers; then every answer of the batch that OUTPUT did not
+//!   take (its row waits behind an earlier one) is appended to the journal beside it
+//!   (`results::journal`) and flushed too: what is on disk is a clean, resumable prefix plus
+//!   every answer beyond it, and each answer is written once. A row that waited out a backoff
+//!   is journalled at once, as its backoff was. A failed write stops the run at once (no new
+//!   request is sent), and the answers it kept from disk go to the journal.
 //! - One run per OUTPUT: the run holds OUTPUT's lock (`results::lock`) from start to end.
 //! - One stop token ends intake: cancelled from outside (Ctrl-C) or by the credential
 //!   breaker (`breaker.rs`) when 403/406 answers keep coming; a refused Token is renewed by
@@ -40,6 +43,7 @@ use crate::api::client::{Client, Http, Proxies};
 use crate::api::transport::Transport;
 use crate::error::Error;
 use crate::leads::input::{InputRow, LeadReader};
+use crate::leads::lead::Lead;
 use crate::results::journal::{self, Journal};
 use crate::results::lock::OutputLock;
 use crate::results::outcome::{RowOutcome, Status};
@@ -187,11 +191,15 @@ pub async fn run_over(
         n_reused: 0,
         reuse,
         halted: false,
+        unjournalled: Vec::new(),
+        unflushed: Vec::new(),
     };
     let input_done = match run.drive(batches_rx).await {
         Ok(input_done) => input_done,
         Err(error) => {
-            // Whatever failed, the answers already journalled are pushed out if they can be.
+            // Whatever failed, every answer not known to be on disk goes to the journal, and
+            // the journal is pushed out, if they can be.
+            run.rescue_answers();
             if let Some(journal) = run.journal.take() {
                 let _ = journal.finish();
             }
@@ -251,6 +259,13 @@ struct Run<'a> {
     reuse: Reuse,
     /// A row was abandoned: nothing after it may be written, or OUTPUT would have a gap.
     halted: bool,
+    /// The window places (`seq`) of this run's answers not journalled yet
+    /// ([`RowResult::Answered`]): at the next flush, those OUTPUT has not taken go to the
+    /// journal.
+    unjournalled: Vec<u64>,
+    /// This run's answers written to OUTPUT since its last flush: on disk once that flush
+    /// succeeds, for the journal if it fails.
+    unflushed: Vec<(u64, Lead, RowOutcome)>,
 }
 
 impl Run<'_> {
@@ -290,7 +305,11 @@ impl Run<'_> {
                 }
             }
             let wrote = self.write_ready()?;
-            if wrote || self.journal.as_ref().is_some_and(Journal::is_dirty) || self.reuse.has_unrecorded() {
+            if wrote
+                || !self.unjournalled.is_empty()
+                || self.journal.as_ref().is_some_and(Journal::is_dirty)
+                || self.reuse.has_unrecorded()
+            {
                 self.flush()?;
             }
             if self.window.is_empty() && (stopping || (input_done && self.received.is_empty())) {
@@ -476,13 +495,20 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Handles the end of a row's turn; its answer goes to the journal at once.
+    /// Handles the end of a row's turn. Its answer goes to OUTPUT or the journal with the
+    /// batch ([`Run::flush`]); a row that waited out a backoff has its answer journalled at
+    /// once, after the record of its backoff, which it supersedes.
     fn after_turn(&mut self, job: Job, turn: Turn, stopping: bool) -> Result<(), Error> {
         match turn {
             Turn::Done(outcome) => {
-                self.journal(&job, &outcome, None)?;
                 self.reuse.note(&self.config.agent.agent_id, &job.lead, &outcome);
-                self.decide(job.seq, RowResult::Decided(outcome));
+                if job.last.is_some() || self.journal.is_none() {
+                    self.journal(job.row, &job.lead, &outcome, None)?;
+                    self.decide(job.seq, RowResult::Decided(outcome));
+                } else {
+                    self.unjournalled.push(job.seq);
+                    self.decide(job.seq, RowResult::Answered(outcome, job.lead));
+                }
             }
             Turn::Retry(delay) => {
                 if let Some(last) = &job.last {
@@ -490,7 +516,7 @@ impl Run<'_> {
                         transient_failures: job.transient_failures,
                         due_unix_ms: journal::unix_ms_now() + delay.as_millis() as u64,
                     };
-                    self.journal(&job, last, Some(retry))?;
+                    self.journal(job.row, &job.lead, last, Some(retry))?;
                 }
                 if stopping {
                     // After a stop nothing more is sent: the row keeps what it has.
@@ -508,7 +534,8 @@ impl Run<'_> {
     /// Appends a row's latest answer to the journal (flushed with the batch).
     fn journal(
         &mut self,
-        job: &Job,
+        row: u64,
+        lead: &Lead,
         outcome: &RowOutcome,
         retry: Option<journal::Retry>,
     ) -> Result<(), Error> {
@@ -516,11 +543,64 @@ impl Run<'_> {
             return Ok(());
         };
         journal
-            .append_parts(job.row, journal::vehicle_id(&job.lead), outcome, retry)
+            .append_parts(row, journal::vehicle_id(lead), outcome, retry)
             .map_err(|source| Error::Write {
                 path: journal.path().to_path_buf(),
                 source,
             })
+    }
+
+    /// Journals the answers of the batch that OUTPUT did not take: those whose rows are still
+    /// in the window (the rows written, and flushed just before, need no record).
+    fn journal_the_rest(&mut self) -> Result<(), Error> {
+        let window_start = self.n_read - self.window.len() as u64;
+        let mut seqs = std::mem::take(&mut self.unjournalled);
+        for seq in seqs.drain(..) {
+            // Before the window: written (or journalled when the run halted).
+            let Some(finished) = seq
+                .checked_sub(window_start)
+                .and_then(|index| self.window.get_mut(index as usize))
+            else {
+                continue;
+            };
+            let RowResult::Answered(..) = finished.result else {
+                continue;
+            };
+            let row = finished.row;
+            let RowResult::Answered(outcome, lead) =
+                std::mem::replace(&mut finished.result, RowResult::Pending)
+            else {
+                unreachable!("matched just above");
+            };
+            let journalled = self.journal(row, &lead, &outcome, None);
+            let index = (seq - window_start) as usize;
+            self.window.decide(index, RowResult::Decided(outcome));
+            journalled?;
+        }
+        // The emptied vector keeps its room for the next batch.
+        self.unjournalled = seqs;
+        Ok(())
+    }
+
+    /// After a failure, journals every answer not known to be on disk: those written to
+    /// OUTPUT since its last good flush, and those still in the window. Best effort: the
+    /// failure is what is told.
+    fn rescue_answers(&mut self) {
+        let mut answers = std::mem::take(&mut self.unflushed);
+        for finished in self.window.iter_mut() {
+            if let RowResult::Answered(..) = finished.result
+                && let RowResult::Answered(outcome, lead) =
+                    std::mem::replace(&mut finished.result, RowResult::Pending)
+            {
+                answers.push((finished.row, lead, outcome));
+            }
+        }
+        for (row, lead, outcome) in answers {
+            if let Err(error) = self.journal(row, &lead, &outcome, None) {
+                tracing::warn!("{error}");
+                return;
+            }
+        }
     }
 
     /// Gives the row the outcome of its latest attempt, when the run stopped before the next;
@@ -549,21 +629,29 @@ impl Run<'_> {
         Ok(wrote)
     }
 
-    /// One flush per batch: the journal's new answers, then the rows written in order, so
-    /// that what is on disk is always a clean prefix plus the answers beyond it.
+    /// One flush per batch: the rows written in order, then the batch's answers that OUTPUT
+    /// did not take, into the journal, so that what is on disk is always a clean prefix plus
+    /// the answers beyond it.
     fn flush(&mut self) -> Result<(), Error> {
+        self.writer
+            .flush()
+            .map_err(write_error(written_path(&self.config.output)))?;
+        self.unflushed.clear();
+        self.journal_the_rest()?;
         if let Some(journal) = &mut self.journal {
             journal.flush().map_err(write_error(journal.path()))?;
         }
         self.reuse.record();
-        self.writer
-            .flush()
-            .map_err(write_error(written_path(&self.config.output)))
+        Ok(())
     }
 
     /// Writes one row in order and remembers first outcomes for duplicates.
     fn write(&mut self, finished: Finished) -> Result<(), Error> {
         if self.halted {
+            // Not written, so that OUTPUT has no gap: an answer goes to the journal instead.
+            if let RowResult::Answered(outcome, lead) = finished.result {
+                self.journal(finished.row, &lead, &outcome, None)?;
+            }
             return Ok(());
         }
         let Finished {
@@ -573,6 +661,7 @@ impl Run<'_> {
             warnings,
             result,
         } = finished;
+        let mut answered = None;
         let (mut outcome, kept, copied) = match result {
             RowResult::Pending => unreachable!("only decided rows are written"),
             RowResult::Abandoned => {
@@ -585,6 +674,11 @@ impl Run<'_> {
                 (outcome, true, false)
             }
             RowResult::Decided(mut outcome) => {
+                outcome.warnings = warnings;
+                (outcome, false, false)
+            }
+            RowResult::Answered(mut outcome, lead) => {
+                answered = Some(lead);
                 outcome.warnings = warnings;
                 (outcome, false, false)
             }
@@ -602,12 +696,13 @@ impl Run<'_> {
                 (outcome, false, true)
             }
         };
-        self.writer
+        let written = self
+            .writer
             .write_row(&fields, row, &outcome)
             .map_err(|source| Error::Write {
                 path: written_path(&self.config.output),
                 source,
-            })?;
+            });
         let status = outcome.status;
         if kept {
             self.n_kept += 1;
@@ -619,8 +714,14 @@ impl Run<'_> {
             // A first occurrence decided in this run: its copies need the answer, not this
             // row's own warnings.
             outcome.warnings = Vec::new();
-            duplicate.outcome = Some(Arc::new(outcome));
+            duplicate.outcome = Some(Arc::new(outcome.clone()));
         }
+        // This run's answer is on disk once OUTPUT is flushed; until then it is kept for
+        // the journal, should the flush (or this write) fail.
+        if let Some(lead) = answered {
+            self.unflushed.push((row, lead, outcome));
+        }
+        written?;
         if let Some(key) = key
             && let Some(duplicate) = self.duplicates.get_mut(&key)
         {

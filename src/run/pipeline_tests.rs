@@ -388,3 +388,62 @@ async fn a_journal_of_another_input_is_refused_before_any_request_and_stops_a_ru
         assert_eq!(fake.calls(Endpoint::Renewal).is_empty(), row == 1, "row {row}");
     }
 }
+
+/// Each answer is on disk once: the rows written in order are in `.partial` and not in the
+/// journal; the answers that wait behind a row in its backoff are in the journal, with that
+/// row's backoff record. Seen at the moment the waiting row is sent again.
+#[tokio::test(start_paused = true)]
+async fn the_journal_holds_only_the_answers_that_partial_cannot_take_yet() {
+    use crate::results::journal;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&dir, 12);
+    config.concurrency = NonZeroUsize::new(2).unwrap();
+    let OutputTarget::File(output) = config.output.clone() else {
+        unreachable!("the test config writes a file")
+    };
+    let partial = crate::results::output::with_suffix(&output, ".partial");
+    let journal_path = journal::journal_path(&output);
+    // What was on disk when row 5 went again: `.partial`'s rows, and the journal's records.
+    let seen = Arc::new(Mutex::new(None::<(usize, Vec<journal::Record>)>));
+    let fake = {
+        let seen = seen.clone();
+        Fake::new(Duration::from_millis(20), move |call, earlier| {
+            if plate(call) != "京A00005" {
+                return renewed();
+            }
+            if earlier.iter().any(|earlier| plate(earlier) == "京A00005") {
+                let rows = std::fs::read_to_string(&partial).unwrap().lines().count() - 1;
+                let (records, _) = journal::read(&journal_path).unwrap();
+                *seen.lock().unwrap() = Some((rows, records));
+                return renewed();
+            }
+            reply(503, Some(2), r#"{"msg":"busy"}"#)
+        })
+    };
+    let summary = run(config, &fake).await.unwrap();
+    assert_eq!(count(&summary, Status::Renewed), 12);
+    assert!(
+        !journal::journal_path(&output).exists(),
+        "a complete run leaves no journal"
+    );
+
+    let (rows_in_partial, records) = seen.lock().unwrap().take().expect("row 5 went again");
+    assert_eq!(rows_in_partial, 4, "rows 1 to 4, in order");
+    let decided: Vec<u64> = records
+        .iter()
+        .filter(|record| record.retry.is_none())
+        .map(|record| record.row)
+        .collect();
+    assert_eq!(
+        decided,
+        (6..=12).collect::<Vec<_>>(),
+        "the answers behind row 5, each once"
+    );
+    let waiting: Vec<u64> = records
+        .iter()
+        .filter(|record| record.retry.is_some())
+        .map(|record| record.row)
+        .collect();
+    assert_eq!(waiting, [5], "row 5's backoff");
+}

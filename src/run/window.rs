@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 
 use csv::StringRecord;
 
+use crate::leads::lead::Lead;
 use crate::results::outcome::RowOutcome;
 
 /// The most the window's rows may hold together (the first row is always taken in, however
@@ -45,6 +46,9 @@ pub enum RowResult {
     /// Queued, in flight or waiting out a backoff: nothing after it is written yet.
     Pending,
     Decided(RowOutcome),
+    /// This run's answer for the vehicle, not journalled yet: OUTPUT takes it if the row is
+    /// written by the next flush, else the journal does (which needs the vehicle).
+    Answered(RowOutcome, Lead),
     /// An earlier run's final row, written again as it was (in this run's columns).
     Kept(RowOutcome),
     /// An earlier run's final answer, from its journal.
@@ -101,6 +105,16 @@ impl Window {
     /// Decides the row `index` places from the front.
     pub fn decide(&mut self, index: usize, result: RowResult) {
         self.rows[index].result = result;
+    }
+
+    /// The row `index` places from the front.
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Finished> {
+        self.rows.get_mut(index)
+    }
+
+    /// Every row not written yet.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Finished> {
+        self.rows.iter_mut()
     }
 
     pub fn len(&self) -> usize {

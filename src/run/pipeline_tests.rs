@@ -447,3 +447,35 @@ async fn the_journal_holds_only_the_answers_that_partial_cannot_take_yet() {
         .collect();
     assert_eq!(waiting, [5], "row 5's backoff");
 }
+
+/// A results file that cannot be flushed stops the run (exit 4), and the answers it had
+/// taken since its last good flush go to the journal: nothing answered is lost to the failure.
+#[tokio::test(start_paused = true)]
+async fn answers_a_failed_flush_kept_from_disk_are_journalled() {
+    use crate::results::journal;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir, 6);
+    let OutputTarget::File(output) = config.output.clone() else {
+        unreachable!("the test config writes a file")
+    };
+    let partial = crate::results::output::with_suffix(&output, ".partial");
+    let fake = Fake::new(Duration::from_millis(20), move |call, _| {
+        if plate(call) == "京A00004" {
+            // The flush after row 4's answer finds its file gone.
+            std::fs::remove_file(&partial).unwrap();
+        }
+        renewed()
+    });
+    let error = run(config, &fake).await.unwrap_err();
+    assert_eq!(error.exit_code(), crate::error::exit::WRITE_FAILED, "{error}");
+    assert_eq!(
+        fake.calls(Endpoint::Renewal).len(),
+        4,
+        "nothing is sent after the failure"
+    );
+    let (records, _) = journal::read(&journal::journal_path(&output)).unwrap();
+    let rows: Vec<u64> = records.iter().map(|record| record.row).collect();
+    assert_eq!(rows, [4], "row 4's answer, which the deleted file cannot keep");
+    assert_eq!(records[0].outcome.status, Status::Renewed);
+}

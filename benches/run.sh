@@ -6,9 +6,9 @@
 #
 # It builds the release binary and the bare reqwest loop (examples/bare_reqwest.rs), starts
 # `bihu-renew sandbox` on loopback, generates lead lists, measures throughput and CPU against
-# the bare loop (the same signed bodies through the same reqwest transport and runtime: the
-# pipeline's own cost over its client), reports oha on the same sandbox as the HTTP ceiling,
-# and prints one table. CPU time and peak memory come from /usr/bin/time -v. Nothing leaves
+# the bare loop (the same signed bodies through the same reqwest transport, runtime and
+# allocator: the pipeline's own cost over its client), reports oha on the same sandbox as the
+# HTTP ceiling, and prints one table. CPU time and peak memory come from /usr/bin/time -v. Nothing leaves
 # 127.0.0.1. Needs python3 and oha (installed with `cargo install oha` when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

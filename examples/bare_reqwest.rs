@@ -1,14 +1,19 @@
 //! The yardstick of `benches/run.sh`: a bare loop that posts the same signed renewal bodies
 //! as `bihu-renew run`, through the same reqwest transport with the same settings, on the
-//! same runtime (one thread), with `CONCURRENCY` requests in flight. No list to read, no
-//! validation, no rate limiter, no retries, no results file: what is left between it and a
-//! real run is the pipeline's own cost.
+//! same runtime (one thread) and allocator (mimalloc), with `CONCURRENCY` requests in
+//! flight. No list to read, no validation, no rate limiter, no retries, no results file:
+//! what is left between it and a real run is the pipeline's own cost.
 //!
 //! ```text
 //! cargo run --release --example bare_reqwest -- BASE_URL ROWS CONCURRENCY AGENT TOKEN SECRET
 //! ```
 //! prints one JSON object on stdout: requests, answers by HTTP status, elapsed seconds and
 //! requests per second. Only for a loopback sandbox: it refuses any other host.
+
+// The allocator of `bihu-renew` itself (`src/main.rs`): the yardstick differs from the run
+// by the pipeline alone, not by how its buffers are allocated.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -45,7 +45,7 @@ pub fn identify(raw: &RawLead<'_>, default_city: Option<City>, file_ix: usize, r
             .or_else(|| lead.vin.clone())
             .unwrap_or_default();
         return Vehicle {
-            fingerprint: lead.key().fingerprint(),
+            fingerprint: lead.fingerprint(),
             label,
             city: Some(lead.city),
         };

@@ -83,7 +83,7 @@ impl Record {
 /// A vehicle's identity as the journal stores it: 64 bits of [`crate::leads::lead::VehicleKey::fingerprint`],
 /// which, unlike the run's in-memory dedupe key, is the same in every build.
 pub fn vehicle_id(lead: &crate::leads::lead::Lead) -> u64 {
-    (lead.key().fingerprint() >> 64) as u64
+    (lead.fingerprint() >> 64) as u64
 }
 
 pub fn unix_ms_now() -> u64 {
@@ -102,6 +102,12 @@ fn checksum<'a>(fields: impl IntoIterator<Item = &'a str>) -> u64 {
         }
     }
     hash
+}
+
+/// `value` as 16 lower-case hex digits (`{:016x}`), in `buffer`.
+fn hex_u64(value: u64, buffer: &mut [u8; 16]) -> &str {
+    hex::encode_to_slice(value.to_be_bytes(), buffer).expect("8 bytes are 16 hex digits");
+    std::str::from_utf8(buffer).expect("hex digits are ASCII")
 }
 
 /// How often the background thread `fsync`s a changing journal: `BIHU_JOURNAL_FSYNC_MS`
@@ -190,17 +196,15 @@ impl Journal {
         outcome: &RowOutcome,
         retry: Option<Retry>,
     ) -> io::Result<()> {
-        let (mut row, mut vehicle, mut http, mut attempts, mut failures, mut due, mut answered) = (
+        let (mut row, mut http, mut attempts, mut failures, mut due, mut answered) = (
             itoa::Buffer::new(),
-            String::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
         );
-        use std::fmt::Write as _;
-        let _ = write!(vehicle, "{vehicle_id:016x}");
+        let (mut vehicle, mut check) = ([0u8; 16], [0u8; 16]);
         let (kind, failures, due) = match &retry {
             Some(retry) => (
                 "R",
@@ -212,7 +216,7 @@ impl Journal {
         let fields = [
             kind,
             row.format(row_number),
-            &vehicle,
+            hex_u64(vehicle_id, &mut vehicle),
             outcome.status.as_str(),
             outcome.http_status.map_or("", |status| http.format(status)),
             &outcome.message,
@@ -223,9 +227,9 @@ impl Journal {
             due,
             outcome.answered_at.map_or("", |at| answered.format(at)),
         ];
-        let check = format!("{:016x}", checksum(fields));
+        let check = hex_u64(checksum(fields), &mut check);
         self.csv
-            .write_record(fields.into_iter().chain([check.as_str()]))
+            .write_record(fields.into_iter().chain([check]))
             .map_err(csv_io_error)?;
         self.dirty = true;
         Ok(())
@@ -469,6 +473,38 @@ pub fn truncate_to_complete(path: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The journal's vehicle id and hex fields are fed without building the key or a string:
+    /// they must stay what they were (`VehicleKey::fingerprint`, `{:016x}`), or every journal
+    /// left by an earlier build would read as another input's.
+    #[test]
+    fn vehicle_ids_and_hex_fields_are_what_earlier_builds_wrote() {
+        use crate::leads::city::City;
+        use crate::leads::lead::Lead;
+
+        let city = City::by_id(11).expect("a city");
+        let plate = Lead {
+            plate: Some("京A12345".into()),
+            vin: None,
+            engine: None,
+            city,
+            warnings: Vec::new(),
+        };
+        let vin = Lead {
+            plate: None,
+            vin: Some("LSVAU2180N2183294".into()),
+            engine: Some("CSS123456".into()),
+            ..plate.clone()
+        };
+        for lead in [&plate, &vin] {
+            assert_eq!(lead.fingerprint(), lead.key().fingerprint(), "{lead:?}");
+            assert_eq!(vehicle_id(lead), (lead.key().fingerprint() >> 64) as u64);
+        }
+        assert_ne!(vehicle_id(&plate), vehicle_id(&vin));
+        for value in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(hex_u64(value, &mut [0; 16]), format!("{value:016x}"));
+        }
+    }
 
     fn record(row: u64, status: Status, retry: Option<Retry>) -> Record {
         Record {

@@ -9,8 +9,8 @@
 //! - A blocking thread reads and validates the input (`reader.rs`, over `leads::input`),
 //!   beside the earlier OUTPUT when resuming, and hands rows over in batches through a
 //!   bounded channel.
-//! - One loop ([`Run::drive`]) does the rest. It takes rows in order into a window bounded in
-//!   rows and bytes (`window.rs`):
+//! - One loop ([`Run::drive`]) does the rest. It takes rows in order, as the request slots
+//!   need them, into a window bounded in rows and bytes (`window.rs`):
 //!   rejected, kept, duplicate and reused (`reuse.rs`) rows are decided at once; each vehicle
 //!   to renew is queued, in order, for one of `concurrency` request slots.
 //! - A row's turn (`turn.rs`) takes a request slot from the [`Quota`] (shared with other
@@ -291,7 +291,12 @@ impl Run<'_> {
         let mut input_done = false;
         let mut stopping = false;
         loop {
+            // Rows come in as they are needed: while fewer than `slots` wait for a request
+            // slot. Rows waiting on earlier ones (behind a backoff) still fill the window to its
+            // bounds, but in the usual flow the window holds only the rows in flight and the
+            // next round, which stay in the processor's cache from reading to writing.
             while self.window.has_room()
+                && self.fresh.len() < slots
                 && let Some(intake) = self.received.pop_front()
             {
                 let (row, earlier) = intake.map_err(|error| self.found_wrong(error.into()))?;

@@ -28,8 +28,9 @@ pub(super) enum Earlier {
 
 /// Rows cross from the reader thread in batches of this many (or [`BATCH_BYTES`]): the main
 /// loop is woken once a batch, and the reader once a batch when it waits for room, instead of
-/// once a row each.
-const READ_BATCH: usize = 256;
+/// once a row each. The channel holds a few batches (256 rows at most): rows read far ahead
+/// are out of the processor's cache by the time they are sent (measured in BENCHMARKS.md).
+const READ_BATCH: usize = 64;
 
 pub(super) fn spawn(
     mut reader: LeadReader,
@@ -37,7 +38,7 @@ pub(super) fn spawn(
     mut journalled: BTreeMap<u64, journal::Record>,
     capacity: usize,
 ) -> (mpsc::Receiver<Vec<Intake>>, std::thread::JoinHandle<()>) {
-    let (batches_tx, batches_rx) = mpsc::channel((capacity.min(1024) / READ_BATCH).max(2));
+    let (batches_tx, batches_rx) = mpsc::channel((capacity.min(256) / READ_BATCH).max(2));
     let thread = std::thread::spawn(move || {
         let mut batch = Vec::with_capacity(READ_BATCH);
         let mut batch_bytes = 0;

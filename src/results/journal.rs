@@ -135,6 +135,8 @@ pub struct Journal {
     file: File,
     dirty: bool,
     syncer: Option<Syncer>,
+    /// OUTPUT's `.partial`, synced with the journal ([`Journal::sync_with`]).
+    companion: Option<File>,
 }
 
 impl Journal {
@@ -152,6 +154,7 @@ impl Journal {
             file,
             dirty: false,
             syncer: None,
+            companion: None,
         };
         journal.csv.write_record([MAGIC]).map_err(csv_io_error)?;
         for record in carried {
@@ -179,8 +182,9 @@ impl Journal {
         if let Some(syncer) = self.syncer.take() {
             syncer.stop();
         }
-        self.syncer =
-            fsync_every().map(|every| Syncer::start(vec![Ok(companion), self.file.try_clone()], every));
+        self.syncer = fsync_every()
+            .map(|every| Syncer::start(vec![companion.try_clone(), self.file.try_clone()], every));
+        self.companion = Some(companion);
     }
 
     /// Buffers one record; [`Journal::flush`] pushes it out.
@@ -262,13 +266,17 @@ impl Journal {
         Ok(())
     }
 
-    /// Flushes and `fsync`s: everything appended survives a power cut.
+    /// Flushes and `fsync`s: everything appended survives a power cut, and so does the
+    /// companion's content: the answers the journal left to it are as safe as its own.
     pub fn finish(mut self) -> io::Result<()> {
         self.flush()?;
         if let Some(syncer) = self.syncer.take() {
             syncer.stop();
         }
-        self.file.sync_data()
+        // Both are synced whatever the first gives; the first failure is told.
+        let companion = self.companion.as_ref().map_or(Ok(()), File::sync_data);
+        let own = self.file.sync_data();
+        companion.and(own)
     }
 }
 

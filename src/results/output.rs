@@ -463,6 +463,15 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `fsync`s the directory holding `path`: a rename or a new file in it survives a power cut
+/// only then.
+pub fn sync_directory(path: &Path) -> io::Result<()> {
+    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
 /// Writes result rows as CSV.
 pub struct ResultWriter {
     csv: csv::Writer<Box<dyn Write + Send>>,

@@ -90,8 +90,11 @@ pub fn consolidate(output: &Path) -> anyhow::Result<()> {
     if !output.exists() {
         match format {
             Format::Csv => {
-                return fs::rename(&partial, output)
-                    .with_context(|| format!("cannot rename {} to {}", partial.display(), output.display()));
+                fs::rename(&partial, output).with_context(|| {
+                    format!("cannot rename {} to {}", partial.display(), output.display())
+                })?;
+                return output::sync_directory(output)
+                    .with_context(|| format!("cannot sync the directory of {}", output.display()));
             }
             Format::Xlsx => {
                 xlsx::from_csv(&partial, output, false)
@@ -162,13 +165,21 @@ pub fn consolidate(output: &Path) -> anyhow::Result<()> {
         }
     }
     match sink {
-        Merged::Csv(mut writer) => {
-            writer
-                .flush()
+        Merged::Csv(writer) => {
+            // On disk before it replaces OUTPUT: `.partial` goes next, and with it the only
+            // copy of its rows.
+            let file = writer
+                .into_inner()
+                .map_err(|error| error.into_error())
+                .and_then(|buffered| buffered.into_inner().map_err(|error| error.into_error()))
                 .with_context(|| format!("cannot write {}", merging.display()))?;
-            drop(writer);
+            file.sync_data()
+                .with_context(|| format!("cannot sync {}", merging.display()))?;
+            drop(file);
             fs::rename(&merging, output)
                 .with_context(|| format!("cannot rename {} to {}", merging.display(), output.display()))?;
+            output::sync_directory(output)
+                .with_context(|| format!("cannot sync the directory of {}", output.display()))?;
         }
         Merged::Xlsx(writer) => writer
             .finish()

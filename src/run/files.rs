@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -200,7 +200,7 @@ pub(super) fn close(
             OutputTarget::Stdout => write_error(&written)(source),
         })?;
         if let OutputTarget::File(path) = &config.output {
-            sync_directory(path)
+            crate::results::output::sync_directory(path)
                 .with_context(|| format!("cannot sync the directory of {}", path.display()))
                 .map_err(not_in_place)?;
         }
@@ -222,7 +222,7 @@ pub(super) fn close(
         if let OutputTarget::File(path) = &config.output {
             resume::consolidate(path).map_err(|error| {
                 Error::Midrun(error.context(format!(
-                    "the run stopped, and its rows could not be folded into {}; every answer is kept in its journal: fix the cause, then run the same command with --resume",
+                    "the run stopped, and its rows could not be folded into {}; every answer is kept in its .partial and journal: fix the cause, then run the same command with --resume",
                     path.display()
                 )))
             })?;
@@ -261,7 +261,7 @@ pub(super) fn discard(config: &RunConfig, mut writer: ResultWriter, journal: Opt
 /// the job once the cause is fixed.
 fn not_in_place(error: anyhow::Error) -> Error {
     Error::Midrun(error.context(
-        "every row was answered, but the results could not be put in place; every answer is kept in the journal: fix the cause, then run the same command with --resume",
+        "every row was answered, but the results could not be put in place; every answer is kept in the .partial and journal beside them: fix the cause, then run the same command with --resume",
     ))
 }
 
@@ -276,12 +276,4 @@ pub(super) fn written_path(output: &OutputTarget) -> PathBuf {
 pub(super) fn write_error(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Write { path, source }
-}
-
-/// `fsync`s the directory holding `path`, so that a rename in it survives a power cut.
-fn sync_directory(path: &Path) -> std::io::Result<()> {
-    match path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        Some(dir) => fs::File::open(dir)?.sync_all(),
-        None => fs::File::open(".")?.sync_all(),
-    }
 }

@@ -320,6 +320,11 @@ impl Run<'_> {
             if self.window.is_empty() && (stopping || (input_done && self.received.is_empty())) {
                 break;
             }
+            // Writing made room for rows already received: they come in now, since nothing
+            // below would wake the loop for them (the reader waits on `received` being taken).
+            if self.window.has_room() && self.fresh.len() < slots && !self.received.is_empty() {
+                continue;
+            }
             if let Some(&(due, _)) = self.parked.keys().next() {
                 backoff_over.as_mut().reset(due);
             }

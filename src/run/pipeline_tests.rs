@@ -479,3 +479,31 @@ async fn answers_a_failed_flush_kept_from_disk_are_journalled() {
     assert_eq!(rows, [4], "row 4's answer, which the deleted file cannot keep");
     assert_eq!(records[0].outcome.status, Status::Renewed);
 }
+
+/// A window filled to its bound behind a row in its backoff, with rows already received
+/// from the reader: once that row is answered and the window written, the loop takes the
+/// received rows in (it used to wait for a wake-up that never came). The rows are large, so
+/// that the window fills by bytes (16 MB) within the backoff. On the real clock: the reader
+/// is a thread, which a paused clock would not wait for.
+#[tokio::test]
+async fn a_full_window_behind_a_backoff_drains_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&dir, 0);
+    let mut csv = String::from("name,LicenseNo\n");
+    for i in 1..=400 {
+        csv.push_str(&format!("{},京A{i:05}\n", "客".repeat(20_000)));
+    }
+    std::fs::write(&config.input, csv).unwrap();
+    let fake = Fake::new(Duration::ZERO, move |call, earlier| {
+        if plate(call) == "京A00001" && !earlier.iter().any(|earlier| plate(earlier) == "京A00001") {
+            return reply(503, Some(2), r#"{"msg":"busy"}"#);
+        }
+        renewed()
+    });
+    let summary = tokio::time::timeout(Duration::from_secs(60), run(config, &fake))
+        .await
+        .expect("the run goes on once its window drains")
+        .unwrap();
+    assert_eq!(count(&summary, Status::Renewed), 400);
+    assert_eq!(fake.calls(Endpoint::Renewal).len(), 401);
+}

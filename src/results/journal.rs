@@ -4,7 +4,8 @@
 //! The ordered `.partial` can only grow by its next row, so a row waiting out a backoff holds
 //! back every later answer; the journal does not wait. After each batch of answers the run
 //! writes the rows it can in order, then journals the batch's answers that are not among
-//! them: every answer is on disk once, in one of the two files. Each record names the row, the
+//! them: every answer is on disk after its batch, written once unless it waited in the
+//! journal for an earlier row (`.partial` then takes it too). Each record names the row, the
 //! vehicle it was for and the row's result columns: a decided row (`D`), or a row about to
 //! wait out a backoff (`R`, with its failures so far and when it may go again), so that a
 //! resumed run neither asks again for an answer it had nor gives a row a fresh retry budget.

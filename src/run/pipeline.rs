@@ -21,9 +21,10 @@
 //!   flushed after every batch of answers; then every answer of the batch that OUTPUT did not
 //!   take (its row waits behind an earlier one) is appended to the journal beside it
 //!   (`results::journal`) and flushed too: what is on disk is a clean, resumable prefix plus
-//!   every answer beyond it, and each answer is written once. A row that waited out a backoff
-//!   is journalled at once, as its backoff was. A failed write stops the run at once (no new
-//!   request is sent), and the answers it kept from disk go to the journal.
+//!   every answer beyond it; an answer whose row is written at once is never journalled. A
+//!   row that waited out a backoff is journalled at once, as its backoff was. A failed write
+//!   stops the run at once (no new request is sent), and the answers it kept from disk go to
+//!   the journal.
 //! - One run per OUTPUT: the run holds OUTPUT's lock (`results::lock`) from start to end.
 //! - One stop token ends intake: cancelled from outside (Ctrl-C) or by the credential
 //!   breaker (`breaker.rs`) when 403/406 answers keep coming; a refused Token is renewed by

@@ -389,9 +389,9 @@ async fn a_journal_of_another_input_is_refused_before_any_request_and_stops_a_ru
     }
 }
 
-/// Each answer is on disk once: the rows written in order are in `.partial` and not in the
-/// journal; the answers that wait behind a row in its backoff are in the journal, with that
-/// row's backoff record. Seen at the moment the waiting row is sent again.
+/// An answer whose row is written at once is not journalled: the rows written in order are
+/// in `.partial` and not in the journal; the answers that wait behind a row in its backoff
+/// are in the journal, with that row's backoff record. Seen at the moment the waiting row is sent again.
 #[tokio::test(start_paused = true)]
 async fn the_journal_holds_only_the_answers_that_partial_cannot_take_yet() {
     use crate::results::journal;

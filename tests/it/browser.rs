@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
 /// The flags every test's Chromium gets: headless, and nothing that reaches off the machine.
@@ -115,7 +114,9 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         let client = loop {
-            let mut builder = ClientBuilder::new(HttpConnector::new());
+            // fantoccini's rustls connector also speaks plain http, which is all chromedriver
+            // on loopback needs.
+            let mut builder = ClientBuilder::rustls().expect("a WebDriver connector");
             match builder.capabilities(capabilities.clone()).connect(&url).await {
                 Ok(client) => break client,
                 Err(error) if started.elapsed() > Duration::from_secs(30) => {

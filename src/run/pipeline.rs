@@ -514,7 +514,7 @@ impl Run<'_> {
             Turn::Done(outcome) => {
                 self.reuse.note(&self.config.agent.agent_id, &job.lead, &outcome);
                 if job.last.is_some() || self.journal.is_none() {
-                    self.journal(job.row, &job.lead, &outcome, None)?;
+                    append(&mut self.journal, job.row, &job.lead, &outcome, None)?;
                     self.decide(job.seq, RowResult::Decided(outcome));
                 } else {
                     self.unjournalled.push(job.seq);
@@ -527,7 +527,7 @@ impl Run<'_> {
                         transient_failures: job.transient_failures,
                         due_unix_ms: journal::unix_ms_now() + delay.as_millis() as u64,
                     };
-                    self.journal(job.row, &job.lead, last, Some(retry))?;
+                    append(&mut self.journal, job.row, &job.lead, last, Some(retry))?;
                 }
                 if stopping {
                     // After a stop nothing more is sent: the row keeps what it has.
@@ -540,25 +540,6 @@ impl Run<'_> {
             Turn::Stopped => self.finish_with_last(job),
         }
         Ok(())
-    }
-
-    /// Appends a row's latest answer to the journal (flushed with the batch).
-    fn journal(
-        &mut self,
-        row: u64,
-        lead: &Lead,
-        outcome: &RowOutcome,
-        retry: Option<journal::Retry>,
-    ) -> Result<(), Error> {
-        let Some(journal) = &mut self.journal else {
-            return Ok(());
-        };
-        journal
-            .append_parts(row, journal::vehicle_id(lead), outcome, retry)
-            .map_err(|source| Error::Write {
-                path: journal.path().to_path_buf(),
-                source,
-            })
     }
 
     /// Journals the answers of the batch that OUTPUT did not take: those whose rows are still
@@ -574,19 +555,10 @@ impl Run<'_> {
             else {
                 continue;
             };
-            let RowResult::Answered(..) = finished.result else {
-                continue;
-            };
             let row = finished.row;
-            let RowResult::Answered(outcome, lead) =
-                std::mem::replace(&mut finished.result, RowResult::Pending)
-            else {
-                unreachable!("matched just above");
-            };
-            let journalled = self.journal(row, &lead, &outcome, None);
-            let index = (seq - window_start) as usize;
-            self.window.decide(index, RowResult::Decided(outcome));
-            journalled?;
+            if let Some((lead, outcome)) = finished.settle_answer() {
+                append(&mut self.journal, row, &lead, outcome, None)?;
+            }
         }
         // The emptied vector keeps its room for the next batch.
         self.unjournalled = seqs;
@@ -597,20 +569,20 @@ impl Run<'_> {
     /// OUTPUT since its last good flush, and those still in the window. Best effort: the
     /// failure is what is told.
     fn rescue_answers(&mut self) {
-        let mut answers = std::mem::take(&mut self.unflushed);
-        for finished in self.window.iter_mut() {
-            if let RowResult::Answered(..) = finished.result
-                && let RowResult::Answered(outcome, lead) =
-                    std::mem::replace(&mut finished.result, RowResult::Pending)
-            {
-                answers.push((finished.row, lead, outcome));
-            }
-        }
-        for (row, lead, outcome) in answers {
-            if let Err(error) = self.journal(row, &lead, &outcome, None) {
-                tracing::warn!("{error}");
-                return;
-            }
+        let rescued = std::mem::take(&mut self.unflushed)
+            .iter()
+            .try_for_each(|(row, lead, outcome)| append(&mut self.journal, *row, lead, outcome, None))
+            .and_then(|()| {
+                self.window.iter_mut().try_for_each(|finished| {
+                    let row = finished.row;
+                    match finished.settle_answer() {
+                        Some((lead, outcome)) => append(&mut self.journal, row, &lead, outcome, None),
+                        None => Ok(()),
+                    }
+                })
+            });
+        if let Err(error) = rescued {
+            tracing::warn!("{error}");
         }
     }
 
@@ -661,7 +633,7 @@ impl Run<'_> {
         if self.halted {
             // Not written, so that OUTPUT has no gap: an answer goes to the journal instead.
             if let RowResult::Answered(outcome, lead) = finished.result {
-                self.journal(finished.row, &lead, &outcome, None)?;
+                append(&mut self.journal, finished.row, &lead, &outcome, None)?;
             }
             return Ok(());
         }
@@ -768,6 +740,26 @@ impl Run<'_> {
         summary.rows_per_sec = self.n_written as f64 / elapsed;
         summary
     }
+}
+
+/// Appends a row's answer (or its backoff) to the journal, if the run keeps one; flushed with
+/// the batch.
+fn append(
+    journal: &mut Option<Journal>,
+    row: u64,
+    lead: &Lead,
+    outcome: &RowOutcome,
+    retry: Option<journal::Retry>,
+) -> Result<(), Error> {
+    let Some(journal) = journal else {
+        return Ok(());
+    };
+    journal
+        .append_parts(row, journal::vehicle_id(lead), outcome, retry)
+        .map_err(|source| Error::Write {
+            path: journal.path().to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]

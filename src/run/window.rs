@@ -37,6 +37,23 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// Makes this run's answer, not journalled yet, a decided row; returns the answer and its
+    /// vehicle, for the journal.
+    pub fn settle_answer(&mut self) -> Option<(Lead, &RowOutcome)> {
+        let RowResult::Answered(..) = self.result else {
+            return None;
+        };
+        let RowResult::Answered(outcome, lead) = std::mem::replace(&mut self.result, RowResult::Pending)
+        else {
+            unreachable!("matched just above");
+        };
+        self.result = RowResult::Decided(outcome);
+        let RowResult::Decided(outcome) = &self.result else {
+            unreachable!("set just above");
+        };
+        Some((lead, outcome))
+    }
+
     fn bytes(&self) -> usize {
         row_bytes(&self.fields) + self.warnings.iter().map(String::len).sum::<usize>()
     }
